@@ -1,0 +1,251 @@
+"""Scene (pixel) models: a 3D CNN trunk -> global average pool -> 512-d feature -> classifier.
+
+Trunks come from torchvision.models.video (r3d_18, mc3_18, r2plus1d_18, swin3d_t, s3d), built
+with weights=None; pretrained weights come only from local files (`load_backbone_weights`).
+`small3d` is a tiny trunk for CPU demos. The I3D ResNet-50 trunk lives in `i3d.py`.
+
+A trunk maps frames [B,3,T,H,W] to a feature map [B,D,T',H',W'] and has `out_dim` = D.
+Pooling is a plain mean over (T',H',W'), i.e. adaptive: any clip length and size works
+(torchvision's s3d has a fixed AvgPool3d((2,7,7)) that fails on 8-frame clips; it is not used).
+Trunk state-dict keys equal the torchvision model's keys minus its classification head, so a
+torchvision-format checkpoint loads straight into a trunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torchvision.models import video as tvv
+
+HEAD_PREFIXES = ("fc.", "head.", "classifier.")  # classification heads of torchvision models
+
+
+# ----------------------------------------------------------------------------- weights
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local file: a plain state dict, or a checkpoint dict holding
+    it under 'model' or 'state_dict'. A DDP 'module.' prefix is removed."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated files, non-torch files
+        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(
+            f"{path}: expected a state dict (name -> tensor), or a dict with one under "
+            f"'model' or 'state_dict'"
+        )
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _preview(keys: Iterable[str], n: int = 8) -> str:
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_state_checked(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str = "<state dict>",
+    ignore_prefixes: Iterable[str] = (),
+) -> None:
+    """Load `state` into `module` with a strict key and shape check.
+
+    Keys under `ignore_prefixes` are skipped on both sides (e.g. a classification head of a
+    different size). If no key matches but the file holds a whole scene model (keys under
+    'backbone.'), its trunk part is used. Raises ValueError naming the file and the
+    missing / unexpected / mis-shaped keys.
+    """
+    ignore = tuple(ignore_prefixes)
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(ignore)}
+    if not own.keys() & state.keys() and any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    state = {k: v for k, v in state.items() if not k.startswith(ignore)}
+    missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(own.keys() & state.keys())
+        if state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"{source}: weights do not fit {type(module).__name__}"]
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_preview(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:5])}")
+        raise ValueError("; ".join(parts))
+    module.load_state_dict(state, strict=False)
+
+
+def load_backbone_weights(
+    model: nn.Module, path: str | os.PathLike, ignore_prefixes: Iterable[str] = HEAD_PREFIXES
+) -> nn.Module:
+    """Load a local checkpoint file into `model` (a trunk, or any module) strictly, except
+    for classification-head keys. Returns `model`."""
+    load_state_checked(model, read_state_dict(path), os.fspath(path), ignore_prefixes)
+    return model
+
+
+# ----------------------------------------------------------------------------- trunks
+class VideoResNetTrunk(nn.Module):
+    """torchvision VideoResNet (r3d_18, mc3_18, r2plus1d_18) without avgpool/fc."""
+
+    out_dim = 512
+
+    def __init__(self, net: tvv.VideoResNet):
+        super().__init__()
+        self.stem, self.layer1, self.layer2 = net.stem, net.layer1, net.layer2
+        self.layer3, self.layer4 = net.layer3, net.layer4
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class SwinTrunk(nn.Module):
+    """torchvision SwinTransformer3d without avgpool/head; returns [B,C,T,H,W]."""
+
+    def __init__(self, net: tvv.SwinTransformer3d):
+        super().__init__()
+        self.patch_embed, self.pos_drop = net.patch_embed, net.pos_drop
+        self.features, self.norm = net.features, net.norm
+        self.out_dim = net.num_features
+
+    def forward(self, x):
+        x = self.norm(self.features(self.pos_drop(self.patch_embed(x))))
+        return x.permute(0, 4, 1, 2, 3)
+
+
+class S3DTrunk(nn.Module):
+    """torchvision S3D features; its fixed (2,7,7) average pool is replaced by the scene
+    model's global mean, so 8-frame and small clips work."""
+
+    out_dim = 1024
+
+    def __init__(self, net: tvv.S3D):
+        super().__init__()
+        self.features = net.features
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def _conv_bn(c_in, c_out, kernel, stride):
+    pad = tuple(k // 2 for k in kernel)
+    return [
+        nn.Conv3d(c_in, c_out, kernel, stride, pad, bias=False),
+        nn.BatchNorm3d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Small3D(nn.Sequential):
+    """A ~0.7M-parameter 3D CNN for CPU demos and tests (not a paper model).
+
+    2D stem, then three 3x3x3 convs (two of them halving time and space) and a 1x1x1
+    expansion; ~0.4 GMAC per 8x112x112 clip.
+    """
+
+    def __init__(self, width: int = 24, out_dim: int = 256):
+        w = width
+        super().__init__(
+            *_conv_bn(3, w, (1, 5, 5), (1, 2, 2)),
+            nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+            *_conv_bn(w, 2 * w, (3, 3, 3), (1, 1, 1)),
+            *_conv_bn(2 * w, 4 * w, (3, 3, 3), (2, 2, 2)),
+            *_conv_bn(4 * w, 8 * w, (3, 3, 3), (2, 2, 2)),
+            *_conv_bn(8 * w, out_dim, (1, 1, 1), (1, 1, 1)),
+        )
+        self.out_dim = out_dim
+
+
+# ----------------------------------------------------------------------------- model
+class SceneModel(nn.Module):
+    """Trunk -> global mean over (T,H,W) -> Linear(D, feature_dim)+ReLU -> dropout -> linear.
+
+    `features(batch)` is the pooled `feature_dim` (512) scene feature used by fusion;
+    `feature_map(batch)` is the trunk's map, e.g. for RoIAlign heads.
+    """
+
+    needs_frames = True
+    needs_boxes = False
+
+    def __init__(self, backbone: nn.Module, num_classes: int, feature_dim: int = 512, dropout: float = 0.5):
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes, self.feature_dim = num_classes, feature_dim
+        self.proj = nn.Sequential(nn.Linear(backbone.out_dim, feature_dim), nn.ReLU(inplace=True))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+
+    def feature_map(self, batch: dict) -> torch.Tensor:
+        frames = batch["frames"]
+        if frames.dim() != 5 or frames.shape[1] != 3:
+            raise ValueError(f"{type(self.backbone).__name__}: frames must be [B,3,T,H,W], got {list(frames.shape)}")
+        return self.backbone(frames)
+
+    def features(self, batch: dict) -> torch.Tensor:
+        return self.proj(self.feature_map(batch).mean((2, 3, 4)))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.classifier(self.features(batch))
+
+
+TORCHVISION_TRUNKS = {
+    "r3d_18": (tvv.r3d_18, VideoResNetTrunk),
+    "mc3_18": (tvv.mc3_18, VideoResNetTrunk),
+    "r2plus1d_18": (tvv.r2plus1d_18, VideoResNetTrunk),
+    "swin3d_t": (tvv.swin3d_t, SwinTrunk),
+    "s3d": (tvv.s3d, S3DTrunk),
+}
+
+
+def torchvision_scene(
+    arch: str,
+    num_classes: int,
+    *,
+    backbone_weights: str | None = None,
+    feature_dim: int = 512,
+    dropout: float = 0.5,
+) -> SceneModel:
+    """A torchvision video trunk (weights=None), optionally loaded from a local file in
+    torchvision's format (its own head keys are ignored)."""
+    make, trunk_cls = TORCHVISION_TRUNKS[arch]
+    trunk = trunk_cls(make(weights=None))
+    if backbone_weights is not None:
+        load_backbone_weights(trunk, backbone_weights)
+    return SceneModel(trunk, num_classes, feature_dim, dropout)
+
+
+def small3d(
+    num_classes: int,
+    *,
+    backbone_weights: str | None = None,
+    width: int = 24,
+    feature_dim: int = 512,
+    dropout: float = 0.5,
+) -> SceneModel:
+    """The CPU demo scene model."""
+    trunk = Small3D(width)
+    if backbone_weights is not None:
+        load_backbone_weights(trunk, backbone_weights)
+    return SceneModel(trunk, num_classes, feature_dim, dropout)
+
+
+r3d_18 = functools.partial(torchvision_scene, "r3d_18")
+mc3_18 = functools.partial(torchvision_scene, "mc3_18")
+r2plus1d_18 = functools.partial(torchvision_scene, "r2plus1d_18")
+swin3d_t = functools.partial(torchvision_scene, "swin3d_t")
+s3d = functools.partial(torchvision_scene, "s3d")

@@ -1,0 +1,24 @@
+"""Shared command-line plumbing: user mistakes become one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from .errors import DataError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def run_main(main: Callable[[], int | None]) -> int:
+    """Call `main`; a DataError (bad input) or a missing file prints `error: ...` and returns 2."""
+    try:
+        return int(main() or 0)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileNotFoundError as e:
+        print(f"error: {e.filename}: file not found", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
