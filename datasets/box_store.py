@@ -180,6 +180,7 @@ class BoxStore:
                 if self._str_off[-1] > 0 else np.zeros(0, np.uint8)
         except (OSError, ValueError) as e:
             raise DataError(f"{self.folder / 'strings.bin'}: missing or corrupt ({e})") from None
+        self._strings: dict[int, str] = {}
         if len(self._ids) != self.meta["videos"] or len(self._xyxy) != self.meta["boxes"]:
             raise DataError(f"{self.folder}: store arrays do not match meta.json (interrupted build?)")
 
@@ -205,7 +206,11 @@ class BoxStore:
         return [i.decode() for i in ids]
 
     def string(self, i: int) -> str:
-        return bytes(self._str_bytes[self._str_off[i]:self._str_off[i + 1]]).decode("utf-8")
+        """String i of the table, decoded once per process (the table is small: track ids and nouns)."""
+        s = self._strings.get(i)
+        if s is None:
+            s = self._strings[i] = bytes(self._str_bytes[self._str_off[i]:self._str_off[i + 1]]).decode("utf-8")
+        return s
 
     def get(self, video_id: str) -> VideoBoxes:
         row = self._row(video_id)
@@ -214,22 +219,16 @@ class BoxStore:
         f0, f1 = int(self._video_frames[row]), int(self._video_frames[row + 1])
         b0, b1 = int(self._frame_boxes[f0]), int(self._frame_boxes[f1])
         counts = np.diff(np.asarray(self._frame_boxes[f0:f1 + 1]))
-        strs = np.asarray(self._box_strings[b0:b1])
-        cache: dict[int, str] = {}
-
-        def s(i: int) -> str:
-            if i not in cache:
-                cache[i] = self.string(i)
-            return cache[i]
-
+        strs = np.asarray(self._box_strings[b0:b1]).tolist()
+        s = self.string
         return VideoBoxes(
             video_id=str(video_id),
             frame_index=np.array(self._frame_index[f0:f1], dtype=np.int32),
             box_frame=np.repeat(np.arange(f1 - f0, dtype=np.int32), counts),
             xyxy=np.array(self._xyxy[b0:b1], dtype=np.float32),
-            track=[s(int(i)) for i in strs[:, 0]],
-            category=[s(int(i)) for i in strs[:, 1]],
-            gt_annotation=[s(int(i)) for i in strs[:, 2]],
+            track=[s(t) for t, _, _ in strs],
+            category=[s(c) for _, c, _ in strs],
+            gt_annotation=[s(g) for _, _, g in strs],
             placeholders=[s(int(i)) for i in self._ph[self._video_ph[row]:self._video_ph[row + 1]]],
             nr_instances=np.array(self._frame_inst[f0:f1], dtype=np.int32),
         )

@@ -1,0 +1,144 @@
+"""From a run config to datasets and loaders: split files + boxes + videos -> ClipDataset -> DataLoader.
+
+Model selection uses a held-out part of train.json (`holdout_fraction`, stratified by class, fixed
+by the seed), never the evaluation side of the split: the official code chose its checkpoint on
+the set it reported.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from datasets.annotations import open_boxes
+from datasets.clip_dataset import ClipDataset, collate
+from datasets.errors import DataError
+from datasets.ssv2 import Record, class_names, load_labels, load_records
+
+from .config import TrainConfig
+from .distributed import DistInfo
+from .samplers import GlobalBatchSampler, ShardSampler
+
+
+@dataclass
+class SplitFiles:
+    labels: Path
+    train: Path
+    sets: dict[str, Path]
+
+
+def split_files(split_dir: str | os.PathLike) -> SplitFiles:
+    """The files of a split folder: labels.json, train.json and the other record lists in it."""
+    folder = Path(split_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: split folder not found (make one with `python -m splits compositional ...`)")
+    labels = folder / "labels.json"
+    if not labels.exists():
+        raise DataError(f"{folder}: no labels.json in the split folder")
+    sets = {p.stem: p for p in sorted(folder.glob("*.json"))
+            if p.stem not in ("labels", "objectsA", "objectsB", "report") and not p.stem.endswith("labels")}
+    return SplitFiles(labels=labels, train=folder / "train.json", sets=sets)
+
+
+def holdout_split(records: list[Record], labels: dict[str, int], fraction: float, seed: int
+                  ) -> tuple[list[Record], list[Record]]:
+    """Stratified: about `fraction` of each class's videos (at least one when a class has >= 2)."""
+    if fraction <= 0:
+        return list(records), []
+    rng = np.random.default_rng([seed, 7919])
+    by_class: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        by_class.setdefault(labels[r.class_name], []).append(i)
+    held: set[int] = set()
+    for c in sorted(by_class):
+        idx = by_class[c]
+        if len(idx) < 2:
+            continue
+        n = max(1, int(round(fraction * len(idx))))
+        held.update(rng.choice(idx, size=n, replace=False).tolist())
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+@dataclass
+class Data:
+    class_names: list[str]
+    labels: dict[str, int]
+    train: ClipDataset | None
+    holdout: ClipDataset | None
+    evaluation: ClipDataset | None
+    report: dict
+
+
+def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int], *, needs_boxes: bool,
+                 needs_frames: bool, train: bool, boxes=None, views: tuple[int, int] = (1, 1), source: str = "",
+                 seed: int | None = None) -> ClipDataset:
+    if needs_boxes and boxes is None:
+        if not cfg.boxes:
+            raise DataError("this model reads boxes: set `boxes` to a Something-Else JSON or box store")
+        boxes = open_boxes(cfg.boxes)
+    if needs_frames and not cfg.videos:
+        raise DataError("this model reads pixels: set `videos` to the folder of videos or frame folders")
+    if needs_frames and not Path(cfg.videos).is_dir():
+        raise DataError(f"{cfg.videos}: video folder not found")
+    return ClipDataset(
+        records, labels, boxes if needs_boxes else None, cfg.videos if needs_frames else None,
+        num_box_frames=cfg.num_box_frames, num_slots=cfg.num_slots, official_slots=cfg.official_slots,
+        load_frames=needs_frames, num_rgb_frames=cfg.num_rgb_frames,
+        rgb_sampler="strided" if cfg.rgb_sampler == "official" else "segment",
+        train=train, input_size=cfg.input_size, num_clips=views[0], num_crops=views[1],
+        default_frame_size=tuple(cfg.frame_size) if cfg.frame_size else None,
+        seed=cfg.seed if seed is None else seed, source=source)
+
+
+def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_train: bool = True) -> Data:
+    files = split_files(cfg.split)
+    labels = load_labels(files.labels)
+    names = class_names(labels)
+    boxes = open_boxes(cfg.boxes) if needs_boxes and cfg.boxes else None
+    kw = dict(needs_boxes=needs_boxes, needs_frames=needs_frames, boxes=boxes)
+    report: dict = {}
+    train = holdout = None
+    if with_train:
+        if not files.train.exists():
+            raise DataError(f"{cfg.split}: no train.json in the split folder")
+        records = load_records(files.train, labels)
+        if cfg.max_videos:
+            records = records[: cfg.max_videos]
+        train_recs, held_recs = holdout_split(records, labels, cfg.holdout_fraction, cfg.seed)
+        train = make_dataset(cfg, train_recs, labels, train=True, source=str(files.train), **kw)
+        if held_recs:
+            holdout = make_dataset(cfg, held_recs, labels, train=False, source=f"{files.train} (held out)", **kw)
+        report["train"] = train.report
+        report["holdout"] = holdout.report if holdout else None
+        if len(train) == 0:
+            raise DataError(f"{files.train}: no usable training videos ({train.report})")
+    evaluation = None
+    if cfg.eval_set:
+        if cfg.eval_set not in files.sets:
+            raise DataError(f"{cfg.split}: no {cfg.eval_set}.json (available: {', '.join(files.sets) or 'none'})")
+        eval_recs = load_records(files.sets[cfg.eval_set], labels)
+        evaluation = make_dataset(cfg, eval_recs, labels, train=False, views=tuple(cfg.eval_views),
+                                  source=str(files.sets[cfg.eval_set]), **kw)
+        report["evaluation"] = evaluation.report
+    return Data(names, labels, train, holdout, evaluation, report)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode and crop; more threads per worker only fight for cores
+
+
+def train_loader(ds: ClipDataset, cfg: TrainConfig, dist: DistInfo) -> DataLoader:
+    sampler = GlobalBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
+    return DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate,
+                      worker_init_fn=_worker_init, pin_memory=dist.device.type == "cuda")
+
+
+def eval_loader(ds: ClipDataset, cfg: TrainConfig, dist: DistInfo, batch_size: int | None = None) -> DataLoader:
+    per_rank = max(1, (batch_size or cfg.batch_size) // dist.world_size)
+    return DataLoader(ds, batch_size=per_rank, sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
+                      num_workers=cfg.workers, collate_fn=collate, worker_init_fn=_worker_init,
+                      pin_memory=dist.device.type == "cuda")

@@ -1,0 +1,117 @@
+"""Combining a scene (pixel) model with a STIN (box) model.
+
+Two ways, as in the paper's tables:
+- `FusionModel`: feature-level fusion, concat(scene feature, STIN feature) -> MLP classifier,
+  trained jointly or with a stream frozen (e.g. the scene stream loaded from its checkpoint).
+- `ScoreEnsemble` / `fuse_scores`: separately trained models, weighted mean of softmax scores
+  (the "I3D, STIN+OIE+NL" rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def freeze_(module: nn.Module) -> nn.Module:
+    """No gradients and eval mode (BatchNorm statistics and dropout fixed)."""
+    module.requires_grad_(False)
+    return module.eval()
+
+
+class FusionModel(nn.Module):
+    """concat(scene.features, stin.features) -> Linear-ReLU-Linear(512)-ReLU-Linear.
+
+    The classifier has the official fusion head's shape (hidden = the STIN feature size).
+    A frozen stream runs under no_grad in eval mode, whatever mode the fusion model is in.
+    """
+
+    needs_frames = True
+    needs_boxes = True
+
+    def __init__(
+        self,
+        scene: nn.Module,
+        stin: nn.Module,
+        num_classes: int,
+        freeze_scene: bool = False,
+        freeze_stin: bool = False,
+        hidden_dim: int | None = None,
+    ):
+        super().__init__()
+        self.scene, self.stin = scene, stin
+        self.freeze_scene, self.freeze_stin = freeze_scene, freeze_stin
+        self.num_classes = num_classes
+        self.feature_dim = scene.feature_dim + stin.feature_dim
+        hidden = hidden_dim or stin.feature_dim
+        self.classifier = nn.Sequential(
+            nn.Linear(self.feature_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, num_classes),
+        )
+        for stream, frozen in ((scene, freeze_scene), (stin, freeze_stin)):
+            if frozen:
+                freeze_(stream)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for stream, frozen in ((self.scene, self.freeze_scene), (self.stin, self.freeze_stin)):
+            if frozen:
+                stream.eval()
+        return self
+
+    @staticmethod
+    def _features(stream: nn.Module, frozen: bool, batch: dict) -> torch.Tensor:
+        if frozen:
+            with torch.no_grad():
+                return stream.features(batch)
+        return stream.features(batch)
+
+    def features(self, batch: dict) -> torch.Tensor:
+        return torch.cat(
+            [
+                self._features(self.scene, self.freeze_scene, batch),
+                self._features(self.stin, self.freeze_stin, batch),
+            ],
+            dim=1,
+        )
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.classifier(self.features(batch))
+
+
+def fuse_scores(logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Weighted mean of the softmax scores of several models: [B,K] probabilities.
+
+    Weights are normalised to sum to 1 (default: equal weights).
+    """
+    if not logits:
+        raise ValueError("fuse_scores: no scores given")
+    weights = [1.0] * len(logits) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(logits):
+        raise ValueError(f"fuse_scores: {len(logits)} score sets but {len(weights)} weights")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"fuse_scores: weights must be >= 0 with a positive sum, got {weights}")
+    total = sum(weights)
+    return sum(w / total * x.float().softmax(-1) for w, x in zip(weights, logits))
+
+
+class ScoreEnsemble(nn.Module):
+    """Late fusion of trained models. forward returns log fused probabilities, usable as
+    logits (softmax of them gives back the fused scores; argmax is the fused prediction)."""
+
+    def __init__(self, models: Sequence[nn.Module], weights: Sequence[float] | None = None):
+        super().__init__()
+        self.models = nn.ModuleList(models)
+        self.weights = list(weights) if weights is not None else [1.0] * len(models)
+        fuse_scores([torch.zeros(1, 1)] * len(self.models), self.weights)  # validate early
+        self.needs_frames = any(getattr(m, "needs_frames", False) for m in models)
+        self.needs_boxes = any(getattr(m, "needs_boxes", False) for m in models)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        probs = fuse_scores([m(batch) for m in self.models], self.weights)
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()

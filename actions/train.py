@@ -1,0 +1,211 @@
+"""`python -m actions.train --config CONFIG.yaml [key=value ...]`: train a model on a split.
+
+The run folder (`out`) gets: config.yaml (resolved), last.pt / best.pt (atomic, every epoch),
+metrics.jsonl (one line per epoch), results.json (held-out selection + final evaluation),
+scores.npz (per-video scores of the evaluation set), curves.png, per_class.png, confusion.png.
+Under `torchrun --nproc_per_node=K` the same command trains with DistributedDataParallel.
+Exit codes: 0 done, 2 bad input/config, 3 stopped on a non-finite loss (last good checkpoint kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from datasets.cli import run_main
+from datasets.errors import DataError
+from datasets.jsonio import write_json
+from datasets.ssv2 import load_labels
+
+from . import report
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, load_config, save_config, to_dict
+from .data import Data, build_data, eval_loader, split_files, train_loader
+from .distributed import DistInfo, cleanup_distributed, init_distributed, synchronize_batchnorm
+from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
+from .metrics import summarize, topk_accuracy
+from .models import create_model
+
+EXIT_NAN = 3
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    try:
+        model = create_model(cfg.model, num_classes, **cfg.model_args)
+    except ValueError as e:
+        raise DataError(f"model: {e}") from None
+    if cfg.init_checkpoint:
+        state = load_checkpoint(cfg.init_checkpoint)["model"]
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or missing:
+            raise DataError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
+                            f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_state(model, optimizer, scheduler, epoch, cfg, data: Data, best, metrics) -> dict:
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+            "epoch": epoch, "config": to_dict(cfg), "class_names": data.class_names, "model_name": cfg.model,
+            "model_args": dict(cfg.model_args), "rng": rng_state(), "best": best, "metrics": metrics}
+
+
+def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
+    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, desc=desc,
+                                 progress=sys.stderr.isatty())
+    return summarize(scores, labels, class_names), ids, scores, labels
+
+
+def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
+    dist = init_distributed(cfg.device)
+    log = print if dist.is_main else (lambda *a, **k: None)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, len(load_labels(split_files(cfg.split).labels)))
+    needs_boxes, needs_frames = bool(getattr(model, "needs_boxes", True)), bool(getattr(model, "needs_frames", False))
+    data = build_data(cfg, needs_boxes, needs_frames)
+    n_params = count_parameters(model)
+    log(f"data: {len(data.train)} training, {len(data.holdout) if data.holdout else 0} held-out, "
+        f"{len(data.evaluation) if data.evaluation else 0} evaluation videos; {len(data.class_names)} classes; "
+        f"reads {'boxes' if needs_boxes else ''}{' + ' if needs_boxes and needs_frames else ''}"
+        f"{'frames' if needs_frames else ''}")
+    if dry_run:
+        log(f"model: {cfg.model} {cfg.model_args or ''}")
+        log(f"parameters: {n_params}")
+        cleanup_distributed()
+        return 0
+
+    out = Path(cfg.out)
+    last, best_path = out / "last.pt", out / "best.pt"
+    if last.exists() and not resume:
+        raise DataError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
+    device = dist.device
+    model.to(device)
+    if dist.distributed:
+        model = synchronize_batchnorm(model, device)
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        ddp = model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_steps, gamma=cfg.lr_gamma)
+    start_epoch, best = 0, {"epoch": -1, "holdout_top1": -1.0}
+    metrics: list[dict] = []
+    if resume and last.exists():
+        ckpt = load_checkpoint(last, map_location=device)
+        if ckpt.get("model_name") != cfg.model:
+            raise DataError(f"{last}: was trained as {ckpt.get('model_name')!r}, config says {cfg.model!r}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["lr_scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, best, metrics = ckpt["epoch"] + 1, ckpt["best"], ckpt.get("metrics", [])
+        log(f"resumed {last} after epoch {ckpt['epoch']}")
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        # metrics.jsonl holds exactly the epochs of the checkpoint we continue from
+        (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+
+    loader = train_loader(data.train, cfg, dist)
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        loader.batch_sampler.set_epoch(epoch)
+        data.train.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            row = train_one_epoch(ddp, loader, optimizer, device, epoch, dist=dist, clip_grad_norm=cfg.clip_grad_norm,
+                                  amp=cfg.amp, label_smoothing=cfg.label_smoothing, log_every=cfg.log_every,
+                                  progress=sys.stderr.isatty())
+        except NonFiniteLoss as e:
+            log(f"error: {e}; stopped. The last good checkpoint is {last if last.exists() else '(none yet)'}",
+                file=sys.stderr)
+            cleanup_distributed()
+            return EXIT_NAN
+        scheduler.step()
+        row = {"kind": "epoch", "epoch": epoch, "lr": lr, **row}
+        if data.holdout is not None:
+            ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
+                                          desc="held-out", progress=sys.stderr.isatty())
+            row.update(holdout_top1=topk_accuracy(scores, labels, 1), holdout_top5=topk_accuracy(scores, labels, 5),
+                       holdout_loss=mean_loss(scores, labels))
+        metrics.append(row)
+        score = row.get("holdout_top1", epoch)  # without a held-out set: the last epoch is the best
+        improved = score >= best["holdout_top1"]
+        if improved:
+            best = {"epoch": epoch, "holdout_top1": score}
+        if dist.is_main:
+            state = checkpoint_state(model, optimizer, scheduler, epoch, cfg, data, best, metrics)
+            save_checkpoint(state, last)
+            if improved:
+                shutil.copyfile(last, out / ".best.tmp")
+                (out / ".best.tmp").replace(best_path)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        held = (f" | held-out top-1 {row['holdout_top1']:.3f} top-5 {row['holdout_top5']:.3f}"
+                if "holdout_top1" in row else "")
+        log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} | train loss {row['train_loss']:.4f} "
+            f"top-1 {row['train_top1']:.3f}{held} | {row['train_seconds']:.1f}s{' *' if improved else ''}")
+    if dist.distributed:
+        torch.distributed.barrier()
+
+    results = {"model": cfg.model, "parameters": n_params, "epochs": cfg.epochs, "best": best,
+               "train_seconds": time.perf_counter() - t_start, "data": data.report}
+    if data.evaluation is not None:
+        ckpt = load_checkpoint(best_path if best_path.exists() else last, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        summary, ids, scores, labels = evaluate_split(ddp, data.evaluation, cfg, dist, device, data.class_names,
+                                                      desc=cfg.eval_set)
+        results["evaluation"] = {"set": cfg.eval_set, "checkpoint": f"epoch {ckpt['epoch']}",
+                                 "views": list(cfg.eval_views), **summary}
+        if dist.is_main:
+            np.savez_compressed(out / "scores.npz", video_id=np.array(ids), scores=scores, label=labels,
+                                class_names=np.array(data.class_names))
+            report.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
+            report.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
+        log(f"{cfg.eval_set}: top-1 {summary['top1']:.4f} top-5 {summary['top5']:.4f} over {summary['videos']} videos "
+            f"(checkpoint of epoch {ckpt['epoch'] + 1}, chosen on the held-out part of train)")
+    if dist.is_main:
+        write_json(out / "results.json", results, indent=1)
+        report.plot_curves(report.read_metrics(out / "metrics.jsonl"), out / "curves.png")
+    cleanup_distributed()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m actions.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Config keys (set in the YAML file or as key=value): "
+                                       + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))
+    p.add_argument("--config", help="YAML file with config keys (configs/synthetic/*.yaml, configs/ssv2/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. lr=0.02 epochs=5")
+    p.add_argument("--resume", action="store_true", help="continue the run in `out` from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build the data pipeline and the model, print 'parameters: N' last, exit without training")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: train(load_config(args.config, args.overrides), resume=args.resume, dry_run=args.dry_run))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
