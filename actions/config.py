@@ -32,6 +32,9 @@ class TrainConfig:
     num_rgb_frames: int = 8
     rgb_sampler: str = "segment"  # segment | official (16 frames, stride 2)
     input_size: int = 112
+    crop: str = "full"  # full: whole frame resized to the square input (every box stays in view; SSv2
+    # actions span the frame) | multiscale: TSN/official multi-scale square crops of the short side
+    # (on 16:9 frames they can cut away half the width, and the boxes in it) | center
     official_slots: bool = False  # reproduce the official hand-in-last-slot layout without a mask
     frame_size: list = field(default_factory=list)  # [w, h] of the videos when known (boxes are pixels);
     # empty: coordinate-only models infer it from the box extent, pixel models read it from the frames
@@ -66,6 +69,8 @@ class TrainConfig:
             raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.rgb_sampler not in ("segment", "official"):
             raise DataError(f"rgb_sampler must be 'segment' or 'official', got {self.rgb_sampler!r}")
+        if self.crop not in ("full", "multiscale", "center"):
+            raise DataError(f"crop must be 'full', 'multiscale' or 'center', got {self.crop!r}")
         if len(self.eval_views) != 2:
             raise DataError(f"eval_views must be [clips, crops], got {self.eval_views}")
 

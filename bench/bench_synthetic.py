@@ -34,36 +34,41 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rendered = [render_spec(s)[0] for s in specs]
-        rows.append(("render only", time.perf_counter() - t0))
+        rows.append(("render only", time.perf_counter() - t0, time.process_time() - c0))
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for s, r in zip(specs, rendered):
             write_video(tmp / f"enc_{s.id}.webm", r.frames, fps=FPS)
-        rows.append(("encode only (same frames)", time.perf_counter() - t0))
+        rows.append(("encode only (same frames)", time.perf_counter() - t0, time.process_time() - c0))
         del rendered
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for s in specs:
             write_video(tmp / f"both_{s.id}.webm", render_spec(s)[0].frames, fps=FPS)
-        rows.append(("render + encode", time.perf_counter() - t0))
+        rows.append(("render + encode", time.perf_counter() - t0, time.process_time() - c0))
 
         for workers in sorted({1, args.workers}):
             t0 = time.perf_counter()
             generate(tmp / f"set_{workers}", args.videos, seed=args.seed, width=args.width, height=args.height,
                      workers=workers)
-            rows.append((f"generate, {workers} worker{'s' if workers > 1 else ''} (+JSON)", time.perf_counter() - t0))
+            rows.append((f"generate, {workers} worker{'s' if workers > 1 else ''} (+JSON)",
+                         time.perf_counter() - t0, None))
 
     print(f"synthetic generator: {args.videos} videos, {n_frames} frames, {args.width}x{args.height}, "
           f"{os.cpu_count()} CPUs")
-    print(f"{'stage':<34} {'seconds':>8} {'videos/s':>9} {'frames/s':>9}")
-    for name, sec in rows:
-        print(f"{name:<34} {sec:>8.2f} {args.videos / sec:>9.2f} {n_frames / sec:>9.1f}")
-    per_video = dict(rows)
-    gen = [sec for name, sec in rows if name.startswith("generate")][-1]
-    print(f"-> 100 videos take about {100 * gen / args.videos:.0f} s with {args.workers} worker(s); "
-          f"rendering is {per_video['render only'] / per_video['render + encode']:.0%} of render+encode")
+    load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    print(f"(wall-clock seconds; CPU ms/video counts this process only, so it holds on a busy machine{load})")
+    print(f"{'stage':<34} {'seconds':>8} {'videos/s':>9} {'frames/s':>9} {'CPU ms/video':>13}")
+    for name, sec, cpu in rows:
+        cpu_txt = f"{1000 * cpu / args.videos:>13.0f}" if cpu is not None else f"{'-':>13}"
+        print(f"{name:<34} {sec:>8.2f} {args.videos / sec:>9.2f} {n_frames / sec:>9.1f} {cpu_txt}")
+    cpu = {name: c for name, _, c in rows}
+    gen = [sec for name, sec, _ in rows if name.startswith("generate")][-1]
+    print(f"-> 100 videos: about {100 * gen / args.videos:.0f} s measured with {args.workers} worker(s), "
+          f"{100 * cpu['render + encode'] / args.videos / max(args.workers, 1):.0f} s of CPU per worker; "
+          f"rendering is {cpu['render only'] / cpu['render + encode']:.0%} of render+encode CPU")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.jsonio import read_json
-from datasets.ssv2 import Record, load_labels, parse_record, template_to_class
+from datasets.ssv2 import Record, load_labels, template_to_class
 
 from . import io
 from .nouns import NounMap, build_noun_map
@@ -86,12 +86,8 @@ class Pool:
 def read_pool_records(path: str | os.PathLike, labels: dict[str, int], labels_path: str | os.PathLike,
                       class_of: dict[str, str]) -> list[Record]:
     """Read a train/validation list; each record needs a template from the labels file and placeholders."""
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of records")
     out = []
-    for i, item in enumerate(data):
-        rec = parse_record(item, path, i, None)
+    for i, rec in enumerate(io.parse_records(read_json(path), path)):
         if rec.template is None:
             raise DataError(f"{path}: record {i} (id {rec.id}): missing field 'template' (a test-set list has no labels)")
         name = class_of.get(rec.template)
@@ -169,8 +165,8 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
     raw_counts = Counter(p for r in records for p in r.placeholders)
     nmap: NounMap = build_noun_map(raw_counts, merge_heads=options.merge_heads)
     mapping = nmap.mapping
+    valid_nouns: list[list[str]] = []  # every video with canonical nouns, before the rule: for the rule comparison
     video_nouns: list[list[str]] = []
-    all_nouns: list[list[str]] = []
     kept_records: list[Record] = []
     empty_ids, multi_ids = [], []
     for r in records:
@@ -178,6 +174,7 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
         if "" in canon:
             empty_ids.append(r.id)
             continue
+        valid_nouns.append(canon)
         if options.rule == "first-noun":
             nouns = canon[:1]
         elif options.rule == "single-noun":
@@ -189,7 +186,6 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
             nouns = canon
         kept_records.append(r)
         video_nouns.append(nouns)
-        all_nouns.append(canon)
     drop("empty_noun", empty_ids)
     drop("multi_noun", multi_ids)
 
@@ -200,7 +196,6 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
         drop("rare_noun", [r.id for r, k in zip(kept_records, keep) if not k])
         kept_records = [r for r, k in zip(kept_records, keep) if k]
         video_nouns = [v for v, k in zip(video_nouns, keep) if k]
-        all_nouns = [v for v, k in zip(all_nouns, keep) if k]
     if not kept_records:
         raise DataError(f"empty result: all {len(pool.records)} videos were dropped before the search "
                         f"({_reason_text(dropped)})")
@@ -245,7 +240,7 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
     # the other multi-placeholder rules under the same assignment
     set_of = {n: int(best.s[noun_pos[n]]) for n in noun_names}
     mixed = unknown = multi = 0
-    for canon in all_nouns:
+    for canon in valid_nouns:
         if len(canon) > 1:
             multi += 1
             sets = {set_of.get(n) for n in canon}

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import DataError
-from datasets.ssv2 import Record, load_labels, save_labels, save_records, template_to_class
+from datasets.ssv2 import Record, load_labels, template_to_class
 
 from . import io
 from .compositional import read_pool_records
@@ -117,9 +117,9 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
             vids = tr_by[c]
             perm = rng.permutation(len(vids))[:need].tolist()
             for k in shots:
-                per_k[k].extend(vids[i] for i in perm[:k])
+                per_k[k].extend(vids[i] for i in perm[:k + 1])
         drawn[d] = {k: sorted(v, key=lambda r: pos[r.id]) for k, v in per_k.items()}
-    empty_base = [c for c in base if not any(True for _ in tr_by[c][:1])]
+    empty_base = [c for c in base if not tr_by[c]]
     report = {
         "kind": "fewshot",
         "selection": selection,
@@ -143,17 +143,17 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
 def write_fewshot(out: str | os.PathLike, result: FewShotResult) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_labels(out / io.BASE_LABELS, result.base_labels)
-    save_labels(out / io.FINETUNE_LABELS, result.finetune_labels)
-    save_records(out / io.BASE_TRAIN, result.base_train)
-    save_records(out / io.BASE_VAL, result.base_val)
+    io.save_labels(out / io.BASE_LABELS, result.base_labels)
+    io.save_labels(out / io.FINETUNE_LABELS, result.finetune_labels)
+    io.save_records(out / io.BASE_TRAIN, result.base_train)
+    io.save_records(out / io.BASE_VAL, result.base_val)
     for d, per_k in result.shots.items():
         folder = io.draw_dir(out, d)
         folder.mkdir(parents=True, exist_ok=True)
         for k, recs in per_k.items():
-            save_records(folder / io.finetune_name(k, "train"), recs)
+            io.save_records(folder / io.finetune_name(k, "train"), recs)
             if d == 0:
-                save_records(folder / io.finetune_name(k, "val"), result.finetune_val)
+                io.save_records(folder / io.finetune_name(k, "val"), result.finetune_val)
     io.write_report(out, result.report)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import DataError
-from datasets.jsonio import read_json, write_json
+from datasets.jsonio import read_json
 from datasets.ssv2 import Record, class_names, load_labels, template_to_class
 
 from . import io
@@ -87,7 +87,7 @@ def run_shuffled(src: str | os.PathLike, out: str | os.PathLike, seed: int = 0) 
         raise DataError(f"{out}: the output folder must differ from the source folder")
     io.write_compositional_folder(out, labels, new_train, new_val)
     if folder.noun_map is not None:  # keeps `stats`/`validate` noun checks consistent with the source
-        write_json(Path(out) / io.NOUN_MAP, read_json(folder.noun_map), indent=0)
+        io.write_json(Path(out) / io.NOUN_MAP, read_json(folder.noun_map), indent=0)
     io.write_report(out, report)
     return report
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.jsonio import write_json
 from datasets.ssv2 import Record, template_to_class
 
 from . import io
@@ -46,7 +45,7 @@ def _plot(path: Path, classes: list[str], counts: dict[str, Counter], title: str
     totals = np.array([sum(counts[s][c] for s in sides) for c in classes])
     order = np.argsort(-totals, kind="stable")
     x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(max(8.0, min(24.0, 0.12 * len(classes) + 4)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(8.0, min(16.0, 0.08 * len(classes) + 4)), 4.5))
     bottom = np.zeros(len(classes))
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for i, s in enumerate(sides):
@@ -169,5 +168,5 @@ def stats(path: str | os.PathLike, plot: bool = True, out: str | os.PathLike | N
         if plot:
             _plot(out / "class_distribution.png", classes, counts, f"{kind} split: {folder.path.name}")
             lines.append(f"  plot -> {out / 'class_distribution.png'}")
-    write_json(out / "stats.json", data, indent=2)
+    io.write_json(out / "stats.json", data, indent=2)
     return "\n".join(lines), data

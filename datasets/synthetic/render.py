@@ -230,8 +230,15 @@ def _capsule_outline(x0, y0, x1, y1, r):
     return xs, ys
 
 
+def _in_window(box, W: int, H: int) -> bool:
+    return box[0] >= 0.5 and box[1] >= 0.5 and box[2] <= W - 0.5 and box[3] <= H - 0.5
+
+
 def hand_box(h: HandLook, p, d, caps, W: int, H: int):
     """Box of the visible part of palm and fingers (each a convex piece: union of their boxes)."""
+    full = _hand_extent(h, p, d, caps)
+    if _in_window(full, W, H):
+        return full
     n = max(64, int(np.ceil(2 * np.pi * h.palm_a / 0.5)))
     th = np.linspace(0, 2 * np.pi, n, endpoint=False)
     ca, sb = np.cos(th) * h.palm_a, np.sin(th) * h.palm_b
@@ -239,7 +246,8 @@ def hand_box(h: HandLook, p, d, caps, W: int, H: int):
     ey = p[1] + ca * d[1] + sb * d[0]
     parts = [clipped_box(ex, ey, W, H)]
     for c in caps:
-        parts.append(clipped_box(*_capsule_outline(*c), W, H))
+        cb = (min(c[0], c[2]) - c[4], min(c[1], c[3]) - c[4], max(c[0], c[2]) + c[4], max(c[1], c[3]) + c[4])
+        parts.append(cb if _in_window(cb, W, H) else clipped_box(*_capsule_outline(*c), W, H))
     return _union(parts)
 
 
@@ -253,6 +261,25 @@ def _hand_extent(h: HandLook, p, d, caps) -> tuple[float, float, float, float]:
         x0, x1 = min(x0, cx0 - r, cx1 - r), max(x1, cx0 + r, cx1 + r)
         y0, y1 = min(y0, cy0 - r, cy1 - r), max(y1, cy0 + r, cy1 + r)
     return float(x0), float(y0), float(x1), float(y1)
+
+
+def _clip_segment(a, b, x0, y0, x1, y1):
+    """Liang-Barsky: the part of segment a-b inside the rectangle, or None."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    for p, q in ((-dx, a[0] - x0), (dx, x1 - a[0]), (-dy, a[1] - y0), (dy, y1 - a[1])):
+        if p == 0:
+            if q < 0:
+                return None
+            continue
+        t = q / p
+        if p < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 > t1:
+            return None
+    return (a[0] + t0 * dx, a[1] + t0 * dy), (a[0] + t1 * dx, a[1] + t1 * dy)
 
 
 def _roi(x0, y0, x1, y1, W, H, pad=2.0):
@@ -271,9 +298,12 @@ def draw_hand(canvas, idbuf, h: HandLook, p, elbow, grip, masks: dict | None):
     extent = _hand_extent(h, p, d, caps)
     # forearm: from just behind the palm to the elbow outside the frame
     a0 = p - d * 0.3 * h.palm_a
-    ax0, ay0, ax1, ay1 = _roi(min(a0[0], elbow[0]) - h.arm_r * 1.2, min(a0[1], elbow[1]) - h.arm_r * 1.2,
-                              max(a0[0], elbow[0]) + h.arm_r * 1.2, max(a0[1], elbow[1]) + h.arm_r * 1.2, W, H)
-    if ax0 < ax1 and ay0 < ay1:
+    r = h.arm_r * 1.2
+    seg = _clip_segment(a0, elbow, -r, -r, W + r, H + r)  # only the part of the arm that can show
+    if seg is not None:
+        (sx0, sy0), (sx1, sy1) = seg
+        ax0, ay0, ax1, ay1 = _roi(min(sx0, sx1) - r, min(sy0, sy1) - r, max(sx0, sx1) + r, max(sy0, sy1) + r, W, H)
+    if seg is not None and ax0 < ax1 and ay0 < ay1:
         X = np.arange(ax0, ax1, dtype=F32)[None, :] + 0.5
         Y = np.arange(ay0, ay1, dtype=F32)[:, None] + 0.5
         arm = sd_capsule(X, Y, a0[0], a0[1], elbow[0], elbow[1], h.arm_r)
@@ -345,6 +375,10 @@ def object_box(look: Look, st: ObjState) -> tuple[float, float, float, float]:
 def visible_object_box(look: Look, st: ObjState, W: int, H: int):
     """Box of the part of the object inside the frame (None when none is)."""
     wx, wy = _outline(look, st)
+    full = (float(wx.min() - look.pad), float(wy.min() - look.pad), float(wx.max() + look.pad),
+            float(wy.max() + look.pad))
+    if _in_window(full, W, H):
+        return full
     return clipped_box(wx, wy, W, H, look.pad)
 
 

@@ -1,0 +1,142 @@
+"""Turn tracker tracks into Something-Else identities: `hand`, `0000`, `0001`, ...
+
+The rule (documented in the CLI help too):
+1. Tracks with fewer than `min_detections` detected frames are dropped (short false positives).
+2. A track's strength is the sum of its detection scores (= number of detected frames x mean
+   score): how long and how confidently it was tracked.
+3. Hand: the strongest hand track becomes `hand`. Weaker hand tracks are merged into it when they
+   share no frame with what `hand` already holds (a hand lost and found again, or the other hand
+   appearing later: Something-Else has one hand id per video); overlapping ones are dropped.
+4. Objects, strongest first: a track continues an existing object identity when it shares no frame
+   with it, starts within `stitch_gap` frames of that identity's end (or ends within `stitch_gap`
+   frames of its start) and the boxes at the two ends overlap (IoU >= `stitch_iou`); otherwise it
+   opens a new identity while fewer than `max_objects` are open; otherwise it is dropped.
+5. Object identities are numbered `0000`, `0001`, ... by decreasing strength, so `0000` is the
+   object tracked longest and most confidently. `max_objects` defaults to 3: the models use 4
+   slots (hand + 3 objects).
+The result is an ordinary Something-Else box file (category "hand" or "object", a `score` per
+box), with a record for every frame of the video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from datasets.annotations import HAND, frame_name
+from .detections import HAND_CLASS
+from .geometry import iou_matrix
+from .tracker import Track
+
+
+@dataclass
+class IdentityConfig:
+    max_objects: int = 3  # object identities kept (the models' slots minus the hand)
+    min_detections: int = 3  # detected frames a track needs to be kept
+    stitch_gap: int = 24  # frames between two object fragments that may be joined (2 s)
+    stitch_iou: float = 0.1  # overlap of the fragments' end boxes needed to join them
+
+
+@dataclass
+class Identity:
+    name: str  # "hand", "0000", ...
+    label: int
+    tracks: list[Track] = field(default_factory=list)
+    frames: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # frame -> (xyxy, score)
+
+    @property
+    def strength(self) -> float:
+        return sum(t.strength for t in self.tracks)
+
+    def overlaps(self, t: Track) -> bool:
+        return any(f in self.frames for f in t.frames)
+
+    def add(self, t: Track) -> None:
+        self.tracks.append(t)
+        for f, b, s in zip(t.frames, t.boxes, t.scores):
+            self.frames[f] = (np.asarray(b, dtype=np.float64), float(s))
+
+    def ends(self) -> tuple[int, int]:
+        return min(self.frames), max(self.frames)
+
+
+def _continues(ident: Identity, t: Track, cfg: IdentityConfig) -> bool:
+    if ident.overlaps(t) or not t.frames:
+        return False
+    first, last = ident.ends()
+    if t.frames[0] > last:
+        gap, a, b = t.frames[0] - last, ident.frames[last][0], t.boxes[0]
+    elif t.frames[-1] < first:
+        gap, a, b = first - t.frames[-1], t.boxes[-1], ident.frames[first][0]
+    else:
+        return False  # interleaved in time with the identity's frames
+    return gap <= cfg.stitch_gap and iou_matrix(a, b)[0, 0] >= cfg.stitch_iou
+
+
+def assign_identities(tracks: list[Track], config: IdentityConfig | None = None) -> list[Identity]:
+    """Identities in output order: `hand` first (when there is one), then `0000`, `0001`, ..."""
+    cfg = config or IdentityConfig()
+    kept = [t for t in tracks if sum(t.detected) >= cfg.min_detections]
+    kept.sort(key=lambda t: (-t.strength, t.track_id))
+    hand: Identity | None = None
+    objects: list[Identity] = []
+    for t in kept:
+        if t.label == HAND_CLASS:
+            if hand is None:
+                hand = Identity(HAND, HAND_CLASS)
+                hand.add(t)
+            elif not hand.overlaps(t):
+                hand.add(t)
+            continue
+        target = next((o for o in objects if _continues(o, t, cfg)), None)
+        if target is not None:
+            target.add(t)
+        elif len(objects) < cfg.max_objects:
+            o = Identity("", t.label)
+            o.add(t)
+            objects.append(o)
+    objects.sort(key=lambda o: -o.strength)
+    for k, o in enumerate(objects):
+        o.name = f"{k:04d}"
+    return ([hand] if hand is not None else []) + objects
+
+
+def identities_to_records(video_id: str, identities: list[Identity], num_frames: int,
+                          digits: int = 2) -> list[dict]:
+    """Something-Else frame records for frames 0..num_frames-1 (hand first in each frame's labels)."""
+    records = []
+    for f in range(num_frames):
+        labels = []
+        for ident in identities:
+            if f not in ident.frames:
+                continue
+            box, score = ident.frames[f]
+            labels.append({
+                "box2d": {k: round(float(v), digits) for k, v in zip(("x1", "y1", "x2", "y2"), box)},
+                "category": HAND if ident.name == HAND else "object",
+                "standard_category": ident.name,
+                "gt_annotation": "object hand" if ident.name == HAND else f"object {int(ident.name)}",
+                "score": round(score, 4),
+            })
+        records.append({"name": frame_name(video_id, f), "labels": labels, "nr_instances": len(labels),
+                        "gt_placeholders": []})
+    return records
+
+
+def tracks_to_records(video_id: str, tracks: list[Track], num_frames: int, digits: int = 2) -> list[dict]:
+    """Raw tracks (no identity rule) as Something-Else records: track ids `h<id>` / `o<id>`,
+    category hand/object. For evaluating a tracker itself; the models expect `identities_to_records`."""
+    idents = []
+    for t in tracks:
+        ident = Identity(("h" if t.label == HAND_CLASS else "o") + str(t.track_id), t.label)
+        ident.add(t)
+        idents.append(ident)
+    records = []
+    for f in range(num_frames):
+        labels = [{"box2d": {k: round(float(v), digits) for k, v in zip(("x1", "y1", "x2", "y2"), i.frames[f][0])},
+                   "category": HAND if i.label == HAND_CLASS else "object", "standard_category": i.name,
+                   "gt_annotation": "", "score": round(i.frames[f][1], 4)}
+                  for i in idents if f in i.frames]
+        records.append({"name": frame_name(video_id, f), "labels": labels, "nr_instances": len(labels),
+                        "gt_placeholders": []})
+    return records
