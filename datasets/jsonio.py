@@ -23,14 +23,24 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(f"{path}: not UTF-8 text: {e}") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) -> None:
-    """Write JSON atomically: to a temporary file in the same folder, then rename."""
+    """Write JSON atomically: to a temporary file in the same folder, then rename.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=indent)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -26,7 +26,6 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from datasets.ssv2 import Record, load_labels, template_to_class
 
 from . import io
 from .nouns import NounMap, build_noun_map
-from .search import DROP_NAMES, DROP_NONE, Outcome, Problem, search
+from .search import DROP_NAMES, Problem, search
 
 RULES = ("all-same-set", "first-noun", "single-noun")
 OBJECTIVE_FORMULA = ("J = P * classes_with_both_sides + videos_kept - balance * sum_c |train_c - validation_c| "
@@ -223,9 +222,10 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
     train = [r for r, k, st in zip(kept_records, kept.tolist(), best.status.tolist()) if k and st == 1]
     validation = [r for r, k, st in zip(kept_records, kept.tolist(), best.status.tolist()) if k and st == 2]
     if not train or not validation:
+        hints = ([] if options.rule == "first-noun" else ["--rule first-noun"]) + \
+                ([] if options.merge_heads else ["--merge-heads 2"]) + ["more data"]
         raise DataError(f"empty result: no class has videos on both sides after the search "
-                        f"({len(pool.records)} videos in, {_reason_text(dropped)}); try --rule first-noun, "
-                        f"--merge-heads 2, or more data")
+                        f"({len(pool.records)} videos in, {_reason_text(dropped)}); try {', '.join(hints)}")
     kept_classes = [c for c in class_order if best.classes_ok[class_pos[c]]]
     per_class = Counter((pool.class_name(r), 0) for r in train) + Counter((pool.class_name(r), 1) for r in validation)
     class_gap = int(sum(abs(per_class[(c, 0)] - per_class[(c, 1)]) for c in kept_classes))

@@ -117,7 +117,7 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
             vids = tr_by[c]
             perm = rng.permutation(len(vids))[:need].tolist()
             for k in shots:
-                per_k[k].extend(vids[i] for i in perm[:k + 1])
+                per_k[k].extend(vids[i] for i in perm[:k])
         drawn[d] = {k: sorted(v, key=lambda r: pos[r.id]) for k, v in per_k.items()}
     empty_base = [c for c in base if not tr_by[c]]
     report = {

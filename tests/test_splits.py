@@ -169,6 +169,31 @@ def test_search_finds_the_planted_split_and_is_deterministic():
     assert best.objective == max(o.objective for o in outs)
 
 
+def test_incremental_search_state_matches_a_full_recount():
+    """After the local search, every incrementally kept count equals a recomputation from scratch."""
+    from splits.search import _LocalSearch
+
+    rng = np.random.default_rng(7)
+    videos = [(int(rng.integers(8)), sorted(set(rng.integers(40, size=int(rng.integers(1, 4))).tolist())))
+              for _ in range(600)]
+    videos += [(c, [40 + c]) for c in range(8) for _ in range(3)]  # attached nouns 40..47
+    prob = _problem(videos, 8, 48)
+    assert prob.attached[40:].all() and not prob.attached[:40].any()
+    ls = _LocalSearch(prob, 1, 0.5, 0.3)
+    g = (rng.random(8) < 0.5).astype(np.int8)
+    s0 = (rng.random(48) < 0.5).astype(np.int8)
+    s0[40:] = g  # as search() starts: attached nouns follow their class's group (their videos train)
+    ls.reset(s0, g)
+    ls.run(np.random.default_rng(1), 20)
+    got = {k: getattr(ls, k).copy() for k in ("sum_b", "st", "trn", "eff", "tr", "va")}
+    score, noun_diff = ls.score, ls.noun_diff
+    ls.reset(ls.s.copy(), ls.g.copy())
+    for k, v in got.items():
+        assert np.array_equal(v, getattr(ls, k)), k
+    assert score == pytest.approx(ls.score) and noun_diff == ls.noun_diff
+    assert (ls.st[len(videos) - 24:] == 1).all()  # attached nouns' videos stay in training
+
+
 def test_search_objective_penalises_class_imbalance():
     """One frequent noun per class half: balance moves videos so that each class has both sides."""
     prob = _problem([(0, [0])] * 10 + [(0, [1])] * 10 + [(1, [0])] * 10 + [(1, [1])] * 10, 2, 2)

@@ -1,0 +1,153 @@
+"""`python -m actions.evaluate --checkpoint C --split DIR`: score every video of a split file.
+
+Top-1/top-5 over every video (nothing dropped), per-class accuracy, multi-view testing
+(`--views 2x3` = 2 temporal clips x 3 spatial crops, softmax-averaged), and score-level ensembles
+of separately trained models (`--ensemble C2 C3 --weights 1 1 1`: the paper's "I3D, STIN+OIE+NL"
+rows). Writes `scores.npz` and `results.json` into `--out` when given.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from datasets.cli import run_main
+from datasets.errors import DataError
+from datasets.jsonio import write_json
+from datasets.ssv2 import class_names as ordered_names
+from datasets.ssv2 import load_labels, load_records
+
+from .checkpoint import load_checkpoint
+from .config import TrainConfig, apply
+from .data import eval_loader, make_dataset, split_files
+from .distributed import DistInfo, pick_device
+from .engine import predict
+from .metrics import summarize
+from .models import create_model
+from .report import format_table
+
+
+def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild the model a checkpoint was trained as and load its weights (no other file needed)."""
+    args = {k: v for k, v in ckpt.get("model_args", {}).items() if not k.endswith("_checkpoint")}
+    model = create_model(ckpt["model_name"], len(ckpt["class_names"]), **args)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+
+def config_of(ckpt: dict, overrides: dict) -> TrainConfig:
+    cfg = TrainConfig()
+    known = {k: v for k, v in ckpt.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
+    apply(cfg, known, "checkpoint config")
+    apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
+    return cfg
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    try:
+        clips, crops = (int(x) for x in text.lower().split("x"))
+        if clips < 1 or crops < 1:
+            raise ValueError
+    except ValueError:
+        raise DataError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
+    return clips, crops
+
+
+def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    ckpt = load_checkpoint(path)
+    names = list(ckpt["class_names"])
+    cfg = config_of(ckpt, {"split": args.split, "boxes": args.boxes, "videos": args.videos,
+                           "workers": args.workers, "eval_views": list(parse_views(args.views)),
+                           "batch_size": args.batch_size})
+    files = split_files(cfg.split)
+    labels = load_labels(files.labels)
+    if ordered_names(labels) != names:
+        raise DataError(f"{files.labels}: its classes differ from those {path} was trained on")
+    if args.set not in files.sets:
+        raise DataError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
+    model = model_from_checkpoint(ckpt, device)
+    ds = make_dataset(cfg, load_records(files.sets[args.set], labels), labels,
+                      needs_boxes=bool(getattr(model, "needs_boxes", True)),
+                      needs_frames=bool(getattr(model, "needs_frames", False)), train=False,
+                      views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
+    if ds.report["kept"] < ds.report["records"]:
+        print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
+              f"({ds.report}); they are left out", file=sys.stderr)
+    dist = DistInfo(device=device)
+    ids, scores, y = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp,
+                             progress=sys.stderr.isatty(), desc=Path(path).parent.name or "eval")
+    return names, ids, scores, y
+
+
+def evaluate(args) -> int:
+    device = pick_device(args.device)
+    paths = [args.checkpoint] + list(args.ensemble or [])
+    weights = args.weights or [1.0] * len(paths)
+    if len(weights) != len(paths):
+        raise DataError(f"--weights: {len(weights)} weights for {len(paths)} checkpoints")
+    runs = [score_checkpoint(p, args, device) for p in paths]
+    names = runs[0][0]
+    common = sorted(set.intersection(*(set(r[1]) for r in runs)))
+    if not common:
+        raise DataError("no video could be scored by every model")
+    rows, results = [], {"set": args.set, "split": args.split, "views": args.views, "models": {}}
+    fused = np.zeros((len(common), len(names)))
+    labels = None
+    for path, w, (_, ids, scores, y) in zip(paths, weights, runs):
+        pos = {v: i for i, v in enumerate(ids)}
+        sel = [pos[v] for v in common]
+        s, labels = scores[sel], y[sel]
+        summary = summarize(s, labels, names)
+        results["models"][path] = summary
+        rows.append([path, summary["videos"], f"{100 * summary['top1']:.2f}", f"{100 * summary['top5']:.2f}"])
+        fused += w * s
+    if len(paths) > 1:
+        fused /= sum(weights)
+        summary = summarize(fused, labels, names)
+        results["ensemble"] = {"weights": weights, **summary}
+        rows.append(["ensemble (" + ", ".join(f"{w:g}" for w in weights) + ")", summary["videos"],
+                     f"{100 * summary['top1']:.2f}", f"{100 * summary['top5']:.2f}"])
+    final = results.get("ensemble") or next(iter(results["models"].values()))
+    print(format_table(rows, ["model", "videos", "top-1", "top-5"]))
+    worst = sorted(((a, n) for n, a in final["per_class"].items() if a is not None))[:5]
+    print("lowest per-class top-1: " + "; ".join(f"{n} {100 * a:.0f}%" for a, n in worst))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / "scores.npz", video_id=np.array(common), scores=fused if len(paths) > 1 else
+                            runs[0][2][[runs[0][1].index(v) for v in common]], label=labels,
+                            class_names=np.array(names))
+        write_json(out / "results.json", results, indent=1)
+        print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m actions.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by actions.train (best.pt)")
+    p.add_argument("--split", help="split folder (default: the one the checkpoint was trained on)")
+    p.add_argument("--set", default="validation", help="which record list of the split to score (default validation)")
+    p.add_argument("--views", default="1x1", help="CLIPSxCROPS test views, softmax-averaged (default 1x1)")
+    p.add_argument("--ensemble", nargs="*", help="more checkpoints whose scores are fused with the first")
+    p.add_argument("--weights", nargs="*", type=float, help="one weight per checkpoint for score fusion")
+    p.add_argument("--boxes", help="box file/store (default: the checkpoint's)")
+    p.add_argument("--videos", help="video folder (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", help="folder for results.json and scores.npz")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: evaluate(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
