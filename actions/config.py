@@ -41,7 +41,9 @@ class TrainConfig:
     # model
     model: str = "stin_oie_nl"
     model_args: dict = field(default_factory=dict)  # extra keyword arguments for the model builder
-    init_checkpoint: str = ""  # initialise weights from a checkpoint (model state only)
+    init_checkpoint: str = ""  # initialise weights from a checkpoint (model state only; an output layer
+    # of another class count is left at its initialisation: few-shot fine-tuning)
+    trainable: str = "all"  # all | head (the `classifier` MLP) | last (the final layer only, the paper's few-shot)
     # optimisation (official recipe)
     epochs: int = 50
     batch_size: int = 72  # global batch (divided between torchrun processes)
@@ -69,6 +71,8 @@ class TrainConfig:
             raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.rgb_sampler not in ("segment", "official"):
             raise DataError(f"rgb_sampler must be 'segment' or 'official', got {self.rgb_sampler!r}")
+        if self.trainable not in ("all", "head", "last"):
+            raise DataError(f"trainable must be 'all', 'head' or 'last', got {self.trainable!r}")
         if self.crop not in ("full", "multiscale", "center"):
             raise DataError(f"crop must be 'full', 'multiscale' or 'center', got {self.crop!r}")
         if len(self.eval_views) != 2:

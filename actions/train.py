@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shutil
 import sys
@@ -30,7 +29,7 @@ from . import report
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, load_config, save_config, to_dict
 from .data import Data, build_data, eval_loader, split_files, train_loader
-from .distributed import DistInfo, cleanup_distributed, init_distributed, synchronize_batchnorm
+from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
 from .models import create_model
@@ -44,17 +43,51 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The final Linear layer (the one producing the logits)."""
+    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise DataError(f"{type(model).__name__} has no Linear classifier to fine-tune")
+    return linears[-1]
+
+
+def set_trainable(model: nn.Module, which: str) -> None:
+    """all: everything; head: the classifier MLP; last: only the output layer (few-shot, as in the paper).
+
+    Frozen parts are kept in eval mode too (their BatchNorm statistics do not move)."""
+    if which == "all":
+        return
+    keep = model.classifier if which == "head" else output_layer(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in keep.parameters():
+        p.requires_grad_(True)
+    frozen_train = model.train
+
+    def train_mode(mode: bool = True):
+        frozen_train(False)
+        keep.train(mode)
+        return model
+
+    model.train = train_mode  # type: ignore[method-assign]
+
+
+def build_model(cfg: TrainConfig, num_classes: int, log=print) -> nn.Module:
     try:
         model = create_model(cfg.model, num_classes, **cfg.model_args)
     except ValueError as e:
         raise DataError(f"model: {e}") from None
     if cfg.init_checkpoint:
         state = load_checkpoint(cfg.init_checkpoint)["model"]
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        own = model.state_dict()
+        fresh = [k for k in own if k in state and state[k].shape != own[k].shape]
+        missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=False)
+        missing = [k for k in missing if k not in fresh]
         if unexpected or missing:
             raise DataError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        log(f"initialised from {cfg.init_checkpoint}" + (f" (new output layer: {', '.join(fresh)})" if fresh else ""))
+    set_trainable(model, cfg.trainable)
     return model
 
 
@@ -78,7 +111,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     dist = init_distributed(cfg.device)
     log = print if dist.is_main else (lambda *a, **k: None)
     seed_everything(cfg.seed)
-    model = build_model(cfg, len(load_labels(split_files(cfg.split).labels)))
+    model = build_model(cfg, len(load_labels(split_files(cfg.split).labels)), log)
     needs_boxes, needs_frames = bool(getattr(model, "needs_boxes", True)), bool(getattr(model, "needs_frames", False))
     data = build_data(cfg, needs_boxes, needs_frames)
     n_params = count_parameters(model)

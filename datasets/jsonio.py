@@ -33,13 +33,15 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) ->
     """Write JSON atomically: to a temporary file in the same folder, then rename.
 
     The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    `json.dumps` then one write: `json.dump` streams through the pure-Python encoder (~4x slower).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        text = json.dumps(data, indent=indent)
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=indent)
+            f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:

@@ -17,91 +17,18 @@ Reading also accepts the official release's inconsistent names (`finetune_10shot
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from datasets.errors import DataError
-from datasets.jsonio import read_json
+from datasets.jsonio import read_json, write_json
 from datasets.ssv2 import Record, parse_record
 
-LABELS = "labels.json"
-TRAIN = "train.json"
-VALIDATION = "validation.json"
-OBJECTS_A = "objectsA.json"
-OBJECTS_B = "objectsB.json"
-NOUN_MAP = "noun_map.json"
-REPORT = "report.json"
-
-BASE_LABELS = "base_labels.json"
-BASE_TRAIN = "base_training_set.json"
-BASE_VAL = "base_validation_set.json"
-FINETUNE_LABELS = "finetune_labels.json"
-DRAWS_DIR = "draws"
-
-_ALIASES = {
-    TRAIN: ("train.json", "training.json", "training_set.json"),
-    VALIDATION: ("validation.json", "val.json", "validation_set.json"),
-    BASE_TRAIN: ("base_training_set.json", "base_training.json", "base_train.json"),
-    BASE_VAL: ("base_validation_set.json", "base_validation.json", "base_val.json"),
-}
-_SHOT_FILE = re.compile(r"^finetune_(\d+)shot_(training|train|training_set|validation|val|validation_set)\.json$")
-
-
-def finetune_name(shots: int, part: str) -> str:
-    """The names this tool writes: finetune_5shot_training.json / finetune_5shot_validation.json."""
-    return f"finetune_{shots}shot_{'training' if part == 'train' else 'validation'}.json"
-
-
-def draw_dir(folder: str | os.PathLike, draw: int) -> Path:
-    return Path(folder) if draw == 0 else Path(folder) / DRAWS_DIR / f"draw_{draw}"
-
-
-def find_file(folder: Path, name: str) -> Path | None:
-    for alias in _ALIASES.get(name, (name,)):
-        if (folder / alias).is_file():
-            return folder / alias
-    return None
-
-
-def find_shot_files(folder: Path) -> dict[int, dict[str, Path]]:
-    """{shots: {"train": path, "val": path}} for the finetune files in one folder (official names too)."""
-    found: dict[int, dict[str, Path]] = {}
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.iterdir()):
-        m = _SHOT_FILE.match(path.name)
-        if m and path.is_file():
-            part = "train" if m.group(2).startswith("train") else "val"
-            slot = found.setdefault(int(m.group(1)), {})
-            if part in slot:
-                raise DataError(f"{folder}: both {slot[part].name} and {path.name} hold the {m.group(1)}-shot {part} set")
-            slot[part] = path
-    return dict(sorted(found.items()))
-
-
-def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) -> None:
-    """Atomic JSON write (temporary file + rename) with the C encoder (`json.dumps`; `json.dump`
-    streams through the pure-Python one, ~4x slower on 200k records); permissions follow the umask."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=indent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from datasets.split_layout import (  # noqa: F401  (re-exported: the split tool's file names)
+    LABELS, TRAIN, VALIDATION, OBJECTS_A, OBJECTS_B, NOUN_MAP, REPORT, BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, DRAWS_DIR, _ALIASES, _SHOT_FILE, finetune_name, draw_dir, find_file, find_shot_files)
 
 
 def save_labels(path: str | os.PathLike, labels: dict[str, int]) -> None:

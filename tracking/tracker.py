@@ -48,7 +48,7 @@ class TrackerConfig:
     output: str = "filtered"  # "filtered" (Kalman posterior) or "detection" (matched box)
     fill_gaps: int = 12  # interpolate gaps up to this many frames in `track_video` (0: off)
     std_position: float = 1 / 20
-    std_velocity: float = 1 / 10
+    std_velocity: float = 1 / 160
     std_measurement: float = 1 / 20
 
     def check(self) -> None:

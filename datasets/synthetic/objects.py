@@ -321,7 +321,7 @@ def _banana_shape(x, y, L):
 
 
 def _banana_paint(x, y, L):
-    u, v = x / L.hw, y / L.hh
+    u = x / L.hw
     rgb = _solid(x, L.colours[0])
     _mix(rgb, np.clip((np.abs(u) - 0.72) / 0.15, 0, 1), (110, 80, 30))
     spots = (np.sin(x * 0.9 + L.phase) * np.sin(y * 1.3) > 0.85)

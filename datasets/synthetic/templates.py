@@ -322,7 +322,7 @@ def closer(ctx: Ctx) -> Motion:
 
 def apart(ctx: Ctx) -> Motion:
     """Moving A and B away from each other: grasp A and draw it aside, then B the other way."""
-    rng, W, H, T = ctx.rng, ctx.W, ctx.H, ctx.T
+    rng, W, T = ctx.rng, ctx.W, ctx.T
     (wa, ha, ya), (wb, hb, yb) = _two_on_table(ctx)
     mid = rng.uniform(0.4, 0.6) * W
     gap = rng.uniform(0.01, 0.05) * W
