@@ -23,6 +23,7 @@ from torch import nn
 from datasets.cli import run_main
 from datasets.errors import DataError
 from datasets.jsonio import write_json
+from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
 from . import report
@@ -72,15 +73,19 @@ def set_trainable(model: nn.Module, which: str) -> None:
     model.train = train_mode  # type: ignore[method-assign]
 
 
-def build_model(cfg: TrainConfig, num_classes: int, log=print) -> nn.Module:
+def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Module:
     try:
-        model = create_model(cfg.model, num_classes, **cfg.model_args)
+        model = create_model(cfg.model, len(class_names), **cfg.model_args)
     except ValueError as e:
         raise DataError(f"model: {e}") from None
     if cfg.init_checkpoint:
-        state = load_checkpoint(cfg.init_checkpoint)["model"]
-        own = model.state_dict()
-        fresh = [k for k in own if k in state and state[k].shape != own[k].shape]
+        ckpt = load_checkpoint(cfg.init_checkpoint)
+        state = ckpt["model"]
+        fresh: list[str] = []
+        if list(ckpt.get("class_names", [])) != list(class_names):
+            # other classes (few-shot novel classes): the output layer starts from its initialisation
+            out_layer = output_layer(model)
+            fresh = [name for name, p in model.named_parameters() if any(p is q for q in out_layer.parameters())]
         missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=False)
         missing = [k for k in missing if k not in fresh]
         if unexpected or missing:
@@ -111,7 +116,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     dist = init_distributed(cfg.device)
     log = print if dist.is_main else (lambda *a, **k: None)
     seed_everything(cfg.seed)
-    model = build_model(cfg, len(load_labels(split_files(cfg.split).labels)), log)
+    model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     needs_boxes, needs_frames = bool(getattr(model, "needs_boxes", True)), bool(getattr(model, "needs_frames", False))
     data = build_data(cfg, needs_boxes, needs_frames)
     n_params = count_parameters(model)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .detections import VideoDetections
-from .geometry import cxcywh_to_xyxy, iou_matrix, xyxy_to_cxcywh
+from .geometry import cxcywh_to_xyxy, diou_matrix, iou_matrix, xyxy_to_cxcywh
 from .kalman import KalmanFilter
 
 TENTATIVE, TRACKED, LOST, REMOVED = "tentative", "tracked", "lost", "removed"
@@ -41,10 +41,12 @@ class TrackerConfig:
     new_track_score: float = 0.6  # a detection must score this to start a track
     match_iou: float = 0.2  # stage 1 (predicted box vs high detection)
     low_match_iou: float = 0.5  # stage 2 (vs low detections)
-    tentative_iou: float = 0.3  # tentative tracks vs remaining high detections
+    tentative_iou: float = 0.1  # tentative tracks vs remaining high detections (low: a hand entering
+    #                             the frame at 12 fps moves far between its first two frames)
     min_hits: int = 2  # consecutive hits before a track is born
     max_gap: int = 12  # frames a lost track waits for a detection (1 s at 12 fps)
     fuse_score: bool = True  # stage-1 cost uses IoU x detection score
+    similarity: str = "iou"  # "iou" or "diou" (IoU minus normalised centre distance)
     output: str = "filtered"  # "filtered" (Kalman posterior) or "detection" (matched box)
     fill_gaps: int = 12  # interpolate gaps up to this many frames in `track_video` (0: off)
     std_position: float = 1 / 20
@@ -93,7 +95,7 @@ def _assign(iou: np.ndarray, min_iou: float, weight: np.ndarray | None = None) -
     """Hungarian assignment maximising IoU (x weight per column); pairs below `min_iou` IoU refused."""
     if iou.size == 0:
         return []
-    sim = iou * weight[None, :] if weight is not None else iou
+    sim = np.where(iou > 0, iou * weight[None, :], iou) if weight is not None else iou
     allowed = iou >= min_iou
     if not allowed.any():
         return []
@@ -120,10 +122,11 @@ class ByteTracker:
         return cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
 
     def _class_iou(self, tracks: list[Track], boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        iou = iou_matrix(self._predicted(tracks), boxes)
+        fn = diou_matrix if self.config.similarity == "diou" else iou_matrix
+        iou = fn(self._predicted(tracks), boxes)
         if iou.size:
             same = np.array([t.label for t in tracks])[:, None] == labels[None, :]
-            iou = np.where(same, iou, 0.0)
+            iou = np.where(same, iou, -1.0)
         return iou
 
     def _apply(self, pairs: list[tuple[Track, int]], boxes: np.ndarray, scores: np.ndarray) -> None:

@@ -1,0 +1,21 @@
+"""Box-tracking front end: hand/object detector (torchvision Faster R-CNN), ByteTrack-style tracker,
+Something-Else identity assignment, and MOT evaluation (py-motmetrics).
+
+    detections.py  detections JSON (Something-Else layout + score): load/validate/save
+    detector.py    detector building, weights from local files, training data, inference
+    train_detector.py  the training loop behind `python -m tracking train-detector`
+    ap.py          box average precision
+    kalman.py      constant-velocity Kalman filter
+    tracker.py     ByteTrack-style two-stage association, class-aware
+    identities.py  tracks -> `hand`, `0000`, `0001`, ... (the Something-Else ids)
+    mot_eval.py    MOTA / IDF1 / ID switches / precision / recall per video and overall
+    simulate.py    detections from ground truth with detector-like errors; greedy IoU linker
+The detector modules import torch; the others need only numpy/scipy (and motmetrics to evaluate).
+"""
+from .detections import CLASSES, VideoDetections, load_detections, save_detections
+from .identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
+from .tracker import ByteTracker, Track, TrackerConfig, fill_gaps, track_video
+
+__all__ = ["CLASSES", "VideoDetections", "load_detections", "save_detections", "IdentityConfig",
+           "assign_identities", "identities_to_records", "tracks_to_records", "ByteTracker", "Track",
+           "TrackerConfig", "fill_gaps", "track_video"]

@@ -1,0 +1,490 @@
+"""Hand/object detector: torchvision Faster R-CNN with the classes (background,) hand, object.
+
+Architectures (`ARCHS`): `mobilenet_v3` = `fasterrcnn_mobilenet_v3_large_fpn` (for the CPU) and
+`resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU). Models are always built with
+`weights=None, weights_backbone=None`: nothing is downloaded. Weights come from local files only:
+- `backbone_weights`: an ImageNet classification state dict of the backbone (torchvision's
+  `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with the same keys);
+  the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages train, as
+  torchvision does for pretrained backbones;
+- `init`: a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or a checkpoint of
+  this module): every tensor whose name and shape match is loaded (the 91-class COCO head is not).
+A checkpoint of this module carries its `DetectorSpec`, so `load_detector(path)` alone rebuilds it.
+
+Frames: a video (or frame folder) is decoded at 12 fps; decoded frame i carries the boxes of
+annotation frame `<id>/{i+1:04d}.jpg`. Training samples `frames_per_video` annotated frames of
+each training video per epoch (fresh ones every epoch, seeded); held-out AP uses
+`eval_frames_per_video` evenly spaced annotated frames of each held-out video.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from datasets.annotations import HAND, BoxSource, VideoBoxes
+from datasets.errors import DataError
+from datasets.video import open_video
+from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
+
+CHECKPOINT_KIND = "se-tracking-detector"
+
+
+@dataclass
+class DetectorSpec:
+    """Everything needed to rebuild the network (weights aside); stored in every checkpoint."""
+
+    arch: str = "mobilenet_v3"
+    min_size: int = 320  # shorter image side fed to the network (SSv2 frames are 240 px high)
+    max_size: int = 640
+    classes: tuple[str, ...] = CLASSES
+    frozen_bn: bool = False  # backbone BatchNorm frozen (set when starting from pretrained weights)
+    trainable_layers: int | None = None  # backbone stages that train (None: all; 3 with frozen_bn)
+    score_thresh: float = 0.05  # keep low-score boxes: the tracker's second stage uses them
+    detections_per_img: int = 30
+    # region proposals kept per image (after NMS) for the box head: SSv2 frames hold a hand and a
+    # few objects, and the box head's cost grows with this (torchvision: 1000 test / 2000 train;
+    # its low-resolution MobileNet model uses 150 at test time)
+    proposals_test: int = 150
+    proposals_train: int = 600
+    roi_samples: int = 256  # proposals sampled per training image for the box head (torchvision 512)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DetectorSpec":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "classes" in known:
+            known["classes"] = tuple(known["classes"])
+        return cls(**known)
+
+
+def _mobilenet(**kw):
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+
+    return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, **kw)
+
+
+def _resnet50(**kw):
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, **kw)
+
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {"mobilenet_v3": _mobilenet, "resnet50_v2": _resnet50}
+DEFAULT_SIZES = {"mobilenet_v3": (320, 640), "resnet50_v2": (480, 864)}
+DEFAULT_PROPOSALS = {"mobilenet_v3": (150, 600), "resnet50_v2": (300, 1000)}  # (test, train)
+
+
+def default_spec(arch: str, **overrides) -> DetectorSpec:
+    if arch not in ARCHS:
+        raise DataError(f"unknown detector architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    lo, hi = DEFAULT_SIZES[arch]
+    kw = {"arch": arch, "min_size": lo, "max_size": hi, "proposals_test": DEFAULT_PROPOSALS[arch][0],
+          "proposals_train": DEFAULT_PROPOSALS[arch][1]}
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return DetectorSpec(**kw)
+
+
+def build_detector(spec: DetectorSpec) -> nn.Module:
+    """The network of `spec`, randomly initialised (no download, ever)."""
+    if spec.arch not in ARCHS:
+        raise DataError(f"unknown detector architecture {spec.arch!r} (choose from {', '.join(ARCHS)})")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "trainable_backbone_layers has no effect": handled below
+        model = ARCHS[spec.arch](num_classes=len(spec.classes) + 1, min_size=spec.min_size, max_size=spec.max_size,
+                                 box_score_thresh=spec.score_thresh, box_detections_per_img=spec.detections_per_img,
+                                 rpn_pre_nms_top_n_test=max(spec.proposals_test, 300),
+                                 rpn_post_nms_top_n_test=spec.proposals_test,
+                                 rpn_pre_nms_top_n_train=max(spec.proposals_train, 1000),
+                                 rpn_post_nms_top_n_train=spec.proposals_train,
+                                 box_batch_size_per_image=spec.roi_samples)
+    if spec.frozen_bn:
+        _freeze_batchnorm(model.backbone.body)
+    layers = spec.trainable_layers if spec.trainable_layers is not None else (3 if spec.frozen_bn else None)
+    if layers is not None:
+        _freeze_stages(model.backbone.body, spec.arch, layers)
+    return model
+
+
+def _freeze_batchnorm(module: nn.Module) -> None:
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            frozen.weight.copy_(child.weight.detach())
+            frozen.bias.copy_(child.bias.detach())
+            frozen.running_mean.copy_(child.running_mean)
+            frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+        else:
+            _freeze_batchnorm(child)
+
+
+def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
+    """Freeze all but the last `trainable` backbone stages (torchvision's rule)."""
+    if arch == "mobilenet_v3":
+        blocks = list(body.children())
+        stages = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
+        trainable = max(0, min(trainable, len(stages)))
+        freeze_before = len(blocks) if trainable == 0 else stages[len(stages) - trainable]
+        for b in blocks[:freeze_before]:
+            for p in b.parameters():
+                p.requires_grad_(False)
+    else:
+        names = ["layer4", "layer3", "layer2", "layer1", "conv1"][:max(0, min(trainable, 5))]
+        if trainable >= 5:
+            names.append("bn1")
+        for name, p in body.named_parameters():
+            if not any(name.startswith(n) for n in names):
+                p.requires_grad_(False)
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError(f"{path}: expected a state dict (parameter name -> tensor)")
+    return obj
+
+
+def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_fraction: float, what: str) -> dict:
+    own = {k: v for k, v in target.state_dict().items() if not k.endswith("num_batches_tracked")}
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if len(usable) < min_fraction * len(own):
+        raise DataError(f"{path}: only {len(usable)} of {len(own)} {what} tensors match by name and shape "
+                        f"(is this a weights file for this architecture?)")
+    target.load_state_dict(usable, strict=False)
+    return {"loaded": len(usable), "of": len(own), "skipped": sorted(k for k in state if k not in usable)}
+
+
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
+    """Load an ImageNet classification state dict into the detector's backbone body."""
+    state = _read_state_dict(path)
+    if arch == "mobilenet_v3":  # classification keys "features.N..." -> body "N..."
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
+    else:  # resnet: the body keeps conv1/bn1/layer1-4; drop the classifier
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = {k[len("backbone.body."):] if k.startswith("backbone.body.") else k: v for k, v in state.items()}
+    return _load_matching(model.backbone.body, state, path, 0.9, "backbone")
+
+
+def load_detector_init(model: nn.Module, path: str | os.PathLike) -> dict:
+    """Load a detector state dict (same architecture; the class head may differ)."""
+    return _load_matching(model, _read_state_dict(path), path, 0.8, "detector")
+
+
+# ---------------------------------------------------------------------------------------- data
+
+@dataclass
+class VideoItem:
+    video_id: str
+    path: Path
+    boxes: VideoBoxes
+
+
+def box_targets(vb: VideoBoxes, frame: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (clipped to the frame, degenerate ones dropped) and class indices (0 hand, 1 object)
+    of decoded frame `frame`; empty arrays when the frame has no record or no box."""
+    pos = int(np.searchsorted(vb.frame_index, frame))
+    if pos >= len(vb.frame_index) or vb.frame_index[pos] != frame:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    k = np.flatnonzero(vb.box_frame == pos)
+    xyxy = vb.xyxy[k].astype(np.float32).copy()
+    xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
+    xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
+    labels = np.array([HAND_CLASS if vb.track[i] == HAND or vb.category[i].lower() == HAND else OBJECT_CLASS
+                       for i in k], dtype=np.int64)
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+    return xyxy[keep], labels[keep]
+
+
+class FrameSamples(torch.utils.data.Dataset):
+    """Item i = a few annotated frames of video i with their boxes, as torchvision detection
+    inputs: a list of (image float [3,H,W] in 0..1, {"boxes": [n,4], "labels": [n] in 1..C}).
+
+    train=True: `frames` random annotated frames per epoch (seed, epoch, index decide them, so the
+    choice does not depend on worker processes), random horizontal flip (hand/object have no
+    left/right). train=False: `frames` evenly spaced annotated frames, always the same.
+    """
+
+    def __init__(self, items: Sequence[VideoItem], frames: int, train: bool, seed: int = 0, flip: bool = True):
+        self.items = list(items)
+        self.frames = frames
+        self.train = train
+        self.seed = seed
+        self.flip = flip and train
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def choose(self, item: VideoItem, num_decoded: int, index: int) -> np.ndarray:
+        annotated = item.boxes.frame_index[item.boxes.frame_index < num_decoded]
+        if len(annotated) == 0:
+            return annotated.astype(np.int64)
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            return np.sort(rng.choice(annotated, size=min(self.frames, len(annotated)), replace=False)).astype(np.int64)
+        pick = np.unique(np.linspace(0, len(annotated) - 1, num=min(self.frames, len(annotated))).round().astype(int))
+        return annotated[pick].astype(np.int64)
+
+    def __getitem__(self, index: int) -> list[tuple[torch.Tensor, dict]]:
+        item = self.items[index]
+        with open_video(item.path) as reader:
+            frames = self.choose(item, len(reader), index)
+            images = reader.get_frames(frames) if len(frames) else np.zeros((0, 1, 1, 3), np.uint8)
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        out = []
+        for f, img in zip(frames, images):
+            h, w = img.shape[:2]
+            boxes, labels = box_targets(item.boxes, int(f), w, h)
+            if self.flip and rng.random() < 0.5:
+                img = img[:, ::-1]
+                boxes = boxes.copy()
+                boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+            tensor = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255)
+            out.append((tensor, {"boxes": torch.from_numpy(boxes).reshape(-1, 4), "labels": torch.from_numpy(labels + 1),
+                                 "frame": int(f), "video_id": item.video_id}))
+        return out
+
+
+def collate(batch: list[list]) -> tuple[list[torch.Tensor], list[dict]]:
+    flat = [x for items in batch for x in items]
+    return [x[0] for x in flat], [x[1] for x in flat]
+
+
+# --------------------------------------------------------------------------------- inference
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Sequence[torch.Tensor], device: torch.device) -> list[dict]:
+    """Per image: {"boxes": float [k,4] pixels, "scores": [k], "labels": [k] class index 0..C-1} (numpy)."""
+    model.eval()
+    outputs = model([im.to(device, non_blocking=True) for im in images])
+    return [{"boxes": o["boxes"].float().cpu().numpy(), "scores": o["scores"].float().cpu().numpy(),
+             "labels": o["labels"].cpu().numpy().astype(np.int64) - 1} for o in outputs]
+
+
+def frames_to_tensors(frames: np.ndarray) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div_(255) for f in frames]
+
+
+def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device, video_id: str | None = None,
+                 batch_size: int = 4, score_threshold: float = 0.05,
+                 progress: Callable[[int], None] | None = None) -> VideoDetections:
+    """Run the detector on every 12-fps frame of a video or frame folder."""
+    path = Path(path)
+    vid = video_id or video_id_of(path)
+    frames_out, boxes, scores, labels = [], [], [], []
+    n = 0
+    with open_video(path) as reader:
+        total = len(reader)
+        chunk: list[np.ndarray] = []
+
+        def flush(start: int) -> None:
+            for k, o in enumerate(predict(model, frames_to_tensors(np.stack(chunk)), device)):
+                keep = o["scores"] >= score_threshold
+                frames_out.append(np.full(int(keep.sum()), start + k, np.int32))
+                boxes.append(o["boxes"][keep]), scores.append(o["scores"][keep]), labels.append(o["labels"][keep])
+            if progress:
+                progress(len(chunk))
+
+        for frame in reader.iter_frames(chunk=max(batch_size, 8)):
+            chunk.append(frame)
+            if len(chunk) == batch_size:
+                flush(n)
+                n += len(chunk)
+                chunk = []
+        if chunk:
+            flush(n)
+            n += len(chunk)
+    if n == 0:
+        raise DataError(f"{path}: no frames decoded")
+    cat = (lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt))
+    if n < total:
+        import warnings
+
+        warnings.warn(f"{path}: decoded {n} frames, the file announced {total}")
+    det = VideoDetections(vid, n, cat(frames_out, (0,), np.int32), cat(boxes, (0, 4), np.float32),
+                          cat(scores, (0,), np.float32), cat(labels, (0,), np.int64))
+    return det
+
+
+def video_id_of(path: Path) -> str:
+    """`.../2003.webm` -> "2003"; a frame folder `.../2003/` -> "2003"."""
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem
+
+
+# -------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file then os.replace: a killed run keeps the previous file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if path.is_dir():  # a training run folder
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+    if not path.is_file():
+        raise DataError(f"{path}: detector checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND or "model" not in ckpt:
+        raise DataError(f"{path}: not a detector checkpoint of `python -m tracking train-detector` "
+                        "(to start from other weights use train-detector --init / --backbone-weights)")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def save_detector(path: str | os.PathLike, model: nn.Module, spec: DetectorSpec, **extra) -> None:
+    """A checkpoint `load_detector` (and `detect --detector`) reads: spec + weights (+ extra keys)."""
+    save_checkpoint({"kind": CHECKPOINT_KIND, "spec": asdict(spec) | {"classes": list(spec.classes)},
+                     "model": model.state_dict(), **extra}, path)
+
+
+def load_detector(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, DetectorSpec]:
+    ckpt = read_checkpoint(path)
+    spec = DetectorSpec.from_dict(ckpt["spec"])
+    model = build_detector(spec)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise DataError(f"{ckpt['path']}: weights do not fit the {spec.arch} detector it describes ({str(e)[:200]})") from None
+    return model.to(device).eval(), spec
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -------------------------------------------------------------------------------- train/eval
+
+def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
+    """LR factor per iteration: linear warm-up from 0.001, then cosine decay to 0."""
+    def factor(it: int) -> float:
+        if it < warmup_iters:
+            return 0.001 + (1 - 0.001) * it / max(1, warmup_iters)
+        progress = (it - warmup_iters) / max(1, total_iters - warmup_iters)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
+                    scaler=None, progress=None) -> dict:
+    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
+    model.train()
+    sums: dict[str, float] = {}
+    steps = frames = 0
+    it = progress(loader, f"epoch {epoch}") if progress else loader
+    for images, targets in it:
+        if not images:
+            continue
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+        with torch.autocast(device.type, enabled=scaler is not None):
+            losses = model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        steps += 1
+        frames += len(images)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+        if progress and hasattr(it, "set_postfix"):
+            it.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
+    out = {k: v / max(1, steps) for k, v in sums.items()}
+    out.update({"steps": steps, "frames": frames, "lr": optimizer.param_groups[0]["lr"]})
+    return out
+
+
+def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None) -> dict:
+    """Box AP (see `ap.py`) of the model on a loader of held-out frames."""
+    from .ap import box_ap
+
+    preds, gts = [], []
+    it = progress(loader, "held-out AP") if progress else loader
+    for images, targets in it:
+        if not images:
+            continue
+        preds += predict(model, images, device)
+        gts += [{"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1} for t in targets]
+    return box_ap(preds, gts, classes)
+
+
+@dataclass
+class TrainOptions:
+    out: str
+    boxes: str
+    videos: str
+    split: str | None = None
+    val_fraction: float = 0.2
+    arch: str = "mobilenet_v3"
+    min_size: int | None = None
+    max_size: int | None = None
+    backbone_weights: str | None = None
+    init: str | None = None
+    trainable_layers: int | None = None
+    epochs: int | None = 12  # None: 12, or the run's own when resuming
+    frames_per_video: int = 4
+    eval_frames_per_video: int = 8
+    batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    max_videos: int | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,241 @@
+"""`python -m tracking train-detector`: train the hand/object detector on Something-Else boxes.
+
+Run folder (`--out RUN`):
+  config.json      the resolved options and the detector spec
+  last.pt          checkpoint after every epoch (model, optimizer, lr_scheduler, epoch, rng, spec,
+                   metrics, best), written atomically; `--resume` continues from it
+  best.pt          the model with the best held-out mAP@0.5 so far (what `detect` loads from RUN)
+  metrics.jsonl    one line per epoch: losses, lr, held-out AP
+  results.json     final figures: held-out AP per class, best epoch, data counts
+`--resume` continues with the options the run was started with (data, network, schedule); only
+`--epochs` (to extend the run), `--workers`, `--device` and `--amp` may change.
+Held-out videos: the split's validation list (`--split DIR` with train.json/validation.json or the
+SSv2 file names), else a seeded `--val-fraction` of the annotated videos. Never the test set.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasets.annotations import open_boxes
+from datasets.errors import DataError
+from datasets.jsonio import read_json, write_json
+from datasets.video import list_videos
+from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, TrainOptions, VideoItem, build_detector, collate,
+                       default_spec, evaluate_ap, load_backbone_weights, load_detector_init, read_checkpoint,
+                       rng_state, save_checkpoint, set_rng_state, train_one_epoch, warmup_cosine)
+
+
+def split_ids(split: str) -> tuple[list[str], list[str]]:
+    """(train ids, held-out ids) from a split folder."""
+    from datasets.ssv2 import find_metadata
+
+    folder = Path(split)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: split folder not found (expected train.json and validation.json)")
+    names = {"train": None, "validation": None}
+    for part, options in {"train": ("train.json", "training.json", "base_training_set.json"),
+                          "validation": ("validation.json", "val.json", "base_validation_set.json")}.items():
+        names[part] = next((folder / o for o in options if (folder / o).is_file()), None)
+    ssv2 = find_metadata(folder)
+    names["train"] = names["train"] or ssv2.get("train")
+    names["validation"] = names["validation"] or ssv2.get("validation")
+    if names["train"] is None or names["validation"] is None:
+        raise DataError(f"{folder}: needs a train list and a validation list (train.json + validation.json, "
+                        "or something-something-v2-train.json + -validation.json)")
+    out = []
+    for part in ("train", "validation"):
+        data = read_json(names[part])
+        if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
+            raise DataError(f"{names[part]}: expected a JSON list of records with an 'id'")
+        out.append([str(r["id"]) for r in data])
+    return out[0], out[1]
+
+
+def gather_items(opts: TrainOptions, log) -> tuple[list[VideoItem], list[VideoItem], dict]:
+    boxes = open_boxes(opts.boxes)
+    videos = list_videos(opts.videos)
+    annotated = [v for v in boxes.video_ids()]
+    if opts.split:
+        train_ids, val_ids = split_ids(opts.split)
+    else:
+        usable = sorted((v for v in annotated if v in videos), key=lambda s: (len(s), s))
+        rng = np.random.default_rng(opts.seed)
+        order = [usable[i] for i in rng.permutation(len(usable))]
+        n_val = int(round(opts.val_fraction * len(order))) if len(order) > 1 else 0
+        n_val = min(max(n_val, 1 if opts.val_fraction > 0 and len(order) > 1 else 0), len(order) - 1) if order else 0
+        val_ids, train_ids = sorted(order[:n_val], key=lambda s: (len(s), s)), sorted(order[n_val:], key=lambda s: (len(s), s))
+    counts = {"no_boxes": 0, "no_video": 0, "empty": 0}
+
+    def items(ids: list[str]) -> list[VideoItem]:
+        out = []
+        for vid in ids:
+            if vid not in boxes:
+                counts["no_boxes"] += 1
+                continue
+            if vid not in videos:
+                counts["no_video"] += 1
+                continue
+            vb = boxes.get(vid)
+            if len(vb.track) == 0:
+                counts["empty"] += 1
+                continue
+            out.append(VideoItem(vid, videos[vid], vb))
+        return out
+
+    train_items, val_items = items(train_ids), items(val_ids)
+    if opts.max_videos:
+        train_items = train_items[:opts.max_videos]
+        val_items = val_items[:max(1, opts.max_videos // 4)]
+    if not train_items:
+        raise DataError(f"{opts.boxes} + {opts.videos}: no training video has both boxes and a video file "
+                        f"({counts['no_boxes']} without boxes, {counts['no_video']} without a video)")
+    counts.update({"train_videos": len(train_items), "heldout_videos": len(val_items)})
+    skipped = counts["no_boxes"] + counts["no_video"] + counts["empty"]
+    if skipped:
+        log(f"skipped {skipped} listed videos: {counts['no_boxes']} without boxes, {counts['no_video']} without a "
+            f"video file, {counts['empty']} without any box")
+    return train_items, val_items, counts
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DataError(f"unknown device {name!r} (auto, cpu, cuda, cuda:0, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device {name!r} asked for, but no CUDA GPU is available")
+    return device
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
+    out = Path(opts.out)
+    last, best_path = out / "last.pt", out / "best.pt"
+    if last.exists() and not resume:
+        raise DataError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed)
+    device = resolve_device(opts.device)
+    ckpt = read_checkpoint(last) if resume and last.exists() else None
+    if ckpt is not None:
+        # continue the run as it was started: its data, network and schedule options; only the
+        # epoch count (to extend a run) and where it runs may change
+        saved = TrainOptions(**{k: v for k, v in ckpt["options"].items() if k in TrainOptions.__dataclass_fields__})
+        opts = replace(saved, out=opts.out, epochs=opts.epochs or saved.epochs, workers=opts.workers,
+                       device=opts.device, amp=opts.amp)
+        spec = DetectorSpec.from_dict(ckpt["spec"])
+    else:
+        opts = replace(opts, epochs=opts.epochs or 12)
+        pretrained = bool(opts.backbone_weights or opts.init)
+        spec = default_spec(opts.arch, min_size=opts.min_size, max_size=opts.max_size, frozen_bn=pretrained,
+                            trainable_layers=opts.trainable_layers)
+    train_items, val_items, counts = gather_items(opts, log)
+    model = build_detector(spec)
+    loaded = {}
+    if ckpt is None:
+        if opts.backbone_weights:
+            loaded["backbone"] = load_backbone_weights(model, opts.backbone_weights, spec.arch)
+            log(f"backbone weights: {loaded['backbone']['loaded']}/{loaded['backbone']['of']} tensors from {opts.backbone_weights}")
+        if opts.init:
+            loaded["init"] = load_detector_init(model, opts.init)
+            log(f"detector weights: {loaded['init']['loaded']}/{loaded['init']['of']} tensors from {opts.init}")
+    model.to(device)
+    train_set = FrameSamples(train_items, opts.frames_per_video, train=True, seed=opts.seed)
+    val_set = FrameSamples(val_items, opts.eval_frames_per_video, train=False, seed=opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=max(1, opts.batch_size // max(1, opts.frames_per_video)),
+                                         shuffle=True, num_workers=opts.workers, collate_fn=collate, generator=gen,
+                                         persistent_workers=False)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=1, shuffle=False, num_workers=opts.workers,
+                                             collate_fn=collate)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    total_iters = opts.epochs * len(loader)
+    lr_factor = warmup_cosine(total_iters, min(opts.warmup_iters, total_iters // 2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scaler = torch.amp.GradScaler("cuda") if opts.amp and device.type == "cuda" else None
+    start_epoch, best, metrics = 0, {"epoch": -1, "map50": -1.0}, []
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["lr_scheduler"])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # --epochs may have grown
+            group["lr"] = base * lr_factor(scheduler.last_epoch)
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        gen.set_state(ckpt["loader_rng"])
+        start_epoch, best, metrics = ckpt["epoch"] + 1, ckpt["best"], ckpt.get("metrics", [])
+        log(f"resumed {last} after epoch {ckpt['epoch']}")
+    out.mkdir(parents=True, exist_ok=True)
+    spec_dict = asdict(spec) | {"classes": list(spec.classes)}
+    write_json(out / "config.json", _json_safe({"options": asdict(opts), "spec": spec_dict, "data": counts,
+                                                "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}),
+               indent=2)
+    (out / "metrics.jsonl").write_text("".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
+    log(f"data: {len(train_items)} training videos ({opts.frames_per_video} frames each per epoch), "
+        f"{len(val_items)} held-out videos; {spec.arch} {spec.min_size}-{spec.max_size}px on {device}")
+    for epoch in range(start_epoch, opts.epochs):
+        t0 = time.perf_counter()
+        train_set.set_epoch(epoch)
+        try:
+            stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress)
+        except FloatingPointError as e:
+            raise DataError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
+        row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
+        if val_items:
+            ap = evaluate_ap(model, val_loader, device, spec.classes, progress)
+            row.update({"map50": ap["map50"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
+                        "heldout_frames": ap["images"]})
+        metrics.append(row)
+        score = row.get("map50", -epoch)  # without held-out videos: the latest model is "best"
+        score = -1.0 if score != score else score  # NaN (no ground truth) never wins
+        is_best = score >= best["map50"] if val_items else True
+        if is_best:
+            best = {"epoch": epoch, "map50": score}
+        state = {"kind": CHECKPOINT_KIND, "spec": spec_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                 "epoch": epoch, "rng": rng_state(), "loader_rng": gen.get_state(), "best": best, "metrics": metrics,
+                 "options": asdict(opts)}
+        if is_best:
+            save_checkpoint({k: state[k] for k in ("kind", "spec", "model", "epoch", "metrics")}, best_path)
+        save_checkpoint(state, last)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(_json_safe(row)) + "\n")
+        ap_text = f", held-out mAP@0.5 {row['map50']:.3f}" if "map50" in row and row["map50"] == row["map50"] else ""
+        log(f"epoch {epoch}: loss {stats.get('loss', float('nan')):.4f}{ap_text} ({row['time_s']:.1f}s)")
+    final = metrics[-1] if metrics else {}
+    results = {"epochs": opts.epochs, "best_epoch": best["epoch"], "best_map50": best["map50"],
+               "final": final, "data": counts, "spec": spec_dict,
+               "checkpoint": str(best_path), "last": str(last)}
+    write_json(out / "results.json", _json_safe(results), indent=2)
+    return results
+
+
+def tqdm_progress(quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    def progress(it, desc):
+        return tqdm(it, desc=desc, unit="batch", file=sys.stderr, leave=False)
+    return progress
