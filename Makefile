@@ -5,7 +5,6 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= data/synthetic
 RUNS   ?= runs/demo
-DEMO_VIDEOS ?= 240
 
 .PHONY: demo test test-slow bench venv clean
 
@@ -18,13 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m datasets.synthetic --out $(DATA) --videos $(DEMO_VIDEOS) --seed 0
-	$(PY) -m splits compositional --labels $(DATA)/something-something-v2-labels.json \
-	    --train $(DATA)/something-something-v2-train.json --val $(DATA)/something-something-v2-validation.json \
-	    --boxes $(DATA)/annotations.json --out $(DATA)/splits/compositional --seed 0
-	$(PY) -m splits shuffled --from $(DATA)/splits/compositional --out $(DATA)/splits/shuffled --seed 0
-	$(PY) -m splits validate $(DATA)/splits/compositional
-	$(PY) -m splits validate $(DATA)/splits/shuffled
+	$(PY) -m actions.demo --data $(DATA) --out $(RUNS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -32,13 +32,13 @@ ROWS = [("stin", "STIN+OIE+NL (boxes)"), ("scene", "Scene CNN (pixels)"),
         ("fusion", "STIN+OIE+NL + Scene (feature fusion)"), ("ensemble", "Scene, STIN+OIE+NL (score fusion)")]
 
 
-def make_data(data: Path, videos: int, seed: int, workers: int) -> None:
+def make_data(data: Path, videos: int, seed: int, workers: int, size: tuple[int, int]) -> None:
     from datasets.synthetic.__main__ import main as synthetic_main
     from splits.__main__ import main as splits_main
 
     if not (data / "annotations.json").exists():
         code = synthetic_main(["--out", str(data), "--videos", str(videos), "--seed", str(seed),
-                               "--workers", str(workers)])
+                               "--workers", str(workers), "--width", str(size[0]), "--height", str(size[1])])
         if code:
             raise SystemExit(code)
     comp, shuf = data / "splits" / "compositional", data / "splits" / "shuffled"
@@ -77,13 +77,14 @@ def score_fusion(run_a: Path, run_b: Path) -> dict:
 def demo(args) -> int:
     t0 = time.perf_counter()
     data, out = Path(args.data), Path(args.out)
-    make_data(data, args.videos, args.data_seed, args.workers)
+    make_data(data, args.videos, args.data_seed, args.workers, (args.width, args.height))
     print(f"data ready in {time.perf_counter() - t0:.0f}s")
     table: dict = {}
     for split in args.splits:
         for seed in args.seeds:
             common = [f"split={data / 'splits' / split}", f"boxes={data / 'annotations.json'}",
-                      f"videos={data / 'videos'}", f"seed={seed}"] + list(args.overrides)
+                      f"videos={data / 'videos'}", f"frame_size=[{args.width},{args.height}]",
+                      f"seed={seed}"] + list(args.overrides)
             runs = {name: out / split / f"seed{seed}" / name for name in ("stin", "scene", "fusion")}
             res = {
                 "stin": run("stin_oie_nl.yaml", common + [f"out={runs['stin']}"]),
@@ -125,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
-    p.add_argument("--videos", type=int, default=600, help="videos to generate (when the data is missing)")
+    p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")
+    # 128x96 keeps decoding and the scene CNN inside the demo's CPU budget (15 minutes on 2 cores);
+    # the generator's default is 320x240 for anything bigger
+    p.add_argument("--width", type=int, default=128, help="frame width of the generated videos (default 128)")
+    p.add_argument("--height", type=int, default=96, help="frame height of the generated videos (default 96)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data set and of the splits")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--splits", nargs="+", default=["compositional", "shuffled"])

@@ -2,7 +2,6 @@
 encoded in the test run with PyAV (VP9 .webm at 12 fps, like SSv2)."""
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av  # noqa: F401  load PyAV's FFmpeg before anything imports decord (its bundled libvpx breaks PyAV's VP9 encoder)
@@ -14,29 +13,12 @@ SAMPLE = REPO.parent / "shared" / "fixtures" / "something_else_sample"
 
 
 def encode_video(path: Path, frames: np.ndarray, fps: int = 12) -> Path:
-    """Encode uint8 RGB frames [T,H,W,3]. Even sizes go through `datasets.video_writer`; odd
-    sizes (real SSv2 frames are 427x240) are encoded here as VP9, which accepts them."""
+    """Encode uint8 RGB frames [T,H,W,3] with the project's writer (VP9 .webm takes odd sizes such
+    as real SSv2's 427x240; H.264 .mp4 needs even ones)."""
     from datasets.video_writer import write_video
 
-    path = Path(path)
-    t, h, w, _ = frames.shape
-    if h % 2 == 0 and w % 2 == 0:
-        write_video(path, frames, fps=fps)
-        return path
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=Fraction(fps, 1))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-        stream.thread_count = 1
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    write_video(path, frames, fps=fps)
+    return Path(path)
 
 
 def coded_frames(num_frames: int, height: int = 48, width: int = 64) -> np.ndarray:
@@ -55,6 +37,21 @@ def sample_dir() -> Path:
     if not (SAMPLE / "annotations.json").exists():
         pytest.skip(f"real Something-Else sample not found at {SAMPLE}")
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample_root(sample_dir) -> Path:
+    return sample_dir
+
+
+@pytest.fixture(scope="session")
+def sample_annotations(sample_dir) -> Path:
+    return sample_dir / "annotations.json"
+
+
+@pytest.fixture(scope="session")
+def sample_splits(sample_dir) -> Path:
+    return sample_dir / "splits"
 
 
 @pytest.fixture(scope="session")
