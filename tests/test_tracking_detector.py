@@ -2,7 +2,6 @@
 train-detector -> detect/track pipeline on tiny synthetic videos (checks files and formats, not
 detection quality: a CPU test cannot train a detector)."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 from datasets.errors import DataError
 from tracking.__main__ import main
-from tracking.detector import (DetectorSpec, FrameSamples, VideoItem, box_targets, build_detector, default_spec,
+from tracking.detector import (FrameSamples, VideoItem, box_targets, build_detector, default_spec,
                                load_backbone_weights, load_detector, load_detector_init)
 
 TINY = {"min_size": 64, "max_size": 96}

@@ -1,7 +1,6 @@
 """Detections JSON (validation, round trip), MOT evaluation (hand cases, motmetrics' own data, the
 real Something-Else sample), and the track/evaluate CLI with bad input."""
 import json
-import math
 import os
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from datasets.annotations import VideoBoxes, parse_video
 from datasets.errors import DataError
 from tracking.__main__ import main
-from tracking.detections import VideoDetections, load_detections, parse_detections, save_detections
+from tracking.detections import load_detections, parse_detections, save_detections
 from tracking.mot_eval import evaluate
 
 

@@ -23,13 +23,13 @@ import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from datasets.annotations import HAND, BoxSource, VideoBoxes
+from datasets.annotations import HAND, VideoBoxes
 from datasets.errors import DataError
 from datasets.video import open_video
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections

@@ -69,8 +69,9 @@ def gather_items(opts: TrainOptions, log) -> tuple[list[VideoItem], list[VideoIt
         usable = sorted((v for v in annotated if v in videos), key=lambda s: (len(s), s))
         rng = np.random.default_rng(opts.seed)
         order = [usable[i] for i in rng.permutation(len(usable))]
-        n_val = int(round(opts.val_fraction * len(order))) if len(order) > 1 else 0
-        n_val = min(max(n_val, 1 if opts.val_fraction > 0 and len(order) > 1 else 0), len(order) - 1) if order else 0
+        n_val = 0
+        if len(order) > 1 and opts.val_fraction > 0:  # at least one held-out and one training video
+            n_val = min(max(1, round(opts.val_fraction * len(order))), len(order) - 1)
         val_ids, train_ids = sorted(order[:n_val], key=lambda s: (len(s), s)), sorted(order[n_val:], key=lambda s: (len(s), s))
     counts = {"no_boxes": 0, "no_video": 0, "empty": 0}
 
@@ -188,9 +189,10 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         log(f"resumed {last} after epoch {ckpt['epoch']}")
     out.mkdir(parents=True, exist_ok=True)
     spec_dict = asdict(spec) | {"classes": list(spec.classes)}
-    write_json(out / "config.json", _json_safe({"options": asdict(opts), "spec": spec_dict, "data": counts,
-                                                "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}),
-               indent=2)
+    if ckpt is None:  # a resumed run keeps the config it started with
+        write_json(out / "config.json", _json_safe({
+            "options": asdict(opts), "spec": spec_dict, "data": counts,
+            "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}), indent=2)
     (out / "metrics.jsonl").write_text("".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
     log(f"data: {len(train_items)} training videos ({opts.frames_per_video} frames each per epoch), "
         f"{len(val_items)} held-out videos; {spec.arch} {spec.min_size}-{spec.max_size}px on {device}")
@@ -207,9 +209,9 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
             row.update({"map50": ap["map50"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
                         "heldout_frames": ap["images"]})
         metrics.append(row)
-        score = row.get("map50", -epoch)  # without held-out videos: the latest model is "best"
-        score = -1.0 if score != score else score  # NaN (no ground truth) never wins
-        is_best = score >= best["map50"] if val_items else True
+        score = row.get("map50", math.nan)
+        score = -1.0 if math.isnan(score) else score  # NaN: no held-out ground truth
+        is_best = score >= best["map50"] if val_items else True  # no held-out videos: the latest is "best"
         if is_best:
             best = {"epoch": epoch, "map50": score}
         state = {"kind": CHECKPOINT_KIND, "spec": spec_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
