@@ -56,6 +56,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # running
     workers: int = 2
+    threads: int = 0  # torch CPU threads; 0: the cores left after one per data-loader worker (oversubscribed
+    # OpenMP threads spin and can slow a step down 10x)
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     seed: int = 0

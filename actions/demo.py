@@ -38,7 +38,8 @@ def make_data(data: Path, videos: int, seed: int, workers: int, size: tuple[int,
 
     if not (data / "annotations.json").exists():
         code = synthetic_main(["--out", str(data), "--videos", str(videos), "--seed", str(seed),
-                               "--workers", str(workers), "--width", str(size[0]), "--height", str(size[1])])
+                               "--workers", str(workers), "--width", str(size[0]), "--height", str(size[1])]
+                              + ([] if sys.stderr.isatty() else ["--quiet"]))
         if code:
             raise SystemExit(code)
     comp, shuf = data / "splits" / "compositional", data / "splits" / "shuffled"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -112,8 +113,18 @@ def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dic
     return summarize(scores, labels, class_names), ids, scores, labels
 
 
+def cpu_threads(cfg: TrainConfig, world_size: int) -> int:
+    """Threads for torch on the CPU: the cores of this process's share left after its loader workers."""
+    if cfg.threads > 0:
+        return cfg.threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(world_size, 1) - cfg.workers)
+
+
 def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     dist = init_distributed(cfg.device)
+    if dist.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg, dist.world_size))
     log = print if dist.is_main else (lambda *a, **k: None)
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
