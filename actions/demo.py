@@ -3,7 +3,8 @@
 1. Generate the synthetic Something-Else-style data set (datasets.synthetic) unless it exists.
 2. Make its compositional split and the shuffled control with the split tool (splits).
 3. For each split and seed: train STIN+OIE+NL (boxes), the scene CNN (pixels), and their fusion
-   (scene stream loaded from its run and frozen, STIN+OIE+NL and the fusion head trained), each
+   (scene stream loaded from its run and frozen; STIN+OIE+NL initialised from its run and trained
+   further with the fusion head), each
    selected on a held-out part of its training set; evaluate on the split's validation side; and
    fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" ensemble row).
 4. Print the table (top-1/top-5, mean ± standard deviation over seeds) and write it to
@@ -92,7 +93,8 @@ def demo(args) -> int:
                 "scene": run("scene.yaml", common + [f"out={runs['scene']}"]),
             }
             res["fusion"] = run("fusion.yaml", common + [f"out={runs['fusion']}",
-                                                         f"model_args.scene_checkpoint={runs['scene'] / 'best.pt'}"])
+                                                         f"model_args.scene_checkpoint={runs['scene'] / 'best.pt'}",
+                                                         f"model_args.stin_checkpoint={runs['stin'] / 'best.pt'}"])
             ens = score_fusion(runs["scene"], runs["stin"])
             for key, r in res.items():
                 ev = r["evaluation"]
