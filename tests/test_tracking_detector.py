@@ -128,7 +128,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
                  str(synthetic / "videos"), "--out", str(run), "--epochs", "2", "--resume", "--quiet"]) == 0
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and lines[0] == first[0] and json.loads(lines[1])["epoch"] == 1
-    ckpt = torch.load(run / "last.pt", weights_only=False)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and {"model", "optimizer", "lr_scheduler", "rng", "spec"} <= set(ckpt)
     assert ckpt["options"]["frames_per_video"] == 1  # resumed with the run's own options
     results = json.loads((run / "results.json").read_text())
@@ -195,8 +195,8 @@ def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(opts(tmp_path / "b"), progress=interrupt, log=quiet)
     train(opts(tmp_path / "b"), resume=True, log=quiet)
-    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
