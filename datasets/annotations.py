@@ -82,13 +82,14 @@ class BoxSource(Protocol):
     def get(self, video_id: str) -> VideoBoxes: ...
 
 
-def _box_value(value: object, where: str, key: str) -> float:
+def finite_number(value: object, where: str, key: str) -> float:
+    """`value` as a finite float, or a DataError saying where (file, video, frame) and which field."""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DataError(f"{where}: box2d.{key} is {value!r}, expected a number") from None
+        raise DataError(f"{where}: {key} is {value!r}, expected a number") from None
     if not math.isfinite(v):
-        raise DataError(f"{where}: box2d.{key} is {v}, expected a finite number")
+        raise DataError(f"{where}: {key} is {v}, expected a finite number")
     return v
 
 
@@ -138,7 +139,7 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
             for key in ("x1", "y1", "x2", "y2"):
                 if key not in box:
                     raise DataError(f"{where}: box2d has no '{key}'")
-            x1, y1, x2, y2 = (_box_value(box[k], where, k) for k in ("x1", "y1", "x2", "y2"))
+            x1, y1, x2, y2 = (finite_number(box[k], where, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
             if x1 > x2 or y1 > y2:
                 issues.append(f"frame {rec['name']}: inverted box swapped")
                 x1, x2 = min(x1, x2), max(x1, x2)

@@ -25,14 +25,13 @@ Every error is a `DataError` naming the file, the video, the frame and the label
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
-from datasets.annotations import HAND, VideoBoxes, frame_name, frame_number
+from datasets.annotations import HAND, VideoBoxes, finite_number, frame_name, frame_number
 from datasets.errors import DataError
 from datasets.jsonio import read_json, write_json
 
@@ -96,16 +95,6 @@ class VideoDetections:
                    np.full(len(vb.track), score, np.float32), np.array(labels, np.int64))
 
 
-def _number(value: object, where: str, key: str) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {key} is {value!r}, expected a number") from None
-    if not math.isfinite(v):
-        raise DataError(f"{where}: {key} is {v}, expected a finite number")
-    return v
-
-
 def parse_detections(video_id: str, records: object, source: str | os.PathLike = "<detections>") -> VideoDetections:
     """Validate one video's frame records (see the module doc for the rules)."""
     video_id = str(video_id)
@@ -137,7 +126,7 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
             for key in ("x1", "y1", "x2", "y2"):
                 if key not in box:
                     raise DataError(f"{w}: box2d has no '{key}'")
-            x1, y1, x2, y2 = (_number(box[k], w, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
+            x1, y1, x2, y2 = (finite_number(box[k], w, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
             if x2 < x1 or y2 < y1:
                 raise DataError(f"{w}: inverted box (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}); boxes are "
                                 "(x1, y1, x2, y2) pixels with x1 <= x2, y1 <= y2 (was (x, y, w, h) written?)")
@@ -145,7 +134,7 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
             if cls is None:
                 raise DataError(f"{w}: unknown class {lab.get('category')!r} (expected 'hand' or 'object', "
                                 "or a Something-Else track id 'hand'/'0000'... in standard_category)")
-            score = _number(lab["score"], w, "score") if "score" in lab else 1.0
+            score = finite_number(lab["score"], w, "score") if "score" in lab else 1.0
             if not 0.0 <= score <= 1.0:
                 raise DataError(f"{w}: score is {score:g}, expected a number in [0, 1]")
             frames.append(f)
