@@ -73,26 +73,28 @@ def test_unknown_config_key_lists_valid_ones(tmp_path, box_split):
 
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path, box_split):
+    # small batches: ~30 steps per epoch, so the kill lands inside an epoch
+    over = dict(epochs=5, batch_size=4, lr=0.02, lr_steps="[3]")
     full = tmp_path / "full"
-    r = run(*common(box_split, full))
+    r = run(*common(box_split, full, **over))
     assert r.returncode == 0, r.stderr
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(*common(box_split, killed)), env=ENV, cwd=ROOT,
+    proc = subprocess.Popen(train_cmd(*common(box_split, killed, **over)), env=ENV, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (killed / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the second epoch
-    assert proc.poll() is None, "the run ended before it could be killed; make the epochs longer"
+        time.sleep(0.01)
+    time.sleep(0.1)  # into the next epoch
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = torch.load(killed / "last.pt", weights_only=False)["epoch"]
-    assert done_before < 2
-    r = run(*common(box_split, killed), "--resume")
+    done_before = torch.load(killed / "last.pt", weights_only=True)["epoch"]
+    assert done_before < 4, "the kill came after the last epoch"
+    r = run(*common(box_split, killed, **over), "--resume")
     assert r.returncode == 0, r.stderr
     assert "resumed" in r.stdout
     a, b = metrics(full), metrics(killed)
-    assert [m["epoch"] for m in b] == [0, 1, 2]
+    assert [m["epoch"] for m in b] == [0, 1, 2, 3, 4]
     for ma, mb in zip(a, b):
         assert ma["train_loss"] == pytest.approx(mb["train_loss"], rel=1e-6, abs=1e-7)
         assert ma["holdout_top1"] == mb["holdout_top1"]
