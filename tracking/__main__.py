@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from datasets.cli import EXIT_USAGE, run_main
+from datasets.cli import Parser, run_main
 from datasets.errors import DataError
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
@@ -71,10 +71,6 @@ video missing from the prediction counts as all misses. Overall figures are summ
 MOTA = 1 - (FN + FP + IDSW) / GT, IDF1 = 2 IDTP / (2 IDTP + IDFP + IDFN)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def _fraction(text: str) -> float:
@@ -146,8 +142,8 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = Parser(prog="python -m tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     fmt = argparse.RawDescriptionHelpFormatter
 

@@ -17,13 +17,9 @@ import os
 import sys
 import time
 
-from ..cli import EXIT_USAGE, run_main
+from ..cli import Parser, run_main
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (scripts can trust it)
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def _positive(text: str) -> int:
@@ -44,7 +40,7 @@ def _size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m datasets.synthetic", description=__doc__,
+    p = Parser(prog="python -m datasets.synthetic", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synthetic set to replace)")
     p.add_argument("--videos", type=_positive, required=True, help="number of videos to render")
