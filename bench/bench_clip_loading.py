@@ -12,7 +12,6 @@ import statistics
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av  # noqa: F401  before decord (see datasets.video): PyAV must encode VP9 here
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.sampling import SegmentSampler, StridedClipSampler  # noqa: E402
 from datasets.video import extract_frames, open_video  # noqa: E402
+from datasets.video_writer import write_video  # noqa: E402
 
 
 def make_frames(num: int, w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -36,21 +36,6 @@ def make_frames(num: int, w: int, h: int, seed: int = 0) -> np.ndarray:
         f[h // 3:h // 3 + 60, x:x + 60] = (220, 40, 40)
         out[t] = f
     return out
-
-
-def encode_webm(path: Path, frames: np.ndarray, fps: int = 12) -> None:
-    import av
-
-    t, h, w, _ = frames.shape
-    with av.open(str(path), mode="w") as c:
-        s = c.add_stream("libvpx-vp9", rate=Fraction(fps, 1))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"  # VP9 accepts odd sizes (SSv2: 427x240)
-        s.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def time_ms(fn, repeats: int) -> tuple[float, float]:
@@ -80,7 +65,7 @@ def main(argv=None) -> None:
             w, h = map(int, size.split("x"))
             n = int(round(args.seconds * 12))
             path = tmp / f"{size}.webm"
-            encode_webm(path, make_frames(n, w, h))
+            write_video(path, make_frames(n, w, h))
             folder = tmp / size
             extract_frames(path, folder)
 
