@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -22,8 +23,11 @@ from .jsonio import read_json, write_json
 _BRACKETS = re.compile(r"\[(.*?)\]")
 
 
+@lru_cache(maxsize=4096)
 def template_to_class(template: str) -> str:
-    """'Putting [something] onto [something]' -> 'Putting something onto something'."""
+    """'Putting [something] onto [something]' -> 'Putting something onto something'.
+
+    Cached: a few hundred templates are looked up once per record (220,000 records in the split tool)."""
     return _BRACKETS.sub(r"\1", template).strip()
 
 

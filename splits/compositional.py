@@ -73,25 +73,19 @@ class Pool:
     labels: dict[str, int]
     records: list[Record]
     sources: dict[str, str] = field(default_factory=dict)
-    class_of: dict[str, str] = field(default_factory=dict)  # template -> class name (cache)
 
     def class_name(self, record: Record) -> str:
-        name = self.class_of.get(record.template)
-        if name is None:
-            name = self.class_of[record.template] = template_to_class(record.template)
-        return name
+        return template_to_class(record.template)
 
 
-def read_pool_records(path: str | os.PathLike, labels: dict[str, int], labels_path: str | os.PathLike,
-                      class_of: dict[str, str]) -> list[Record]:
+def read_pool_records(path: str | os.PathLike, labels: dict[str, int], labels_path: str | os.PathLike
+                      ) -> list[Record]:
     """Read a train/validation list; each record needs a template from the labels file and placeholders."""
     out = []
     for i, rec in enumerate(io.parse_records(read_json(path), path)):
         if rec.template is None:
             raise DataError(f"{path}: record {i} (id {rec.id}): missing field 'template' (a test-set list has no labels)")
-        name = class_of.get(rec.template)
-        if name is None:
-            name = class_of[rec.template] = template_to_class(rec.template)
+        name = template_to_class(rec.template)
         if name not in labels:
             raise DataError(f"{path}: record {i} (id {rec.id}): template {rec.template!r} is not in the labels "
                             f"file {labels_path}")
@@ -107,21 +101,20 @@ def load_pool(labels_path: str | os.PathLike, train_path: str | os.PathLike,
     """Read labels and record lists; every record must have a known template and placeholders."""
     labels = load_labels(labels_path)
     records: list[Record] = []
-    class_of: dict[str, str] = {}
     seen: dict[str, str] = {}
     sources = {"labels": str(labels_path), "train": str(train_path)}
     paths = [train_path] + ([val_path] if val_path is not None else [])
     if val_path is not None:
         sources["validation"] = str(val_path)
     for path in paths:
-        for rec in read_pool_records(path, labels, labels_path, class_of):
+        for rec in read_pool_records(path, labels, labels_path):
             if rec.id in seen:
                 raise DataError(f"{path}: video id {rec.id} is also in {seen[rec.id]}")
             seen[rec.id] = str(path)
             records.append(rec)
     if not records:
         raise DataError(f"{train_path}: no records to split")
-    return Pool(labels=labels, records=records, sources=sources, class_of=class_of)
+    return Pool(labels=labels, records=records, sources=sources)
 
 
 @dataclass

@@ -49,13 +49,8 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
     if draws < 1:
         raise DataError("--draws must be at least 1")
     order = sorted(labels, key=lambda c: labels[c])
-    cache: dict[str, str] = {}
-
     def cls(r: Record) -> str:
-        name = cache.get(r.template)
-        if name is None:
-            name = cache[r.template] = template_to_class(r.template)
-        return name
+        return template_to_class(r.template)
 
     ids = {}
     for part, recs in (("train", train), ("validation", validation)):
@@ -160,9 +155,8 @@ def write_fewshot(out: str | os.PathLike, result: FewShotResult) -> None:
 def run_fewshot(labels_path, train_path, val_path, out, base_classes=88, shots=(5, 10), draws=1, seed=0,
                 base_labels_path=None) -> FewShotResult:
     labels = load_labels(labels_path)
-    class_of: dict[str, str] = {}
-    train = read_pool_records(train_path, labels, labels_path, class_of)
-    validation = read_pool_records(val_path, labels, labels_path, class_of)
+    train = read_pool_records(train_path, labels, labels_path)
+    validation = read_pool_records(val_path, labels, labels_path)
     base_names = None
     if base_labels_path is not None:
         base_names = list(load_labels(base_labels_path))

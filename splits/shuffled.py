@@ -23,14 +23,10 @@ from . import io
 
 def make_shuffled(labels: dict[str, int], train: list[Record], validation: list[Record], seed: int = 0,
                   source: str = "") -> tuple[list[Record], list[Record], dict]:
-    cache: dict[str, str] = {}
-
     def cls(r: Record) -> str:
         if r.template is None:
             raise DataError(f"{source}: video {r.id} has no template")
-        name = cache.get(r.template)
-        if name is None:
-            name = cache[r.template] = template_to_class(r.template)
+        name = template_to_class(r.template)
         if name not in labels:
             raise DataError(f"{source}: video {r.id}: template {r.template!r} is not in labels.json")
         return name

@@ -20,17 +20,13 @@ from .validate import check_labels
 
 
 def _class_counts(parts: dict[str, list[Record]]) -> dict[str, Counter]:
-    cache: dict[str, str] = {}
     out = {}
     for name, recs in parts.items():
         c: Counter = Counter()
         for r in recs:
             if r.template is None:
                 continue
-            k = cache.get(r.template)
-            if k is None:
-                k = cache[r.template] = template_to_class(r.template)
-            c[k] += 1
+            c[template_to_class(r.template)] += 1
         out[name] = c
     return out
 

@@ -27,6 +27,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from datasets.errors import DataError
 from datasets.jsonio import read_json
@@ -77,20 +78,12 @@ def check_labels(path: Path, name: str = "labels") -> tuple[Check, dict[str, int
     return Check(name, PASS, f"{path.name}: {len(labels)} classes, indices 0..{len(labels) - 1}"), labels
 
 
-class _Classes:
-    def __init__(self):
-        self.cache: dict[str, str] = {}
-
-    def __call__(self, r: Record) -> str | None:
-        if r.template is None:
-            return None
-        name = self.cache.get(r.template)
-        if name is None:
-            name = self.cache[r.template] = template_to_class(r.template)
-        return name
+def _class_of(r: Record) -> str | None:
+    return None if r.template is None else template_to_class(r.template)
 
 
-def _template_check(name: str, parts: dict[str, list[Record]], labels: dict[str, int] | None, cls: _Classes,
+def _template_check(name: str, parts: dict[str, list[Record]], labels: dict[str, int] | None,
+                    cls: Callable[[Record], str | None],
                     labels_name: str) -> Check:
     if labels is None:
         return Check(name, SKIP, f"{labels_name} absent or unreadable")
@@ -151,7 +144,7 @@ def validate_compositional(folder: io.SplitFolder, pairs_mode: str | None = None
     val = io.read_records(folder.validation) if folder.validation else None
     obj_a = io.read_nouns(folder.objects_a) if folder.objects_a else None
     obj_b = io.read_nouns(folder.objects_b) if folder.objects_b else None
-    cls = _Classes()
+    cls = _class_of
     have_both = train is not None and val is not None
     absent = ", ".join(n for n, x in (("train.json", train), ("validation.json", val)) if x is None)
     if train is None and val is None:
@@ -301,7 +294,7 @@ def validate_fewshot(folder: io.SplitFolder) -> list[Check]:
                             if shared else f"{len(base)} base and {len(novel)} novel classes, disjoint"))
     else:
         checks.append(Check("base-novel-disjoint", SKIP, "needs both label files"))
-    cls = _Classes()
+    cls = _class_of
     base_parts = {}
     if folder.base_train is not None:
         base_parts["base training"] = io.read_records(folder.base_train)
