@@ -73,33 +73,44 @@ class Data:
     report: dict
 
 
+def model_inputs(model: torch.nn.Module) -> dict[str, bool]:
+    """What a model reads, as the keyword arguments of `make_dataset` / `build_data`."""
+    return {"needs_boxes": bool(getattr(model, "needs_boxes", True)),
+            "needs_frames": bool(getattr(model, "needs_frames", False)),
+            "needs_rgb_boxes": bool(getattr(model, "needs_rgb_boxes", False))}
+
+
 def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int], *, needs_boxes: bool,
-                 needs_frames: bool, train: bool, boxes=None, views: tuple[int, int] = (1, 1), source: str = "",
-                 seed: int | None = None) -> ClipDataset:
+                 needs_frames: bool, train: bool, needs_rgb_boxes: bool = False, boxes=None,
+                 views: tuple[int, int] = (1, 1), source: str = "", seed: int | None = None,
+                 video_paths=None) -> ClipDataset:
+    """`video_paths` (id -> file or frame folder) replaces `cfg.videos` when given (inference)."""
     if needs_boxes and boxes is None:
         if not cfg.boxes:
             raise DataError("this model reads boxes: set `boxes` to a Something-Else JSON or box store")
         boxes = open_boxes(cfg.boxes)
-    if needs_frames and not cfg.videos:
+    if needs_frames and video_paths is None and not cfg.videos:
         raise DataError("this model reads pixels: set `videos` to the folder of videos or frame folders")
-    if needs_frames and not Path(cfg.videos).is_dir():
+    if needs_frames and video_paths is None and not Path(cfg.videos).is_dir():
         raise DataError(f"{cfg.videos}: video folder not found")
     return ClipDataset(
-        records, labels, boxes if needs_boxes else None, cfg.videos if needs_frames else None,
+        records, labels, boxes if needs_boxes else None, cfg.videos if needs_frames and video_paths is None else None,
+        video_paths=video_paths if needs_frames else None,
         num_box_frames=cfg.num_box_frames, num_slots=cfg.num_slots, official_slots=cfg.official_slots,
-        load_frames=needs_frames, num_rgb_frames=cfg.num_rgb_frames,
+        load_frames=needs_frames, rgb_boxes=needs_rgb_boxes, num_rgb_frames=cfg.num_rgb_frames,
         rgb_sampler="strided" if cfg.rgb_sampler == "official" else "segment",
         train=train, input_size=cfg.input_size, crop=cfg.crop, num_clips=views[0], num_crops=views[1],
         default_frame_size=tuple(cfg.frame_size) if cfg.frame_size else None,
         seed=cfg.seed if seed is None else seed, source=source)
 
 
-def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_train: bool = True) -> Data:
+def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_train: bool = True,
+               needs_rgb_boxes: bool = False) -> Data:
     files = split_files(cfg.split)
     labels = load_labels(files.labels)
     names = class_names(labels)
     boxes = open_boxes(cfg.boxes) if needs_boxes and cfg.boxes else None
-    kw = dict(needs_boxes=needs_boxes, needs_frames=needs_frames, boxes=boxes)
+    kw = dict(needs_boxes=needs_boxes, needs_frames=needs_frames, needs_rgb_boxes=needs_rgb_boxes, boxes=boxes)
     report: dict = {}
     train = holdout = None
     if with_train:

@@ -23,7 +23,7 @@ from datasets.ssv2 import load_labels, load_records
 
 from .checkpoint import load_checkpoint
 from .config import TrainConfig, apply
-from .data import eval_loader, make_dataset, split_files
+from .data import eval_loader, make_dataset, model_inputs, split_files
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
@@ -70,9 +70,7 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
     if args.set not in files.sets:
         raise DataError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
     model = model_from_checkpoint(ckpt, device)
-    ds = make_dataset(cfg, load_records(files.sets[args.set], labels), labels,
-                      needs_boxes=bool(getattr(model, "needs_boxes", True)),
-                      needs_frames=bool(getattr(model, "needs_frames", False)), train=False,
+    ds = make_dataset(cfg, load_records(files.sets[args.set], labels), labels, **model_inputs(model), train=False,
                       views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
     if ds.report["kept"] < ds.report["records"]:
         print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "

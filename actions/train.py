@@ -30,7 +30,7 @@ from datasets.ssv2 import load_labels
 from . import report
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, load_config, save_config, to_dict
-from .data import Data, build_data, eval_loader, split_files, train_loader
+from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
@@ -128,13 +128,14 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     log = print if dist.is_main else (lambda *a, **k: None)
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
-    needs_boxes, needs_frames = bool(getattr(model, "needs_boxes", True)), bool(getattr(model, "needs_frames", False))
-    data = build_data(cfg, needs_boxes, needs_frames)
+    inputs = model_inputs(model)
+    data = build_data(cfg, **inputs)
     n_params = count_parameters(model)
+    reads = [what for what, key in (("boxes", "needs_boxes"), ("frames", "needs_frames"),
+                                    ("boxes on the frames", "needs_rgb_boxes")) if inputs[key]]
     log(f"data: {len(data.train)} training, {len(data.holdout) if data.holdout else 0} held-out, "
         f"{len(data.evaluation) if data.evaluation else 0} evaluation videos; {len(data.class_names)} classes; "
-        f"reads {'boxes' if needs_boxes else ''}{' + ' if needs_boxes and needs_frames else ''}"
-        f"{'frames' if needs_frames else ''}")
+        f"reads {' + '.join(reads)}")
     if dry_run:
         log(f"model: {cfg.model} {cfg.model_args or ''}")
         log(f"parameters: {n_params}")

@@ -5,6 +5,8 @@ One item:
   box_ids  long  [N]        0 empty, 1 hand, 2 object (see `datasets.slots`)
   box_mask bool  [T, N]
   frames   float [3, T', H, W]  ImageNet-normalised pixels, only with load_frames=True
+  rgb_boxes, rgb_box_mask  [T', N, 4], [T', N]: the same slots on the RGB frames, only with
+           rgb_boxes=True (region models such as STRG pool the pixels' feature map at them)
   label    long  []         -1 when the records carry no labels (test set)
   video_id str
   view     long  []         only for multi-view evaluation (num_clips x num_crops > 1)
@@ -81,7 +83,9 @@ class ClipDataset(torch.utils.data.Dataset):
     'multiscale' | 'center' | 'full' (training; evaluation always uses the centre crop or, with
     num_crops > 1, `transforms.NCrop`). num_clips x num_crops views per record at evaluation
     (item index = record * views + clip * num_crops + crop). video_opener(path, backend=...) returns
-    a `video.VideoReader` (default `video.open_video`).
+    a `video.VideoReader` (default `video.open_video`). video_paths: id -> video file or frame
+    folder, used instead of listing video_root (inference on paths a user names; ids missing
+    from it are skipped as no_video).
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class ClipDataset(torch.utils.data.Dataset):
         boxes: BoxSource | None = None,
         video_root: str | os.PathLike | None = None,
         *,
+        video_paths: Mapping[str, str | os.PathLike] | None = None,
         num_box_frames: int = 8,
         num_slots: int = 4,
         official_slots: bool = False,
@@ -99,6 +104,7 @@ class ClipDataset(torch.utils.data.Dataset):
         rgb_sampler: str | FrameSampler = "strided",
         rgb_stride: int = 2,
         boxes_on_rgb_frames: bool = False,
+        rgb_boxes: bool = False,
         train: bool = True,
         input_size: int = 224,
         crop: str = "multiscale",
@@ -120,8 +126,8 @@ class ClipDataset(torch.utils.data.Dataset):
     ):
         if boxes is None and not load_frames:
             raise ValueError("ClipDataset needs boxes, frames (load_frames=True), or both")
-        if load_frames and video_root is None:
-            raise ValueError("load_frames=True needs a video_root")
+        if load_frames and video_root is None and video_paths is None:
+            raise ValueError("load_frames=True needs a video_root (or video_paths)")
         if boxes_on_rgb_frames and not load_frames:
             raise ValueError("boxes_on_rgb_frames=True needs load_frames=True (the RGB frames choose the box frames)")
         if train and num_clips * num_crops > 1:
@@ -129,10 +135,14 @@ class ClipDataset(torch.utils.data.Dataset):
         self.labels = dict(labels) if labels is not None else None
         self.boxes = boxes
         self.video_root = video_root
+        self._given_paths = None if video_paths is None else {str(k): v for k, v in video_paths.items()}
         self.num_slots = num_slots
         self.official_slots = official_slots
         self.load_frames = load_frames
         self.boxes_on_rgb_frames = boxes_on_rgb_frames and load_frames
+        if rgb_boxes and not (load_frames and boxes is not None):
+            raise ValueError("rgb_boxes=True needs boxes and load_frames=True (boxes on the RGB frames)")
+        self.rgb_boxes = rgb_boxes
         self.train = train
         self.input_size = input_size
         self.num_clips, self.num_crops = num_clips, num_crops
@@ -159,7 +169,12 @@ class ClipDataset(torch.utils.data.Dataset):
     def _select(self, records, require_boxes, strict, source):
         counts: Counter = Counter()
         skipped: list[tuple[str, str]] = []
-        videos = list_videos(self.video_root) if self.load_frames else {}
+        if not self.load_frames:
+            videos = {}
+        elif self._given_paths is not None:
+            videos = self._given_paths
+        else:
+            videos = list_videos(self.video_root)
         items, labels_of, paths = [], [], []
         for rec in records:
             reason = None
@@ -178,7 +193,8 @@ class ClipDataset(torch.utils.data.Dataset):
                 if strict:
                     what = {"no_label": f"template {rec.template!r} is not in the labels",
                             "no_boxes": "no boxes in the box annotations",
-                            "no_video": f"no {rec.id}.webm, {rec.id}.mp4 or {rec.id}/ under {self.video_root}"}[reason]
+                            "no_video": f"no {rec.id}.webm, {rec.id}.mp4 or {rec.id}/ under {self.video_root}"
+                            if self._given_paths is None else "no path given for this video"}[reason]
                     raise DataError(f"{source}: video {rec.id}: {what}")
                 counts[reason] += 1
                 skipped.append((rec.id, reason))
@@ -243,6 +259,9 @@ class ClipDataset(torch.utils.data.Dataset):
         out = self._boxes(vb, rgb_idx, box_rng, clip_k, view)
         if frames is not None:
             out["frames"] = normalize(frames_to_view(frames, view), self.mean, self.std)
+        if self.rgb_boxes:
+            on_rgb = self._boxes_on(vb, rgb_idx, view)
+            out["rgb_boxes"], out["rgb_box_mask"] = on_rgb["boxes"], on_rgb["box_mask"]
         out["label"] = torch.tensor(label, dtype=torch.long)
         out["video_id"] = rec.id
         if self.num_views > 1:
@@ -264,16 +283,21 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _boxes(self, vb: VideoBoxes | None, rgb_idx, rng, clip_k: int, view: View) -> dict:
         t_len = len(rgb_idx) if self.boxes_on_rgb_frames else self.box_sampler.num_out
-        if vb is None:
-            return {"boxes": torch.zeros(t_len, self.num_slots, 4), "box_ids": torch.zeros(self.num_slots, dtype=torch.long),
-                    "box_mask": torch.zeros(t_len, self.num_slots, dtype=torch.bool)}
         if self.boxes_on_rgb_frames:
             frames = rgb_idx
-        elif len(vb.frame_index):
+        elif vb is not None and len(vb.frame_index):
             first, last = int(vb.frame_index[0]), int(vb.frame_index[-1])
             frames = first + self._pick(self.box_sampler, last - first + 1, rng, clip_k)
         else:
             frames = np.zeros(t_len, dtype=np.int64)  # no annotated frame: everything masked
+        return self._boxes_on(vb, frames, view)
+
+    def _boxes_on(self, vb: VideoBoxes | None, frames: np.ndarray, view: View) -> dict:
+        """Slot-filled boxes of decoded frames `frames`, normalised to `view` and masked."""
+        if vb is None:
+            return {"boxes": torch.zeros(len(frames), self.num_slots, 4),
+                    "box_ids": torch.zeros(self.num_slots, dtype=torch.long),
+                    "box_mask": torch.zeros(len(frames), self.num_slots, dtype=torch.bool)}
         slots = fill_slots(vb, frames, self.num_slots, self.official_slots)
         norm, valid = boxes_to_view(slots.boxes, view)
         mask = slots.box_mask if self.official_slots else slots.box_mask & valid

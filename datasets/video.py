@@ -12,6 +12,8 @@ whether that happened, `reader.native_fps` keeps the file's rate). Frame folders
 rate: they are taken to be at `fps` already.
 
 Errors on bad input are `DataError` naming the file: missing video, undecodable file, zero frames.
+`expand_videos` turns the VIDEO... arguments of the command-line tools (files, frame folders, folders
+of videos, globs) into video id -> path; the tracking and inference commands share it.
 """
 from __future__ import annotations
 
@@ -349,6 +351,52 @@ def list_videos(video_root: str | os.PathLike) -> dict[str, Path]:
     for vid, p in folders.items():
         found.setdefault(vid, p)
     return found
+
+
+def video_id_of(path: str | os.PathLike) -> str:
+    """`.../2003.webm` -> "2003"; a frame folder `.../2003/` -> "2003"."""
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem
+
+
+def _is_frame_folder(path: Path) -> bool:
+    return any(_FRAME_FILE.match(n) for n in os.listdir(path))
+
+
+def expand_videos(paths: Sequence[str | os.PathLike]) -> dict[str, Path]:
+    """What the command-line tools take as VIDEO...: video id -> path, in the order given.
+
+    A file is one video; a folder holding NNNN.jpg frames is one video; another folder is expanded
+    to the videos inside it (`list_videos`); a path that does not exist but contains * ? [ is a
+    glob (for shells that did not expand it). Missing paths, empty folders and globs matching
+    nothing are DataErrors naming them, as is one id reached through two different paths.
+    """
+    import glob
+
+    out: dict[str, Path] = {}
+    for text in paths:
+        path = Path(text)
+        if path.exists():
+            targets = [path]
+        elif any(c in str(text) for c in "*?["):
+            targets = [Path(p) for p in sorted(glob.glob(str(text)))]
+            if not targets:
+                raise DataError(f"{text}: no file matches this pattern")
+        else:
+            raise DataError(f"{path}: video not found")
+        for target in targets:
+            if target.is_dir() and not _is_frame_folder(target):
+                found = list_videos(target)
+                if not found:
+                    raise DataError(f"{target}: folder has no videos (.webm/.mp4) and no frames (NNNN.jpg)")
+                items = sorted(found.items())
+            else:
+                items = [(video_id_of(target), target)]
+            for vid, p in items:
+                if vid in out and out[vid] != p:
+                    raise DataError(f"video id {vid} given twice: {out[vid]} and {p}")
+                out[vid] = p
+    return out
 
 
 def extract_frames(video_path: str | os.PathLike, out_dir: str | os.PathLike, fps: float = SSV2_FPS,

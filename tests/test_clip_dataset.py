@@ -274,6 +274,18 @@ def test_frames_only_dataset_has_empty_box_slots(tmp_path, vt):
     assert not it["box_mask"].any() and (it["box_ids"] == 0).all() and it["boxes"].shape == (8, 4, 4)
 
 
+def test_video_paths_replace_the_video_root(tmp_path, vt):
+    """Inference names its own files: id -> path, wherever they are and whatever they are called."""
+    vt.encode(tmp_path / "any name.webm", vt.coded_frames(20))
+    kw = dict(load_frames=True, input_size=32, num_rgb_frames=8, rgb_sampler="segment", train=False)
+    ds = ClipDataset([rec("1"), rec("2")], LABELS, None, video_paths={"1": tmp_path / "any name.webm"}, **kw)
+    assert len(ds) == 1 and ds.skipped == [("2", "no_video")]
+    (tmp_path / "root").mkdir()
+    vt.encode(tmp_path / "root" / "1.webm", vt.coded_frames(20))
+    by_root = ClipDataset([rec("1")], LABELS, None, tmp_path / "root", **kw)
+    assert torch.equal(ds[0]["frames"], by_root[0]["frames"])
+
+
 def test_multi_view_evaluation(tmp_path, vt):
     vt.encode(tmp_path / "1.webm", vt.coded_frames(40, 48, 96))
     A = (1, 1, 20, 20)

@@ -236,11 +236,11 @@ def test_create_model_errors_are_clear():
 
 def test_every_model_declares_its_inputs():
     expected = {"stin", "stin_oie", "stin_oie_nl", "i3d_r50", "r3d_18", "mc3_18", "r2plus1d_18",
-                "swin3d_t", "s3d", "small3d", "fusion"}
+                "swin3d_t", "s3d", "small3d", "strg", "fusion"}
     assert set(MODELS) == expected
     assert "official" in model_kwargs("stin") and "backbone_weights" in model_kwargs("small3d")
-    for name in ("stin", "small3d", "fusion"):
-        kw = {"scene": "small3d", "stin": "stin"} if name == "fusion" else {}
+    for name in ("stin", "small3d", "strg", "fusion"):
+        kw = {"fusion": {"scene": "small3d", "stin": "stin"}, "strg": {"scene": "small3d"}}.get(name, {})
         model = create_model(name, 3, **kw)
         assert isinstance(model.needs_frames, bool) and isinstance(model.needs_boxes, bool)
     assert isinstance(create_model("stin", 3), STIN)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from datasets.cli import Parser, run_main
 from datasets.errors import DataError
+from datasets.video import expand_videos
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
 strength is the sum of its detection scores (length x confidence). The strongest hand track becomes
@@ -213,31 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------- helpers
-
-def expand_videos(paths: list[str]) -> dict[str, Path]:
-    """Video id -> path. A folder holding NNNN.jpg frames is one video; another folder is expanded
-    to the videos inside it."""
-    from datasets.video import list_videos
-    from .detector import video_id_of
-
-    out: dict[str, Path] = {}
-    for text in paths:
-        path = Path(text)
-        if not path.exists():
-            raise DataError(f"{path}: video not found")
-        if path.is_dir() and not any(n.lower().endswith((".jpg", ".jpeg")) for n in os.listdir(path)):
-            found = list_videos(path)
-            if not found:
-                raise DataError(f"{path}: folder has no videos (.webm/.mp4) and no frames (NNNN.jpg)")
-            items = sorted(found.items())
-        else:
-            items = [(video_id_of(path), path)]
-        for vid, p in items:
-            if vid in out and out[vid] != p:
-                raise DataError(f"video id {vid} given twice: {out[vid]} and {p}")
-            out[vid] = p
-    return out
-
 
 def _progress_bar(total: int, desc: str, quiet: bool):
     if quiet:

@@ -31,7 +31,7 @@ from torch import nn
 
 from datasets.annotations import HAND, VideoBoxes
 from datasets.errors import DataError
-from datasets.video import open_video
+from datasets.video import open_video, video_id_of
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 
 CHECKPOINT_KIND = "se-tracking-detector"
@@ -328,12 +328,6 @@ def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device
     det = VideoDetections(vid, n, cat(frames_out, (0,), np.int32), cat(boxes, (0, 4), np.float32),
                           cat(scores, (0,), np.float32), cat(labels, (0,), np.int64))
     return det
-
-
-def video_id_of(path: Path) -> str:
-    """`.../2003.webm` -> "2003"; a frame folder `.../2003/` -> "2003"."""
-    path = Path(path)
-    return path.name if path.is_dir() else path.stem
 
 
 # -------------------------------------------------------------------------------- checkpoints

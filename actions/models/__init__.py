@@ -17,6 +17,7 @@ from .fusion import FusionModel, ScoreEnsemble, fuse_scores, freeze_
 from .i3d import I3DResNet50, i3d_r50
 from .scene import SceneModel, load_backbone_weights, read_state_dict
 from .stin import STIN, stin_official, stin_preset
+from .strg import STRG
 
 STIN_MODELS = {"stin": _stin.stin, "stin_oie": _stin.stin_oie, "stin_oie_nl": _stin.stin_oie_nl}
 SCENE_MODELS = {
@@ -43,13 +44,13 @@ def fusion(
     freeze_stin: bool = False,
     hidden_dim: int | None = None,
 ) -> FusionModel:
-    """Scene model + STIN, concatenated features -> MLP.
+    """Scene model (or STRG) + STIN, concatenated features -> MLP.
 
     `scene_checkpoint` / `stin_checkpoint`: a local checkpoint of the whole stream model (e.g.
     written by the trainer); its classifier is not needed and not loaded.
     """
-    if scene not in SCENE_MODELS:
-        raise ValueError(f"fusion: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}")
+    if scene not in SCENE_MODELS and scene != "strg":
+        raise ValueError(f"fusion: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}, strg")
     if stin not in STIN_MODELS:
         raise ValueError(f"fusion: unknown STIN model {stin!r}; valid: {', '.join(STIN_MODELS)}")
     scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
@@ -60,7 +61,33 @@ def fusion(
     return FusionModel(scene_model, stin_model, num_classes, freeze_scene, freeze_stin, hidden_dim)
 
 
-MODELS = {**STIN_MODELS, **SCENE_MODELS, "fusion": fusion}
+def strg(
+    num_classes: int,
+    *,
+    scene: str = "i3d_r50",
+    scene_kwargs: dict | None = None,
+    scene_checkpoint: str | None = None,
+    node_dim: int = 512,
+    graph_layers: int = 3,
+    roi_size: int = 7,
+    similarity_dim: int | None = None,
+    dropout: float = 0.5,
+) -> STRG:
+    """STRG over the trunk of scene model `scene` (I3D ResNet-50 in the paper).
+
+    `scene_checkpoint`: a local checkpoint of a trained scene model (e.g. the trainer's best.pt),
+    whose trunk and feature projection initialise STRG's; its classifier is not loaded.
+    """
+    if scene not in SCENE_MODELS:
+        raise ValueError(f"strg: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}")
+    scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
+    if scene_checkpoint is not None:
+        load_backbone_weights(scene_model, scene_checkpoint, ignore_prefixes=("classifier.",))
+    return STRG(scene_model, num_classes, node_dim=node_dim, graph_layers=graph_layers, roi_size=roi_size,
+                similarity_dim=similarity_dim, dropout=dropout)
+
+
+MODELS = {**STIN_MODELS, **SCENE_MODELS, "strg": strg, "fusion": fusion}
 
 
 def model_kwargs(name: str) -> list[str]:
@@ -84,6 +111,7 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
 __all__ = [
     "MODELS",
     "STIN",
+    "STRG",
     "FusionModel",
     "I3DResNet50",
     "SceneModel",

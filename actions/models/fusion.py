@@ -53,6 +53,7 @@ class FusionModel(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(512, num_classes),
         )
+        self.needs_rgb_boxes = any(getattr(m, "needs_rgb_boxes", False) for m in (scene, stin))
         for stream, frozen in ((scene, freeze_scene), (stin, freeze_stin)):
             if frozen:
                 freeze_(stream)
@@ -111,6 +112,7 @@ class ScoreEnsemble(nn.Module):
         fuse_scores([torch.zeros(1, 1)] * len(self.models), self.weights)  # validate early
         self.needs_frames = any(getattr(m, "needs_frames", False) for m in models)
         self.needs_boxes = any(getattr(m, "needs_boxes", False) for m in models)
+        self.needs_rgb_boxes = any(getattr(m, "needs_rgb_boxes", False) for m in models)
 
     def forward(self, batch: dict) -> torch.Tensor:
         probs = fuse_scores([m(batch) for m in self.models], self.weights)

@@ -67,7 +67,7 @@ def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int) -
     return out
 
 
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
     """Mean of x over `dim` counting only entries where mask (x.shape minus the last dim)."""
     if mask is None:
         return x.mean(dim)
@@ -230,7 +230,7 @@ class STIN(nn.Module):
 
         for layer in self.nonlocal_fusion:
             h = self._nonlocal(layer, h, track_mask)
-        return _masked_mean(h, track_mask, 1)
+        return masked_mean(h, track_mask, 1)
 
     def _nonlocal(self, layer: nn.Sequential, h, track_mask):
         nl, conv, bn, relu = layer
