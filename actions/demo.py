@@ -7,6 +7,8 @@
    further with the fusion head), each
    selected on a held-out part of its training set; evaluate on the split's validation side; and
    fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" ensemble row).
+   With --full (`make table-full`) also the STRG rows: STRG over the scene run's trunk, its feature
+   fusion with STIN+OIE+NL (STRG frozen) and the "STRG, STIN+OIE+NL" score ensemble.
 4. Print the table (top-1/top-5, mean ± standard deviation over seeds) and write it to
    OUT/results.md and OUT/results.json.
 Every training run is resumable: running the demo again continues where it stopped.
@@ -31,6 +33,8 @@ from .train import train
 
 ROWS = [("stin", "STIN+OIE+NL (boxes)"), ("scene", "Scene CNN (pixels)"),
         ("fusion", "STIN+OIE+NL + Scene (feature fusion)"), ("ensemble", "Scene, STIN+OIE+NL (score fusion)")]
+STRG_ROWS = [("strg", "STRG (regions of the scene CNN)"), ("fusion_strg", "STIN+OIE+NL + STRG (feature fusion)"),
+             ("ensemble_strg", "STRG, STIN+OIE+NL (score fusion)")]
 
 
 def make_data(data: Path, videos: int, seed: int, workers: int, size: tuple[int, int]) -> None:
@@ -87,7 +91,8 @@ def demo(args) -> int:
             common = [f"split={data / 'splits' / split}", f"boxes={data / 'annotations.json'}",
                       f"videos={data / 'videos'}", f"frame_size=[{args.width},{args.height}]",
                       f"seed={seed}"] + list(args.overrides)
-            runs = {name: out / split / f"seed{seed}" / name for name in ("stin", "scene", "fusion")}
+            runs = {name: out / split / f"seed{seed}" / name
+                    for name in ("stin", "scene", "fusion", "strg", "fusion_strg")}
             res = {
                 "stin": run("stin_oie_nl.yaml", common + [f"out={runs['stin']}"]),
                 "scene": run("scene.yaml", common + [f"out={runs['scene']}"]),
@@ -95,17 +100,25 @@ def demo(args) -> int:
             res["fusion"] = run("fusion.yaml", common + [f"out={runs['fusion']}",
                                                          f"model_args.scene_checkpoint={runs['scene'] / 'best.pt'}",
                                                          f"model_args.stin_checkpoint={runs['stin'] / 'best.pt'}"])
-            ens = score_fusion(runs["scene"], runs["stin"])
+            ensembles = {"ensemble": score_fusion(runs["scene"], runs["stin"])}
+            if args.full:
+                res["strg"] = run("strg.yaml", common + [f"out={runs['strg']}",
+                                                         f"model_args.scene_checkpoint={runs['scene'] / 'best.pt'}"])
+                res["fusion_strg"] = run("fusion_strg.yaml", common + [
+                    f"out={runs['fusion_strg']}", f"model_args.scene_checkpoint={runs['strg'] / 'best.pt'}",
+                    f"model_args.stin_checkpoint={runs['stin'] / 'best.pt'}"])
+                ensembles["ensemble_strg"] = score_fusion(runs["strg"], runs["stin"])
             for key, r in res.items():
                 ev = r["evaluation"]
                 table.setdefault(key, {}).setdefault(split, []).append((ev["top1"], ev["top5"]))
-            table.setdefault("ensemble", {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
+            for key, ens in ensembles.items():
+                table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
             print(f"[{split} seed {seed}] " + ", ".join(
                 f"{k} {100 * v[split][-1][0]:.1f}" for k, v in table.items()) + f"  ({time.perf_counter() - t0:.0f}s)")
     header = ["model"] + [f"{s} {m}" for s in args.splits for m in ("top-1", "top-5")]
     rows = []
     summary: dict = {"seeds": list(args.seeds), "rows": {}}
-    for key, title in ROWS:
+    for key, title in ROWS + (STRG_ROWS if args.full else []):
         row = [title]
         for split in args.splits:
             vals = np.array(table[key][split]) * 100
@@ -138,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--splits", nargs="+", default=["compositional", "shuffled"])
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
+    p.add_argument("--full", action="store_true", help="also train and report the STRG rows (make table-full)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")
     return p
 

@@ -56,3 +56,30 @@ def test_scene_then_frozen_fusion(video_split, tmp_path):
         assert torch.equal(f["scene." + k], v), k
     res = json.loads((fusion / "results.json").read_text())
     assert res["evaluation"]["videos"] == len(json.loads((split / "validation.json").read_text()))
+
+
+def test_strg_from_scene_run_then_fused_with_stin(video_split, tmp_path):
+    """STRG through the CLI: its trunk starts from a scene run, its boxes are those of the RGB frames;
+    then STRG (frozen) + STIN under the fusion head, STIN reading its own box frames in the same batch."""
+    data, split = video_split
+    scene = tmp_path / "scene"
+    assert train(scene, data, split, "model=small3d", "model_args.width=8").returncode == 0
+    strg = tmp_path / "strg"
+    r = train(strg, data, split, "model=strg", "model_args.scene=small3d", "model_args.scene_kwargs={width: 8}",
+              "model_args.node_dim=16", "model_args.roi_size=2", f"model_args.scene_checkpoint={scene / 'last.pt'}")
+    assert r.returncode == 0, r.stderr
+    assert "reads boxes + frames + boxes on the frames" in r.stdout
+    fusion = tmp_path / "fusion"
+    r = train(fusion, data, split, "model=fusion", "model_args.scene=strg", "model_args.stin=stin_oie",
+              "model_args.scene_kwargs={scene: small3d, scene_kwargs: {width: 8}, node_dim: 16, roi_size: 2}",
+              "model_args.stin_kwargs={feature_dim: 32, num_frames: 6}", "num_box_frames=6",
+              f"model_args.scene_checkpoint={strg / 'last.pt'}", "model_args.freeze_scene=true")
+    assert r.returncode == 0, r.stderr
+    s = torch.load(strg / "last.pt", weights_only=True)["model"]
+    f = torch.load(fusion / "last.pt", weights_only=True)["model"]
+    assert any(k.startswith("graph_layers.") for k in s)
+    for k, v in s.items():
+        if not k.startswith("classifier."):
+            assert torch.equal(f["scene." + k], v), k
+    res = json.loads((fusion / "results.json").read_text())
+    assert res["evaluation"]["videos"] == len(json.loads((split / "validation.json").read_text()))
