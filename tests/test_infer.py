@@ -49,7 +49,9 @@ def ckpts(tmp_path_factory):
               "device=cpu", "eval_set=", "log_every=0"]
     runs = {"stin": ["model=stin", "model_args.feature_dim=16"],
             "stin_oie": ["model=stin_oie", "model_args.feature_dim=16", "seed=1"],
-            "scene": ["model=small3d", "model_args.width=4", "input_size=32", "num_rgb_frames=4"]}
+            "scene": ["model=small3d", "model_args.width=4", "input_size=32", "num_rgb_frames=4"],
+            "strg": ["model=strg", "model_args.scene=small3d", "model_args.scene_kwargs={width: 4}",
+                     "model_args.node_dim=8", "model_args.roi_size=2", "input_size=32", "num_rgb_frames=4"]}
     out = {}
     for name, extra in runs.items():
         with contextlib.redirect_stdout(io.StringIO()):
@@ -246,3 +248,25 @@ def test_bad_arguments_are_one_line_errors(ckpts, sample_videos, sample_dir, tmp
     assert "1 weight(s) for 2 checkpoint(s)" in capsys.readouterr().err
     assert main([str(tmp_path / "*.mkv"), "--checkpoint", str(ckpts["stin"])]) == 2
     assert "no file matches" in capsys.readouterr().err
+
+
+def test_strg_reads_the_boxes_on_its_frames(ckpts, sample_videos, sample_dir, tmp_path, capsys):
+    """A region-graph checkpoint: scored through the boxes of the frames it samples; moving the boxes
+    changes its scores, and without boxes it is a clear error."""
+    video = sample_videos / "57082.webm"
+    rc, (res,), _ = infer(video, "--checkpoint", ckpts["strg"], "--boxes", sample_dir / "annotations.json",
+                          capsys=capsys)
+    assert rc == 0
+    check_topk(res, ckpts["names"], 5)
+    records = json.loads((sample_dir / "annotations.json").read_text())["57082"]
+    for rec in records:  # every box shifted to the top-left corner
+        for lab in rec["labels"]:
+            b = lab["box2d"]
+            w, h = b["x2"] - b["x1"], b["y2"] - b["y1"]
+            lab["box2d"] = {"x1": 0, "y1": 0, "x2": w, "y2": h}
+    (tmp_path / "moved.json").write_text(json.dumps({"57082": records}))
+    rc, (moved,), _ = infer(video, "--checkpoint", ckpts["strg"], "--boxes", tmp_path / "moved.json", capsys=capsys)
+    assert rc == 0 and moved["ok"]
+    assert [(t["index"], t["score"]) for t in res["topk"]] != [(t["index"], t["score"]) for t in moved["topk"]]
+    rc, _, err = infer(video, "--checkpoint", ckpts["strg"], capsys=capsys)
+    assert rc == 2 and "reads boxes" in err
