@@ -206,3 +206,19 @@ def test_box_on_a_frame_lands_on_its_feature_cells(tmp_path, crop):
     dark = (20 / 255 - 0.45) / 0.226
     assert (inside > white - 0.35).all(), inside
     assert (outside < dark + 0.35).all(), outside
+
+
+def test_fewshot_last_layer_finetuning_moves_only_the_output_layer():
+    """The few-shot protocol's `trainable=last` on STRG: one step changes the output layer and nothing else,
+    and the frozen trunk's BatchNorm statistics stay put."""
+    from actions.train import set_trainable
+
+    model = strg_small(num_classes=3)
+    set_trainable(model, "last")
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    nn.functional.cross_entropy(model(batch_of()), torch.tensor([0, 2])).backward()
+    opt.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"classifier.1.weight", "classifier.1.bias"}
