@@ -222,3 +222,14 @@ def test_fewshot_last_layer_finetuning_moves_only_the_output_layer():
     opt.step()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"classifier.1.weight", "classifier.1.bias"}
+
+
+def test_bfloat16_autocast_forward_and_backward():
+    """The trainer's AMP path (bf16 autocast; CUDA in training, CPU here): RoIAlign, the graphs' masked
+    softmax and the index writes must agree on dtypes."""
+    model = strg_small()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch_of())
+    out.float().sum().backward()
+    assert torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
