@@ -26,7 +26,7 @@ def run_main(main: Callable[[], int | None]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FileNotFoundError as e:
-        print(f"error: {e.filename}: file not found", file=sys.stderr)
+        print(f"error: {e.filename}: file not found" if e.filename else f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -233,3 +233,11 @@ def test_bfloat16_autocast_forward_and_backward():
     out.float().sum().backward()
     assert torch.isfinite(out.float()).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_missing_scene_checkpoint_is_a_one_line_error_naming_it(tmp_path, capsys):
+    from datasets.cli import run_main
+
+    missing = tmp_path / "runs" / "scene" / "best.pt"
+    assert run_main(lambda: strg_small(scene_checkpoint=str(missing))) == 2
+    assert capsys.readouterr().err.strip() == f"error: weights file not found: {missing}"
