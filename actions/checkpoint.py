@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.errors import DataError
+from common.errors import UserError
 
 
 def rng_state() -> dict:
@@ -48,11 +48,11 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated/corrupt files raise various errors inside torch.load
-        raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise DataError(f"{path}: not a checkpoint of this project (no 'model' entry)")
+        raise UserError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     return ckpt

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from datasets.errors import DataError
+from common.errors import UserError
 
 
 @dataclass
@@ -68,17 +68,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise DataError("epochs, batch_size and lr must be positive")
+            raise UserError("epochs, batch_size and lr must be positive")
         if not 0.0 <= self.holdout_fraction < 1.0:
-            raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+            raise UserError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.rgb_sampler not in ("segment", "official"):
-            raise DataError(f"rgb_sampler must be 'segment' or 'official', got {self.rgb_sampler!r}")
+            raise UserError(f"rgb_sampler must be 'segment' or 'official', got {self.rgb_sampler!r}")
         if self.trainable not in ("all", "head", "last"):
-            raise DataError(f"trainable must be 'all', 'head' or 'last', got {self.trainable!r}")
+            raise UserError(f"trainable must be 'all', 'head' or 'last', got {self.trainable!r}")
         if self.crop not in ("full", "multiscale", "center"):
-            raise DataError(f"crop must be 'full', 'multiscale' or 'center', got {self.crop!r}")
+            raise UserError(f"crop must be 'full', 'multiscale' or 'center', got {self.crop!r}")
         if len(self.eval_views) != 2:
-            raise DataError(f"eval_views must be [clips, crops], got {self.eval_views}")
+            raise UserError(f"eval_views must be [clips, crops], got {self.eval_views}")
 
 
 def field_names() -> list[str]:
@@ -116,14 +116,14 @@ def _coerce(name: str, value: Any) -> Any:
         pass
     else:
         return value
-    raise DataError(f"config key {name!r}: expected {kind.__name__}, got {value!r}")
+    raise UserError(f"config key {name!r}: expected {kind.__name__}, got {value!r}")
 
 
 def apply(cfg: TrainConfig, values: dict, source: str) -> TrainConfig:
     valid = field_names()
     for key, value in values.items():
         if key not in valid:
-            raise DataError(f"{source}: unknown config key {key!r}; valid keys: {', '.join(valid)}")
+            raise UserError(f"{source}: unknown config key {key!r}; valid keys: {', '.join(valid)}")
         if key == "model_args" and isinstance(value, dict):
             merged = dict(cfg.model_args)
             merged.update(value)
@@ -137,7 +137,7 @@ def parse_overrides(items: list[str]) -> dict:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise DataError(f"override {item!r} is not key=value")
+            raise UserError(f"override {item!r} is not key=value")
         key, value = item.split("=", 1)
         if key.startswith("model_args."):
             out.setdefault("model_args", {})[key.split(".", 1)[1]] = yaml.safe_load(value)
@@ -151,13 +151,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     if path:
         path = Path(path)
         if not path.exists():
-            raise DataError(f"{path}: config file not found")
+            raise UserError(f"{path}: config file not found")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
-            raise DataError(f"{path}: not valid YAML: {e}") from None
+            raise UserError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(values, dict):
-            raise DataError(f"{path}: expected a mapping of config keys")
+            raise UserError(f"{path}: expected a mapping of config keys")
         base = values.pop("base", None)  # a config may extend another one (path relative to it)
         if base:
             cfg = load_config(path.parent / base)

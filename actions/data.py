@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from datasets.annotations import open_boxes
 from datasets.clip_dataset import ClipDataset, collate
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.ssv2 import Record, class_names, load_labels, load_records
 
 from .config import TrainConfig
@@ -35,10 +35,10 @@ def split_files(split_dir: str | os.PathLike) -> SplitFiles:
     """The files of a split folder: labels.json, train.json and the other record lists in it."""
     folder = Path(split_dir)
     if not folder.is_dir():
-        raise DataError(f"{folder}: split folder not found (make one with `python -m splits compositional ...`)")
+        raise UserError(f"{folder}: split folder not found (make one with `python -m splits compositional ...`)")
     labels = folder / "labels.json"
     if not labels.exists():
-        raise DataError(f"{folder}: no labels.json in the split folder")
+        raise UserError(f"{folder}: no labels.json in the split folder")
     sets = {p.stem: p for p in sorted(folder.glob("*.json"))
             if p.stem not in ("labels", "objectsA", "objectsB", "report") and not p.stem.endswith("labels")}
     return SplitFiles(labels=labels, train=folder / "train.json", sets=sets)
@@ -87,12 +87,12 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
     """`video_paths` (id -> file or frame folder) replaces `cfg.videos` when given (inference)."""
     if needs_boxes and boxes is None:
         if not cfg.boxes:
-            raise DataError("this model reads boxes: set `boxes` to a Something-Else JSON or box store")
+            raise UserError("this model reads boxes: set `boxes` to a Something-Else JSON or box store")
         boxes = open_boxes(cfg.boxes)
     if needs_frames and video_paths is None and not cfg.videos:
-        raise DataError("this model reads pixels: set `videos` to the folder of videos or frame folders")
+        raise UserError("this model reads pixels: set `videos` to the folder of videos or frame folders")
     if needs_frames and video_paths is None and not Path(cfg.videos).is_dir():
-        raise DataError(f"{cfg.videos}: video folder not found")
+        raise UserError(f"{cfg.videos}: video folder not found")
     return ClipDataset(
         records, labels, boxes if needs_boxes else None, cfg.videos if needs_frames and video_paths is None else None,
         video_paths=video_paths if needs_frames else None,
@@ -115,7 +115,7 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
     train = holdout = None
     if with_train:
         if not files.train.exists():
-            raise DataError(f"{cfg.split}: no train.json in the split folder")
+            raise UserError(f"{cfg.split}: no train.json in the split folder")
         records = load_records(files.train, labels)
         if cfg.max_videos:
             records = records[: cfg.max_videos]
@@ -126,11 +126,11 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
         report["train"] = train.report
         report["holdout"] = holdout.report if holdout else None
         if len(train) == 0:
-            raise DataError(f"{files.train}: no usable training videos ({train.report})")
+            raise UserError(f"{files.train}: no usable training videos ({train.report})")
     evaluation = None
     if cfg.eval_set:
         if cfg.eval_set not in files.sets:
-            raise DataError(f"{cfg.split}: no {cfg.eval_set}.json (available: {', '.join(files.sets) or 'none'})")
+            raise UserError(f"{cfg.split}: no {cfg.eval_set}.json (available: {', '.join(files.sets) or 'none'})")
         eval_recs = load_records(files.sets[cfg.eval_set], labels)
         evaluation = make_dataset(cfg, eval_recs, labels, train=False, views=tuple(cfg.eval_views),
                                   source=str(files.sets[cfg.eval_set]), **kw)

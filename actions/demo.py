@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from configs import CONFIG_DIR
-from datasets.cli import run_main
-from datasets.jsonio import read_json, write_json
+from common.cli import run_main
+from common.jsonio import read_json, write_json
 
 from .config import load_config
 from .metrics import topk_accuracy

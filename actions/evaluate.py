@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasets.cli import run_main
-from datasets.errors import DataError
-from datasets.jsonio import write_json
+from common.cli import run_main
+from common.errors import UserError
+from common.jsonio import write_json
 from datasets.ssv2 import class_names as ordered_names
 from datasets.ssv2 import load_labels, load_records
 
@@ -53,7 +53,7 @@ def parse_views(text: str) -> tuple[int, int]:
         if clips < 1 or crops < 1:
             raise ValueError
     except ValueError:
-        raise DataError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
+        raise UserError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
     return clips, crops
 
 
@@ -66,9 +66,9 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
     files = split_files(cfg.split)
     labels = load_labels(files.labels)
     if ordered_names(labels) != names:
-        raise DataError(f"{files.labels}: its classes differ from those {path} was trained on")
+        raise UserError(f"{files.labels}: its classes differ from those {path} was trained on")
     if args.set not in files.sets:
-        raise DataError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
+        raise UserError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
     model = model_from_checkpoint(ckpt, device)
     ds = make_dataset(cfg, load_records(files.sets[args.set], labels), labels, **model_inputs(model), train=False,
                       views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
@@ -86,12 +86,12 @@ def evaluate(args) -> int:
     paths = [args.checkpoint] + list(args.ensemble or [])
     weights = args.weights or [1.0] * len(paths)
     if len(weights) != len(paths):
-        raise DataError(f"--weights: {len(weights)} weights for {len(paths)} checkpoints")
+        raise UserError(f"--weights: {len(weights)} weights for {len(paths)} checkpoints")
     runs = [score_checkpoint(p, args, device) for p in paths]
     names = runs[0][0]
     common = sorted(set.intersection(*(set(r[1]) for r in runs)))
     if not common:
-        raise DataError("no video could be scored by every model")
+        raise UserError("no video could be scored by every model")
     rows, results = [], {"set": args.set, "split": args.split, "views": args.views, "models": {}}
     fused = np.zeros((len(common), len(names)))
     labels = None

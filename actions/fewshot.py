@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from datasets.cli import run_main
-from datasets.errors import DataError
-from datasets.jsonio import read_json, write_json
+from common.cli import run_main
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 from datasets.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, draw_dir, find_file, find_shot_files
 
 from .config import TrainConfig, load_config
@@ -60,7 +60,7 @@ def fewshot(args) -> int:
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     missing = [n for n, p in files.items() if p is None]
     if missing:
-        raise DataError(f"{folder}: not a few-shot split folder (missing {', '.join(missing)}); "
+        raise UserError(f"{folder}: not a few-shot split folder (missing {', '.join(missing)}); "
                         f"make one with `python -m splits fewshot`")
     base_split = stage_split(out / "base" / "split", files[BASE_LABELS], files[BASE_TRAIN], files[BASE_VAL])
     base = run_stage(dataclasses.replace(cfg, split=str(base_split), out=str(out / "base")))
@@ -72,7 +72,7 @@ def fewshot(args) -> int:
     results: dict[int, list[dict]] = {}
     for k in shots:
         if k not in shot_files or "val" not in shot_files[k]:
-            raise DataError(f"{folder}: no {k}-shot fine-tuning/validation files")
+            raise UserError(f"{folder}: no {k}-shot fine-tuning/validation files")
         draws = [d for d in range(args.draws) if d == 0 or k in find_shot_files(draw_dir(folder, d))]
         if len(draws) < args.draws:
             print(f"warning: only {len(draws)} draws of the {k}-shot set in {folder}", file=sys.stderr)

@@ -43,10 +43,10 @@ import torch
 from torch import nn
 
 from datasets.annotations import AnnotationFile, BoxSource, VideoBoxes, open_boxes
-from datasets.cli import EXIT_FAILED, EXIT_OK, Parser, run_main
+from common.cli import EXIT_FAILED, EXIT_OK, Parser, run_main
 from datasets.clip_dataset import collate
-from datasets.errors import DataError
-from datasets.jsonio import write_json
+from common.errors import UserError
+from common.jsonio import write_json
 from datasets.ssv2 import Record
 from datasets.video import SSV2_FPS, expand_videos, open_video
 
@@ -111,12 +111,12 @@ def load_member(path: str, weight: float, device: torch.device) -> tuple[Member,
     ckpt = load_checkpoint(path)
     for key in ("model_name", "class_names"):
         if key not in ckpt:
-            raise DataError(f"{path}: checkpoint has no '{key}' (not written by actions.train?)")
+            raise UserError(f"{path}: checkpoint has no '{key}' (not written by actions.train?)")
     try:
         model = model_from_checkpoint(ckpt, device)
         cfg = config_of(ckpt, {})
     except (RuntimeError, ValueError, TypeError, KeyError) as e:
-        raise DataError(f"{path}: cannot rebuild model {ckpt.get('model_name')!r} from it ({str(e)[:300]})") from None
+        raise UserError(f"{path}: cannot rebuild model {ckpt.get('model_name')!r} from it ({str(e)[:300]})") from None
     return Member(str(path), model, cfg, str(ckpt["model_name"]), weight), list(ckpt["class_names"])
 
 
@@ -124,28 +124,28 @@ def load_session(args) -> Session:
     paths = [p for group in args.checkpoint for p in group]
     weights = args.weights or [1.0] * len(paths)
     if len(weights) != len(paths):
-        raise DataError(f"--weights: {len(weights)} weight(s) for {len(paths)} checkpoint(s)")
+        raise UserError(f"--weights: {len(weights)} weight(s) for {len(paths)} checkpoint(s)")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise DataError(f"--weights must be >= 0 with a positive sum, got {weights}")
+        raise UserError(f"--weights must be >= 0 with a positive sum, got {weights}")
     try:
         device = pick_device(args.device)
     except ValueError as e:
-        raise DataError(f"--device: {e}") from None
+        raise UserError(f"--device: {e}") from None
     members, names = [], None
     for path, w in zip(paths, weights):
         member, member_names = load_member(path, w, device)
         if names is not None and member_names != names:
-            raise DataError(f"{path}: its classes differ from those of {paths[0]}: an ensemble needs one label space")
+            raise UserError(f"{path}: its classes differ from those of {paths[0]}: an ensemble needs one label space")
         names = member_names
         members.append(member)
     if args.topk < 1:
-        raise DataError(f"--topk must be at least 1, got {args.topk}")
+        raise UserError(f"--topk must be at least 1, got {args.topk}")
     s = Session(members, names, device, views=parse_views(args.views), topk=min(args.topk, len(names)),
                 detector_batch=args.detector_batch, score_threshold=args.score_threshold,
                 render_dir=Path(args.render) if args.render else None,
                 progress=not args.quiet and sys.stderr.isatty())
     if args.boxes and args.detector:
-        raise DataError("give --boxes or --detector, not both")
+        raise UserError("give --boxes or --detector, not both")
     if args.boxes:
         s.boxes, s.boxes_name = open_boxes(args.boxes), str(args.boxes)
     elif args.detector:
@@ -155,7 +155,7 @@ def load_session(args) -> Session:
         s.detector_name = f"{args.detector} ({spec.arch}, {spec.min_size} px) + tracker"
     elif s.needs_boxes:
         needy = ", ".join(m.path for m in members if m.inputs["needs_boxes"])
-        raise DataError(f"{needy}: this model reads boxes: give --boxes BOXES.json or --detector DET.pt")
+        raise UserError(f"{needy}: this model reads boxes: give --boxes BOXES.json or --detector DET.pt")
     return s
 
 
@@ -232,7 +232,7 @@ def score(s: Session, vid: str, path: Path, boxes: BoxSource | None, size: tuple
                           boxes=boxes if m.inputs["needs_boxes"] else None, views=s.views, source=str(path),
                           video_paths={vid: path})
         if len(ds) == 0:
-            raise DataError(f"{path}: cannot be scored by {m.path} ({', '.join(r for _, r in ds.skipped)})")
+            raise UserError(f"{path}: cannot be scored by {m.path} ({', '.join(r for _, r in ds.skipped)})")
         batch = to_device(collate([ds[i] for i in range(len(ds))]), s.device)
         start = clock.add("decode", start)
         with torch.no_grad(), autocast(s.device, m.cfg.amp):
@@ -260,10 +260,10 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
             boxes, source = tracked_boxes(s, vid, path, clock), s.detector_name
         vb = boxes.get(vid) if boxes is not None and vid in boxes else None
         if vb is None and s.needs_boxes:
-            raise DataError(f"{path}: no boxes for video {vid} in {s.boxes_name}")
+            raise UserError(f"{path}: no boxes for video {vid} in {s.boxes_name}")
         if vb is not None:
             if s.needs_boxes and len(vb.track) == 0:
-                raise DataError(f"{path}: no hand or object box in {source}" if s.boxes is not None
+                raise UserError(f"{path}: no hand or object box in {source}" if s.boxes is not None
                                 else f"{path}: the detector found no hand or object to track")
             res["notes"] += box_notes(vb, n, size)
         res["boxes"] = {"source": source, "tracks": vb.track_ids() if vb is not None else []}
@@ -282,7 +282,7 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
             res["render"] = {"video": str(out.video), "sheet": str(out.sheet), "frames": out.frames}
             clock.t["render"] = time.perf_counter() - start
         res["ok"] = True
-    except DataError as e:
+    except UserError as e:
         res["error"] = str(e)
     except Exception as e:  # a decoder or model failure on this video: report it, go on with the others
         res["error"] = f"{path}: {type(e).__name__}: {e}"

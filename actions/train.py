@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasets.cli import run_main
-from datasets.errors import DataError
-from datasets.jsonio import write_json
+from common.cli import run_main
+from common.errors import UserError
+from common.jsonio import write_json
 from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
@@ -49,7 +49,7 @@ def output_layer(model: nn.Module) -> nn.Linear:
     """The final Linear layer (the one producing the logits)."""
     linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise DataError(f"{type(model).__name__} has no Linear classifier to fine-tune")
+        raise UserError(f"{type(model).__name__} has no Linear classifier to fine-tune")
     return linears[-1]
 
 
@@ -78,7 +78,7 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
     try:
         model = create_model(cfg.model, len(class_names), **cfg.model_args)
     except ValueError as e:
-        raise DataError(f"model: {e}") from None
+        raise UserError(f"model: {e}") from None
     if cfg.init_checkpoint:
         ckpt = load_checkpoint(cfg.init_checkpoint)
         state = ckpt["model"]
@@ -90,7 +90,7 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
         missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=False)
         missing = [k for k in missing if k not in fresh]
         if unexpected or missing:
-            raise DataError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
+            raise UserError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         log(f"initialised from {cfg.init_checkpoint}" + (f" (new output layer: {', '.join(fresh)})" if fresh else ""))
     set_trainable(model, cfg.trainable)
@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     out = Path(cfg.out)
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
-        raise DataError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
+        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
     device = dist.device
     model.to(device)
     if dist.distributed:
@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     if resume and last.exists():
         ckpt = load_checkpoint(last, map_location=device)
         if ckpt.get("model_name") != cfg.model:
-            raise DataError(f"{last}: was trained as {ckpt.get('model_name')!r}, config says {cfg.model!r}")
+            raise UserError(f"{last}: was trained as {ckpt.get('model_name')!r}, config says {cfg.model!r}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import run_main
+from common.cli import run_main
 
 
 def _progress(iterable, desc: str, total: int):

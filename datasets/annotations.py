@@ -21,8 +21,8 @@ from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
-from .errors import DataError
-from .jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 
 HAND = "hand"
 _FRAME_NAME = re.compile(r"(?:.*/)?0*(\d+)\.\w+$")
@@ -83,13 +83,13 @@ class BoxSource(Protocol):
 
 
 def finite_number(value: object, where: str, key: str) -> float:
-    """`value` as a finite float, or a DataError saying where (file, video, frame) and which field."""
+    """`value` as a finite float, or a UserError saying where (file, video, frame) and which field."""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DataError(f"{where}: {key} is {value!r}, expected a number") from None
+        raise UserError(f"{where}: {key} is {value!r}, expected a number") from None
     if not math.isfinite(v):
-        raise DataError(f"{where}: {key} is {v}, expected a finite number")
+        raise UserError(f"{where}: {key} is {v}, expected a finite number")
     return v
 
 
@@ -101,25 +101,25 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
     """
     video_id = str(video_id)
     if not isinstance(frames, list):
-        raise DataError(f"{source}: video {video_id}: expected a list of frame records")
+        raise UserError(f"{source}: video {video_id}: expected a list of frame records")
     issues: list[str] = []
     rows: dict[int, dict] = {}
     placeholders: list[str] = []
     for pos, rec in enumerate(frames):
         where = f"{source}: video {video_id}, frame record {pos}"
         if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected an object")
+            raise UserError(f"{where}: expected an object")
         if "name" not in rec:
-            raise DataError(f"{where}: missing field 'name'")
+            raise UserError(f"{where}: missing field 'name'")
         try:
             fi = frame_number(str(rec["name"]))
         except ValueError as e:
-            raise DataError(f"{where}: {e}") from None
+            raise UserError(f"{where}: {e}") from None
         if fi in rows:
             issues.append(f"frame {rec['name']} listed twice; kept the first")
             continue
         if "labels" not in rec or not isinstance(rec["labels"], list):
-            raise DataError(f"{where} ({rec['name']}): missing or malformed 'labels' list")
+            raise UserError(f"{where} ({rec['name']}): missing or malformed 'labels' list")
         rows[fi] = rec
         if not placeholders and isinstance(rec.get("gt_placeholders"), list):
             placeholders = [str(p) for p in rec["gt_placeholders"]]
@@ -132,13 +132,13 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
         for j, lab in enumerate(rec["labels"]):
             where = f"{source}: video {video_id}, frame {rec['name']}, label {j}"
             if not isinstance(lab, dict):
-                raise DataError(f"{where}: expected an object")
+                raise UserError(f"{where}: expected an object")
             box = lab.get("box2d")
             if not isinstance(box, dict):
-                raise DataError(f"{where}: missing 'box2d'")
+                raise UserError(f"{where}: missing 'box2d'")
             for key in ("x1", "y1", "x2", "y2"):
                 if key not in box:
-                    raise DataError(f"{where}: box2d has no '{key}'")
+                    raise UserError(f"{where}: box2d has no '{key}'")
             x1, y1, x2, y2 = (finite_number(box[k], where, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
             if x1 > x2 or y1 > y2:
                 issues.append(f"frame {rec['name']}: inverted box swapped")
@@ -146,7 +146,7 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
                 y1, y2 = min(y1, y2), max(y1, y2)
             tid = lab.get("standard_category")
             if not isinstance(tid, str) or not tid:
-                raise DataError(f"{where}: missing 'standard_category' (track id 'hand' or '0000', '0001', ...)")
+                raise UserError(f"{where}: missing 'standard_category' (track id 'hand' or '0000', '0001', ...)")
             if tid in seen:
                 issues.append(f"frame {rec['name']}: track {tid} twice; kept the first")
                 continue
@@ -228,10 +228,10 @@ def load_annotations(path: str | os.PathLike) -> dict[str, list]:
     """Read a Something-Else JSON as it is (video id -> frame records)."""
     data = read_json(path)
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object mapping video ids to frame records")
+        raise UserError(f"{path}: expected a JSON object mapping video ids to frame records")
     for vid, frames in data.items():
         if not isinstance(frames, list):
-            raise DataError(f"{path}: video {vid}: expected a list of frame records, got {type(frames).__name__}")
+            raise UserError(f"{path}: video {vid}: expected a list of frame records, got {type(frames).__name__}")
     return data
 
 
@@ -248,7 +248,7 @@ def merge_annotations(paths: Iterable[str | os.PathLike]) -> dict[str, list]:
         for vid, frames in part.items():
             if vid in merged:
                 if merged[vid] != frames:
-                    raise DataError(f"{path}: video {vid} is also in {origin[vid]} with different boxes")
+                    raise UserError(f"{path}: video {vid} is also in {origin[vid]} with different boxes")
                 continue
             merged[vid] = frames
             origin[vid] = str(path)

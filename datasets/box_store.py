@@ -29,8 +29,8 @@ from typing import Iterable
 import numpy as np
 
 from .annotations import VideoBoxes, load_annotations, parse_video
-from .errors import DataError
-from .jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 
 FORMAT = "something-else-box-store"
 VERSION = 1
@@ -70,7 +70,7 @@ def build_store(videos: Iterable[VideoBoxes], out: str | os.PathLike, sources: l
     seen: set[str] = set()
     for vb in videos:
         if vb.video_id in seen:
-            raise DataError(f"video {vb.video_id} appears twice in the input of the box store")
+            raise UserError(f"video {vb.video_id} appears twice in the input of the box store")
         seen.add(vb.video_id)
         ids.append(vb.video_id)
         nf = len(vb.frame_index)
@@ -87,7 +87,7 @@ def build_store(videos: Iterable[VideoBoxes], out: str | os.PathLike, sources: l
         placeholders.extend(strings.id(p) for p in vb.placeholders)
         video_ph.append(len(placeholders))
     if not ids:
-        raise DataError("no videos to store")
+        raise UserError("no videos to store")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building."))
     try:
@@ -137,7 +137,7 @@ def index_boxes(paths: list[str | os.PathLike], out: str | os.PathLike, progress
                 digest = hash(repr(frames))
                 if vid in seen:
                     if seen[vid][1] != digest:
-                        raise DataError(f"{path}: video {vid} is also in {seen[vid][0]} with different boxes")
+                        raise UserError(f"{path}: video {vid} is also in {seen[vid][0]} with different boxes")
                     continue
                 seen[vid] = (str(path), digest)
                 yield parse_video(vid, frames, path)
@@ -153,16 +153,16 @@ class BoxStore:
         self.folder = Path(folder)
         meta_path = self.folder / "meta.json"
         if not meta_path.exists():
-            raise DataError(f"{self.folder}: not a box store (no meta.json); build one with `python -m datasets index-boxes`")
+            raise UserError(f"{self.folder}: not a box store (no meta.json); build one with `python -m datasets index-boxes`")
         self.meta = read_json(meta_path)
         if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
-            raise DataError(f"{meta_path}: unsupported store format {self.meta.get('format')!r} version {self.meta.get('version')!r}")
+            raise UserError(f"{meta_path}: unsupported store format {self.meta.get('format')!r} version {self.meta.get('version')!r}")
 
         def load(name: str) -> np.ndarray:
             try:
                 return np.load(self.folder / name, mmap_mode="r")
             except (OSError, ValueError) as e:
-                raise DataError(f"{self.folder / name}: missing or corrupt store array ({e})") from None
+                raise UserError(f"{self.folder / name}: missing or corrupt store array ({e})") from None
 
         self._ids = load("ids.npy")
         self._id_row = load("id_row.npy")
@@ -179,10 +179,10 @@ class BoxStore:
             self._str_bytes = np.memmap(self.folder / "strings.bin", dtype=np.uint8, mode="r") \
                 if self._str_off[-1] > 0 else np.zeros(0, np.uint8)
         except (OSError, ValueError) as e:
-            raise DataError(f"{self.folder / 'strings.bin'}: missing or corrupt ({e})") from None
+            raise UserError(f"{self.folder / 'strings.bin'}: missing or corrupt ({e})") from None
         self._strings: dict[int, str] = {}
         if len(self._ids) != self.meta["videos"] or len(self._xyxy) != self.meta["boxes"]:
-            raise DataError(f"{self.folder}: store arrays do not match meta.json (interrupted build?)")
+            raise UserError(f"{self.folder}: store arrays do not match meta.json (interrupted build?)")
 
     def __len__(self) -> int:
         return len(self._ids)

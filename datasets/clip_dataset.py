@@ -17,8 +17,8 @@ Policies (real data does not line up; each is tested):
     class (labels given), without boxes (when boxes are required) or, with load_frames, without a
     video file/folder under video_root is skipped. `dataset.report` counts records, kept and each
     reason; `dataset.skipped` lists (video id, reason); one log line sums it up. `strict=True`
-    raises DataError on the first such record instead.
-  - A video that exists but cannot be decoded raises DataError naming the file when the item is
+    raises UserError on the first such record instead.
+  - A video that exists but cannot be decoded raises UserError naming the file when the item is
     loaded (DataLoader workers propagate it): skipping it silently would bias evaluation.
   - Box frames: `num_box_frames` TSN segments over the ANNOTATED range (first..last annotated
     frame), so every sampled frame normally has a record. With `boxes_on_rgb_frames=True` the
@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from .annotations import BoxSource, VideoBoxes
-from .errors import DataError
+from common.errors import UserError
 from .sampling import FrameSampler, SegmentSampler, make_sampler
 from .slots import fill_slots
 from .ssv2 import Record
@@ -195,7 +195,7 @@ class ClipDataset(torch.utils.data.Dataset):
                             "no_boxes": "no boxes in the box annotations",
                             "no_video": f"no {rec.id}.webm, {rec.id}.mp4 or {rec.id}/ under {self.video_root}"
                             if self._given_paths is None else "no path given for this video"}[reason]
-                    raise DataError(f"{source}: video {rec.id}: {what}")
+                    raise UserError(f"{source}: video {rec.id}: {what}")
                 counts[reason] += 1
                 skipped.append((rec.id, reason))
                 continue

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import DataError
+from common.errors import UserError
 
 LABELS = "labels.json"
 TRAIN = "train.json"
@@ -66,6 +66,6 @@ def find_shot_files(folder: Path) -> dict[int, dict[str, Path]]:
             part = "train" if m.group(2).startswith("train") else "val"
             slot = found.setdefault(int(m.group(1)), {})
             if part in slot:
-                raise DataError(f"{folder}: both {slot[part].name} and {path.name} hold the {m.group(1)}-shot {part} set")
+                raise UserError(f"{folder}: both {slot[part].name} and {path.name} hold the {m.group(1)}-shot {part} set")
             slot[part] = path
     return dict(sorted(found.items()))

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .errors import DataError
-from .jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 
 _BRACKETS = re.compile(r"\[(.*?)\]")
 
@@ -55,16 +55,16 @@ def load_labels(path: str | os.PathLike) -> dict[str, int]:
     """Read a labels file: class name -> index. Checks that indices are unique integers."""
     data = read_json(path)
     if not isinstance(data, dict) or not data:
-        raise DataError(f"{path}: expected a non-empty JSON object mapping class names to indices")
+        raise UserError(f"{path}: expected a non-empty JSON object mapping class names to indices")
     labels: dict[str, int] = {}
     seen: dict[int, str] = {}
     for name, value in data.items():
         try:
             index = int(value)
         except (TypeError, ValueError):
-            raise DataError(f"{path}: class {name!r} has index {value!r}, expected an integer") from None
+            raise UserError(f"{path}: class {name!r} has index {value!r}, expected an integer") from None
         if index in seen:
-            raise DataError(f"{path}: index {index} used by both {seen[index]!r} and {name!r}")
+            raise UserError(f"{path}: index {index} used by both {seen[index]!r} and {name!r}")
         seen[index] = name
         labels[template_to_class(name)] = index
     return labels
@@ -80,33 +80,33 @@ def class_names(labels: dict[str, int]) -> list[str]:
     """Class names ordered by index; the indices must be 0..K-1."""
     ordered = sorted(labels.items(), key=lambda kv: kv[1])
     if [i for _, i in ordered] != list(range(len(ordered))):
-        raise DataError("label indices must be 0..K-1 without gaps")
+        raise UserError("label indices must be 0..K-1 without gaps")
     return [name for name, _ in ordered]
 
 
 def parse_record(item: object, path: str | os.PathLike, position: int, labels: dict[str, int] | None) -> Record:
     where = f"{path}: record {position}"
     if not isinstance(item, dict):
-        raise DataError(f"{where}: expected an object, got {type(item).__name__}")
+        raise UserError(f"{where}: expected an object, got {type(item).__name__}")
     if "id" not in item:
-        raise DataError(f"{where}: missing field 'id'")
+        raise UserError(f"{where}: missing field 'id'")
     video_id = str(item["id"])
     where = f"{path}: record {position} (id {video_id})"
     template = item.get("template")
     if template is None:
         if labels is not None:
-            raise DataError(f"{where}: missing field 'template'")
+            raise UserError(f"{where}: missing field 'template'")
         return Record(id=video_id)
     if not isinstance(template, str):
-        raise DataError(f"{where}: 'template' must be a string")
+        raise UserError(f"{where}: 'template' must be a string")
     if "placeholders" not in item:
-        raise DataError(f"{where}: missing field 'placeholders'")
+        raise UserError(f"{where}: missing field 'placeholders'")
     placeholders = item["placeholders"]
     if not isinstance(placeholders, list) or not all(isinstance(p, str) for p in placeholders):
-        raise DataError(f"{where}: 'placeholders' must be a list of strings")
+        raise UserError(f"{where}: 'placeholders' must be a list of strings")
     record = Record(id=video_id, template=template, label=item.get("label"), placeholders=list(placeholders))
     if labels is not None and record.class_name not in labels:
-        raise DataError(f"{where}: template {template!r} is not in the labels file")
+        raise UserError(f"{where}: template {template!r} is not in the labels file")
     return record
 
 
@@ -114,12 +114,12 @@ def load_records(path: str | os.PathLike, labels: dict[str, int] | None = None) 
     """Read a train/validation/test list. With `labels`, every record must have a known template."""
     data = read_json(path)
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of records")
+        raise UserError(f"{path}: expected a JSON list of records")
     records = [parse_record(item, path, i, labels) for i, item in enumerate(data)]
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(f"{path}: video id {dup} appears more than once")
+        raise UserError(f"{path}: video id {dup} appears more than once")
     return records
 
 
@@ -130,7 +130,7 @@ def save_records(path: str | os.PathLike, records: Iterable[Record]) -> None:
 def label_index(record: Record, labels: dict[str, int], path: str | os.PathLike = "<records>") -> int:
     name = record.class_name
     if name is None or name not in labels:
-        raise DataError(f"{path}: id {record.id}: template {record.template!r} is not in the labels file")
+        raise UserError(f"{path}: id {record.id}: template {record.template!r} is not in the labels file")
     return labels[name]
 
 

@@ -11,7 +11,7 @@ index mapping: output frame j is the native frame shown at time j/fps (`reader.r
 whether that happened, `reader.native_fps` keeps the file's rate). Frame folders carry no frame
 rate: they are taken to be at `fps` already.
 
-Errors on bad input are `DataError` naming the file: missing video, undecodable file, zero frames.
+Errors on bad input are `UserError` naming the file: missing video, undecodable file, zero frames.
 `expand_videos` turns the VIDEO... arguments of the command-line tools (files, frame folders, folders
 of videos, globs) into video id -> path; the tracking and inference commands share it.
 """
@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from common.errors import UserError
 
 SSV2_FPS = 12
 VIDEO_EXTENSIONS = (".webm", ".mp4")
@@ -59,7 +59,7 @@ class VideoReader:
                  fps: float | None = SSV2_FPS):
         self.path = Path(path)
         if native_len <= 0:
-            raise DataError(f"{self.path}: video has no frames")
+            raise UserError(f"{self.path}: video has no frames")
         self.native_len = int(native_len)
         self.native_fps = float(native_fps)
         self._size = None if size is None else (int(size[0]), int(size[1]))
@@ -142,7 +142,7 @@ class PyAVReader(VideoReader):
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
-                    raise DataError(f"{path}: no video stream")
+                    raise UserError(f"{path}: no video stream")
                 stream = container.streams.video[0]
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 native_fps = float(rate) if rate else 0.0
@@ -152,10 +152,10 @@ class PyAVReader(VideoReader):
                     # WebM stores no frame count: count packets (one shown frame per VP9 packet;
                     # hidden frames are packed in superframes), far cheaper than decoding.
                     count = sum(1 for p in container.demux(stream) if p.size > 0)
-        except DataError:
+        except UserError:
             raise
-        except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
-            raise DataError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
+        except Exception as e:  # av.error.* (InvalidUserError, ...), OSError
+            raise UserError(f"{path}: cannot decode video ({type(e).__name__}: {e})") from None
         super().__init__(path, count, native_fps, size, fps)
 
     def _decode(self) -> Iterator[tuple[int, "object"]]:
@@ -169,7 +169,7 @@ class PyAVReader(VideoReader):
                 for i, frame in enumerate(container.decode(stream)):
                     yield i, frame
         except Exception as e:
-            raise DataError(f"{self.path}: cannot decode video ({type(e).__name__}: {e})") from None
+            raise UserError(f"{self.path}: cannot decode video ({type(e).__name__}: {e})") from None
 
     def _read(self, wanted: np.ndarray) -> np.ndarray:
         out = []
@@ -182,7 +182,7 @@ class PyAVReader(VideoReader):
                 if i == last:
                     break
         if len(out) < len(wanted):
-            raise DataError(f"{self.path}: decoding stopped before frame {int(wanted[len(out)])} "
+            raise UserError(f"{self.path}: decoding stopped before frame {int(wanted[len(out)])} "
                             f"(file says {self.native_len} frames; truncated or corrupt?)")
         return _check_shape(np.stack(out), self)
 
@@ -256,18 +256,18 @@ class FrameFolderReader(VideoReader):
             if m:
                 numbered[int(m.group(1))] = name
         if not numbered:
-            raise DataError(f"{path}: frame folder has no NNNN.jpg frames")
+            raise UserError(f"{path}: frame folder has no NNNN.jpg frames")
         n = max(numbered)
         missing = [i for i in range(1, n + 1) if i not in numbered]
         if missing:
-            raise DataError(f"{path}: frame folder is missing frame {missing[0]:04d}.jpg "
+            raise UserError(f"{path}: frame folder is missing frame {missing[0]:04d}.jpg "
                             f"({len(missing)} of {n} missing; frames must be 1..{n})")
         self._files = [path / numbered[i] for i in range(1, n + 1)]
         try:
             with Image.open(self._files[0]) as im:
                 size = im.size
         except Exception as e:
-            raise DataError(f"{self._files[0]}: cannot read image ({type(e).__name__}: {e})") from None
+            raise UserError(f"{self._files[0]}: cannot read image ({type(e).__name__}: {e})") from None
         super().__init__(path, n, fps, size, fps)
 
     def _read(self, wanted: np.ndarray) -> np.ndarray:
@@ -280,9 +280,9 @@ class FrameFolderReader(VideoReader):
                 with Image.open(f) as im:
                     arr = np.asarray(im.convert("RGB"))
             except Exception as e:
-                raise DataError(f"{f}: cannot read image ({type(e).__name__}: {e})") from None
+                raise UserError(f"{f}: cannot read image ({type(e).__name__}: {e})") from None
             if arr.shape[1::-1] != self.size:
-                raise DataError(f"{f}: frame is {arr.shape[1]}x{arr.shape[0]}, first frame is {self.size[0]}x{self.size[1]}")
+                raise UserError(f"{f}: frame is {arr.shape[1]}x{arr.shape[0]}, first frame is {self.size[0]}x{self.size[1]}")
             out.append(arr)
         return np.stack(out)
 
@@ -292,7 +292,7 @@ def _check_shape(frames: np.ndarray, reader: VideoReader) -> np.ndarray:
         reader._size = (frames.shape[2], frames.shape[1])
     w, h = reader.size
     if frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8:
-        raise DataError(f"{reader.path}: decoded frames have shape {frames.shape} {frames.dtype}, expected [T,{h},{w},3] uint8")
+        raise UserError(f"{reader.path}: decoded frames have shape {frames.shape} {frames.dtype}, expected [T,{h},{w},3] uint8")
     return frames
 
 
@@ -306,13 +306,13 @@ def open_video(path: str | os.PathLike, fps: float | None = SSV2_FPS, backend: s
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: video not found")
+        raise UserError(f"{path}: video not found")
     if path.is_dir():
         return FrameFolderReader(path, fps=SSV2_FPS if fps is None else fps)
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"unknown video backend {backend!r} (auto, decord, pyav)")
     if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file")
+        raise UserError(f"{path}: empty file")
     if backend != "pyav":
         try:
             return DecordReader(path, fps=fps, num_threads=num_threads)
@@ -337,7 +337,7 @@ def list_videos(video_root: str | os.PathLike) -> dict[str, Path]:
     (cheaper than `find_video` per id for 200k videos). Files win over frame folders."""
     root = Path(video_root)
     if not root.is_dir():
-        raise DataError(f"{root}: video folder not found")
+        raise UserError(f"{root}: video folder not found")
     found: dict[str, Path] = {}
     folders: dict[str, Path] = {}
     with os.scandir(root) as it:
@@ -369,7 +369,7 @@ def expand_videos(paths: Sequence[str | os.PathLike]) -> dict[str, Path]:
     A file is one video; a folder holding NNNN.jpg frames is one video; another folder is expanded
     to the videos inside it (`list_videos`); a path that does not exist but contains * ? [ is a
     glob (for shells that did not expand it). Missing paths, empty folders and globs matching
-    nothing are DataErrors naming them, as is one id reached through two different paths.
+    nothing are UserErrors naming them, as is one id reached through two different paths.
     """
     import glob
 
@@ -381,20 +381,20 @@ def expand_videos(paths: Sequence[str | os.PathLike]) -> dict[str, Path]:
         elif any(c in str(text) for c in "*?["):
             targets = [Path(p) for p in sorted(glob.glob(str(text)))]
             if not targets:
-                raise DataError(f"{text}: no file matches this pattern")
+                raise UserError(f"{text}: no file matches this pattern")
         else:
-            raise DataError(f"{path}: video not found")
+            raise UserError(f"{path}: video not found")
         for target in targets:
             if target.is_dir() and not _is_frame_folder(target):
                 found = list_videos(target)
                 if not found:
-                    raise DataError(f"{target}: folder has no videos (.webm/.mp4) and no frames (NNNN.jpg)")
+                    raise UserError(f"{target}: folder has no videos (.webm/.mp4) and no frames (NNNN.jpg)")
                 items = sorted(found.items())
             else:
                 items = [(video_id_of(target), target)]
             for vid, p in items:
                 if vid in out and out[vid] != p:
-                    raise DataError(f"video id {vid} given twice: {out[vid]} and {p}")
+                    raise UserError(f"video id {vid} given twice: {out[vid]} and {p}")
                 out[vid] = p
     return out
 
@@ -410,7 +410,7 @@ def extract_frames(video_path: str | os.PathLike, out_dir: str | os.PathLike, fp
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise DataError(f"{out_dir}: output folder exists and is not empty (pass overwrite=True)")
+        raise UserError(f"{out_dir}: output folder exists and is not empty (pass overwrite=True)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     if tmp.exists():

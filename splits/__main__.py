@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from datasets.errors import DataError
+from common.errors import UserError
 
 EPILOG = """\
 examples:
@@ -111,7 +111,7 @@ def _metadata(args, need_val: bool) -> tuple[Path, Path, Path | None]:
         from datasets.ssv2 import find_metadata
 
         if not args.data.is_dir():
-            raise DataError(f"{args.data}: folder not found")
+            raise UserError(f"{args.data}: folder not found")
         found = find_metadata(args.data)
         args.labels = args.labels or found.get("labels")
         args.train = args.train or found.get("train")
@@ -121,7 +121,7 @@ def _metadata(args, need_val: bool) -> tuple[Path, Path, Path | None]:
         missing.append("--val")
     if missing:
         where = f" (not found in {args.data})" if args.data is not None else ""
-        raise DataError(f"missing {', '.join(missing)}{where}")
+        raise UserError(f"missing {', '.join(missing)}{where}")
     return args.labels, args.train, args.val
 
 
@@ -140,7 +140,7 @@ def cmd_compositional(args) -> int:
         from datasets.annotations import open_boxes
 
         if not args.boxes.exists():
-            raise DataError(f"{args.boxes}: file not found")
+            raise UserError(f"{args.boxes}: file not found")
         boxes = open_boxes(args.boxes)
     bar = None
     if not args.quiet:
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command](args)
-    except DataError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable output folder, disk full, ...

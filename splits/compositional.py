@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from datasets.errors import DataError
-from datasets.jsonio import read_json
+from common.errors import UserError
+from common.jsonio import read_json
 from datasets.ssv2 import Record, load_labels, template_to_class
 
 from . import io
@@ -57,15 +57,15 @@ class Options:
 
     def check(self) -> None:
         if self.rule not in RULES:
-            raise DataError(f"unknown multi-placeholder rule {self.rule!r}; expected one of {', '.join(RULES)}")
+            raise UserError(f"unknown multi-placeholder rule {self.rule!r}; expected one of {', '.join(RULES)}")
         if self.min_per_side < 1:
-            raise DataError("--min-per-side must be at least 1")
+            raise UserError("--min-per-side must be at least 1")
         if self.min_noun_videos < 1:
-            raise DataError("--min-noun-videos must be at least 1")
+            raise UserError("--min-noun-videos must be at least 1")
         if self.balance < 0 or self.noun_balance < 0:
-            raise DataError("--balance and --noun-balance must be >= 0")
+            raise UserError("--balance and --noun-balance must be >= 0")
         if self.restarts < 1:
-            raise DataError("--restarts must be at least 1")
+            raise UserError("--restarts must be at least 1")
 
 
 @dataclass
@@ -84,13 +84,13 @@ def read_pool_records(path: str | os.PathLike, labels: dict[str, int], labels_pa
     out = []
     for i, rec in enumerate(io.parse_records(read_json(path), path)):
         if rec.template is None:
-            raise DataError(f"{path}: record {i} (id {rec.id}): missing field 'template' (a test-set list has no labels)")
+            raise UserError(f"{path}: record {i} (id {rec.id}): missing field 'template' (a test-set list has no labels)")
         name = template_to_class(rec.template)
         if name not in labels:
-            raise DataError(f"{path}: record {i} (id {rec.id}): template {rec.template!r} is not in the labels "
+            raise UserError(f"{path}: record {i} (id {rec.id}): template {rec.template!r} is not in the labels "
                             f"file {labels_path}")
         if not rec.placeholders:
-            raise DataError(f"{path}: record {i} (id {rec.id}): no placeholders (template {rec.template!r} "
+            raise UserError(f"{path}: record {i} (id {rec.id}): no placeholders (template {rec.template!r} "
                             f"names {rec.template.count('[')} object(s)); every video needs its nouns")
         out.append(rec)
     return out
@@ -109,11 +109,11 @@ def load_pool(labels_path: str | os.PathLike, train_path: str | os.PathLike,
     for path in paths:
         for rec in read_pool_records(path, labels, labels_path):
             if rec.id in seen:
-                raise DataError(f"{path}: video id {rec.id} is also in {seen[rec.id]}")
+                raise UserError(f"{path}: video id {rec.id} is also in {seen[rec.id]}")
             seen[rec.id] = str(path)
             records.append(rec)
     if not records:
-        raise DataError(f"{train_path}: no records to split")
+        raise UserError(f"{train_path}: no records to split")
     return Pool(labels=labels, records=records, sources=sources)
 
 
@@ -149,7 +149,7 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
         with_boxes = [r for r in records if r.id in boxes]
         drop("no_boxes", [r.id for r in records if r.id not in boxes])
         if not with_boxes:
-            raise DataError(f"empty result: none of the {len(records)} videos has box annotations in "
+            raise UserError(f"empty result: none of the {len(records)} videos has box annotations in "
                             f"{boxes_source or 'the box file'} (are the ids from the same data set?)")
         records = with_boxes
 
@@ -189,7 +189,7 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
         kept_records = [r for r, k in zip(kept_records, keep) if k]
         video_nouns = [v for v, k in zip(video_nouns, keep) if k]
     if not kept_records:
-        raise DataError(f"empty result: all {len(pool.records)} videos were dropped before the search "
+        raise UserError(f"empty result: all {len(pool.records)} videos were dropped before the search "
                         f"({_reason_text(dropped)})")
 
     # 6. problem arrays
@@ -217,7 +217,7 @@ def make_compositional(pool: Pool, options: Options | None = None, boxes=None, b
     if not train or not validation:
         hints = ([] if options.rule == "first-noun" else ["--rule first-noun"]) + \
                 ([] if options.merge_heads else ["--merge-heads 2"]) + ["more data"]
-        raise DataError(f"empty result: no class has videos on both sides after the search "
+        raise UserError(f"empty result: no class has videos on both sides after the search "
                         f"({len(pool.records)} videos in, {_reason_text(dropped)}); try {', '.join(hints)}")
     kept_classes = [c for c in class_order if best.classes_ok[class_pos[c]]]
     per_class = Counter((pool.class_name(r), 0) for r in train) + Counter((pool.class_name(r), 1) for r in validation)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.ssv2 import Record, load_labels, template_to_class
 
 from . import io
@@ -45,9 +45,9 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
                  base_names: list[str] | None = None, base_source: str = "--base-labels") -> FewShotResult:
     shots = tuple(sorted(set(int(k) for k in shots)))
     if not shots or shots[0] < 1:
-        raise DataError("--shots must be positive integers")
+        raise UserError("--shots must be positive integers")
     if draws < 1:
-        raise DataError("--draws must be at least 1")
+        raise UserError("--draws must be at least 1")
     order = sorted(labels, key=lambda c: labels[c])
     def cls(r: Record) -> str:
         return template_to_class(r.template)
@@ -56,7 +56,7 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
     for part, recs in (("train", train), ("validation", validation)):
         for r in recs:
             if r.id in ids:
-                raise DataError(f"video id {r.id} is in both the {ids[r.id]} and the {part} list")
+                raise UserError(f"video id {r.id} is in both the {ids[r.id]} and the {part} list")
             ids[r.id] = part
     tr_by: dict[str, list[Record]] = defaultdict(list)
     va_by: dict[str, list[Record]] = defaultdict(list)
@@ -73,24 +73,24 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
         base_set = {template_to_class(b) for b in base_names}
         unknown = sorted(base_set - set(labels))
         if unknown:
-            raise DataError(f"{base_source}: class {unknown[0]!r} is not in the labels file"
+            raise UserError(f"{base_source}: class {unknown[0]!r} is not in the labels file"
                             + (f" ({len(unknown) - 1} more)" if len(unknown) > 1 else ""))
         novel = [c for c in order if c not in base_set]
         bad = [c for c in novel if not eligible(c)]
         if bad:
             c = bad[0]
-            raise DataError(f"novel class {c!r} has {len(tr_by[c])} training and {len(va_by[c])} validation videos; "
+            raise UserError(f"novel class {c!r} has {len(tr_by[c])} training and {len(va_by[c])} validation videos; "
                             f"a novel class needs >= {need} training and >= 1 validation video"
                             + (f" ({len(bad) - 1} more such classes)" if len(bad) > 1 else ""))
         selection = f"base classes from {base_source}"
     else:
         if not 1 <= base_classes < len(order):
-            raise DataError(f"--base-classes {base_classes}: the labels file has {len(order)} classes; "
+            raise UserError(f"--base-classes {base_classes}: the labels file has {len(order)} classes; "
                             f"need 1 <= base classes < {len(order)}")
         n_novel = len(order) - base_classes
         cands = [c for c in order if eligible(c)]
         if len(cands) < n_novel:
-            raise DataError(f"only {len(cands)} classes have >= {need} training and >= 1 validation videos; "
+            raise UserError(f"only {len(cands)} classes have >= {need} training and >= 1 validation videos; "
                             f"{n_novel} novel classes are needed (lower --base-classes' complement or --shots)")
         rng = np.random.default_rng([seed, 0])
         picked = {cands[i] for i in rng.permutation(len(cands))[:n_novel].tolist()}

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from datasets.errors import DataError
-from datasets.jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 from datasets.ssv2 import Record, parse_record
 
 from datasets.split_layout import (  # noqa: F401  (re-exported: the split tool's file names)
@@ -44,7 +44,7 @@ def parse_records(data: object, path: str | os.PathLike) -> list[Record]:
     """Records from a parsed JSON list. Well-formed items take a fast path; anything else goes
     through `datasets.ssv2.parse_record`, which raises the error naming file, position and id."""
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of records")
+        raise UserError(f"{path}: expected a JSON list of records")
     out = []
     for i, item in enumerate(data):
         if type(item) is dict:
@@ -67,14 +67,14 @@ def read_records(path: str | os.PathLike) -> list[Record]:
 def read_nouns(path: str | os.PathLike) -> list[str]:
     data = read_json(path)
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise DataError(f"{path}: expected a JSON list of noun strings")
+        raise UserError(f"{path}: expected a JSON list of noun strings")
     return data
 
 
 def read_labels_raw(path: str | os.PathLike) -> dict[str, object]:
     data = read_json(path)
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object mapping class names to indices")
+        raise UserError(f"{path}: expected a JSON object mapping class names to indices")
     return data
 
 
@@ -131,9 +131,9 @@ def scan_folder(folder: str | os.PathLike) -> SplitFolder:
     """Find the split files in `folder`; a clear error if it is missing or holds none of them."""
     path = Path(folder)
     if not path.exists():
-        raise DataError(f"{path}: folder not found")
+        raise UserError(f"{path}: folder not found")
     if not path.is_dir():
-        raise DataError(f"{path}: not a folder (expected a split folder with labels.json, train.json, ...)")
+        raise UserError(f"{path}: not a folder (expected a split folder with labels.json, train.json, ...)")
     sf = SplitFolder(
         path=path,
         labels=find_file(path, LABELS),
@@ -158,7 +158,7 @@ def scan_folder(folder: str | os.PathLike) -> SplitFolder:
     sf.shots = {d: {k: ShotFiles(v.get("train"), v.get("val")) for k, v in shots.items()}
                 for d, shots in sorted(draws.items()) if shots}
     if not (sf.is_fewshot or sf.is_compositional):
-        raise DataError(f"{path}: no split files found (expected labels.json/train.json/validation.json/"
+        raise UserError(f"{path}: no split files found (expected labels.json/train.json/validation.json/"
                         "objectsA.json/objectsB.json, or base_labels.json/finetune_labels.json/finetune_<k>shot_*.json)")
     return sf
 

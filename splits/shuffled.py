@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.errors import DataError
-from datasets.jsonio import read_json
+from common.errors import UserError
+from common.jsonio import read_json
 from datasets.ssv2 import Record, class_names, load_labels, template_to_class
 
 from . import io
@@ -25,15 +25,15 @@ def make_shuffled(labels: dict[str, int], train: list[Record], validation: list[
                   source: str = "") -> tuple[list[Record], list[Record], dict]:
     def cls(r: Record) -> str:
         if r.template is None:
-            raise DataError(f"{source}: video {r.id} has no template")
+            raise UserError(f"{source}: video {r.id} has no template")
         name = template_to_class(r.template)
         if name not in labels:
-            raise DataError(f"{source}: video {r.id}: template {r.template!r} is not in labels.json")
+            raise UserError(f"{source}: video {r.id}: template {r.template!r} is not in labels.json")
         return name
 
     ids = [r.id for r in train] + [r.id for r in validation]
     if len(set(ids)) != len(ids):
-        raise DataError(f"{source}: some video ids are in both train and validation; validate the folder first")
+        raise UserError(f"{source}: some video ids are in both train and validation; validate the folder first")
     by_class: dict[str, list[Record]] = defaultdict(list)
     n_train: dict[str, int] = defaultdict(int)
     for r in train:
@@ -70,7 +70,7 @@ def run_shuffled(src: str | os.PathLike, out: str | os.PathLike, seed: int = 0) 
     missing = [name for name, p in (("labels.json", folder.labels), ("train.json", folder.train),
                                     ("validation.json", folder.validation)) if p is None]
     if missing:
-        raise DataError(f"{folder.path}: not a compositional split folder (missing {', '.join(missing)})")
+        raise UserError(f"{folder.path}: not a compositional split folder (missing {', '.join(missing)})")
     labels = load_labels(folder.labels)
     class_names(labels)  # indices must be 0..K-1
     train = io.read_records(folder.train)
@@ -80,7 +80,7 @@ def run_shuffled(src: str | os.PathLike, out: str | os.PathLike, seed: int = 0) 
     report["source_kind"] = folder.kind()
     report["seed"] = seed
     if Path(out).resolve() == folder.path.resolve():
-        raise DataError(f"{out}: the output folder must differ from the source folder")
+        raise UserError(f"{out}: the output folder must differ from the source folder")
     io.write_compositional_folder(out, labels, new_train, new_val)
     if folder.noun_map is not None:  # keeps `stats`/`validate` noun checks consistent with the source
         io.write_json(Path(out) / io.NOUN_MAP, read_json(folder.noun_map), indent=0)

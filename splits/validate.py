@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from datasets.errors import DataError
-from datasets.jsonio import read_json
+from common.errors import UserError
+from common.jsonio import read_json
 from datasets.ssv2 import Record, template_to_class
 
 from . import io
@@ -122,7 +122,7 @@ def _noun_function(folder: io.SplitFolder, records: list[Record], extra: list[st
     if folder.noun_map is not None:
         data = read_json(folder.noun_map)
         if not isinstance(data, dict):
-            raise DataError(f"{folder.noun_map}: expected a JSON object raw noun -> canonical noun")
+            raise UserError(f"{folder.noun_map}: expected a JSON object raw noun -> canonical noun")
         return lambda raw: data.get(raw) or canonical_form(raw), f"nouns via {folder.noun_map.name}"
     counts = Counter(p for r in records for p in r.placeholders)
     counts.update(extra)

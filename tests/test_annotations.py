@@ -9,7 +9,7 @@ import pytest
 from datasets.annotations import (AnnotationFile, frame_number, load_annotations, merge_annotations, open_boxes,
                                   parse_video, save_annotations, video_to_records)
 from datasets.box_store import BoxStore, index_boxes
-from datasets.errors import DataError
+from common.errors import UserError
 
 
 def test_frame_number():
@@ -69,14 +69,14 @@ def _label(x1=1, y1=2, x2=30, y2=40, track="0000"):
 def test_missing_box_names_file_video_and_frame():
     lab = _label()
     del lab["box2d"]["y2"]
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         parse_video("9", [_frame([lab])], "boxes.json")
     assert "boxes.json" in str(e.value) and "video 9" in str(e.value) and "9/0001.jpg" in str(e.value)
     assert "'y2'" in str(e.value)
 
 
 def test_nan_box_is_an_error():
-    with pytest.raises(DataError, match="finite"):
+    with pytest.raises(UserError, match="finite"):
         parse_video("9", [_frame([_label(x1=float("nan"))])], "b.json")
 
 
@@ -95,14 +95,14 @@ def test_empty_frames_and_unsorted_frames():
 def test_missing_track_id():
     lab = _label()
     del lab["standard_category"]
-    with pytest.raises(DataError, match="standard_category"):
+    with pytest.raises(UserError, match="standard_category"):
         parse_video("9", [_frame([lab])], "b.json")
 
 
 def test_truncated_annotation_file(tmp_path, sample_annotations):
     p = tmp_path / "part.json"
     p.write_bytes(sample_annotations.read_bytes()[:5000])
-    with pytest.raises(DataError, match="part.json: not valid JSON"):
+    with pytest.raises(UserError, match="part.json: not valid JSON"):
         load_annotations(p)
 
 
@@ -116,7 +116,7 @@ def test_merge_parts(sample_annotations, tmp_path):
     changed = {k: data[k] for k in ids[3:]}
     changed[ids[3]] = changed[ids[3]][:-1]
     save_annotations(b, changed)
-    with pytest.raises(DataError, match=f"video {ids[3]} is also in"):
+    with pytest.raises(UserError, match=f"video {ids[3]} is also in"):
         merge_annotations([a, b])
 
 
@@ -164,9 +164,9 @@ def test_store_is_shared_by_worker_processes(sample_annotations, tmp_path):
 def test_broken_store_is_reported(sample_annotations, tmp_path):
     index_boxes([sample_annotations], tmp_path / "s")
     (tmp_path / "s" / "xyxy.npy").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="xyxy.npy"):
+    with pytest.raises(UserError, match="xyxy.npy"):
         BoxStore(tmp_path / "s")
-    with pytest.raises(DataError, match="not a box store"):
+    with pytest.raises(UserError, match="not a box store"):
         BoxStore(tmp_path)
 
 

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from datasets.annotations import AnnotationFile, parse_video
 from datasets.clip_dataset import ClipDataset, box_extent_size, collate
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.sampling import StridedClipSampler
 from datasets.slots import fill_slots
 from datasets.ssv2 import Record, load_labels
@@ -242,11 +242,11 @@ def test_missing_boxes_labels_and_videos_are_skipped_and_reported(tmp_path, capl
     assert "kept 1 of 5 records" in caplog.text
     assert ds[0]["frames"].shape == (3, 16, 32, 32)
 
-    with pytest.raises(DataError, match=r"train.json: video 2: template 'Unknown class' is not in the labels"):
+    with pytest.raises(UserError, match=r"train.json: video 2: template 'Unknown class' is not in the labels"):
         ClipDataset(records, LABELS, ann, root, load_frames=True, strict=True, source="train.json")
-    with pytest.raises(DataError, match="video 3: no boxes"):
+    with pytest.raises(UserError, match="video 3: no boxes"):
         ClipDataset(records[2:3], LABELS, ann, strict=True)
-    with pytest.raises(DataError, match="video 4: no 4.webm"):
+    with pytest.raises(UserError, match="video 4: no 4.webm"):
         ClipDataset(records[3:4], LABELS, ann, root, load_frames=True, strict=True)
     # without labels (test set): nothing is skipped for lack of a label, label is -1
     ds = ClipDataset(records, None, ann, default_frame_size=(64, 48))
@@ -259,9 +259,9 @@ def test_corrupt_video_found_while_loading_names_the_file(tmp_path):
     (root / "11.webm").write_bytes(b"\x1aE\xdf\xa3 this is not a video" * 50)
     ds = ClipDataset([rec("11")], LABELS, None, root, load_frames=True, input_size=32)
     assert ds.report["kept"] == 1  # construction only checks existence
-    with pytest.raises(DataError, match="11.webm"):
+    with pytest.raises(UserError, match="11.webm"):
         ds[0]
-    with pytest.raises(DataError, match="11.webm"):  # propagated from a DataLoader worker
+    with pytest.raises(UserError, match="11.webm"):  # propagated from a DataLoader worker
         next(iter(DataLoader(ds, batch_size=1, num_workers=1, collate_fn=collate)))
 
 

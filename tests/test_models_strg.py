@@ -236,7 +236,7 @@ def test_bfloat16_autocast_forward_and_backward():
 
 
 def test_missing_scene_checkpoint_is_a_one_line_error_naming_it(tmp_path, capsys):
-    from datasets.cli import run_main
+    from common.cli import run_main
 
     missing = tmp_path / "runs" / "scene" / "best.pt"
     assert run_main(lambda: strg_small(scene_checkpoint=str(missing))) == 2

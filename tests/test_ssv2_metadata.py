@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.ssv2 import (Record, class_names, load_labels, load_records, save_labels, save_records,
                            template_to_class)
 
@@ -35,7 +35,7 @@ def test_real_official_labels_load(sample_splits):
 
 def test_duplicate_index_is_an_error(tmp_path):
     p = write(tmp_path / "labels.json", {"a": "0", "b": "0"})
-    with pytest.raises(DataError, match="index 0 used by both"):
+    with pytest.raises(UserError, match="index 0 used by both"):
         load_labels(p)
 
 
@@ -54,7 +54,7 @@ def test_unknown_template_names_file_id_and_template(tmp_path):
         {"id": "1", "label": "moving cup up", "template": "Moving [something] up", "placeholders": ["cup"]},
         {"id": "7", "label": "x", "template": "Juggling [something]", "placeholders": ["ball"]},
     ])
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         load_records(p, labels)
     msg = str(e.value)
     assert "train.json" in msg and "id 7" in msg and "Juggling [something]" in msg
@@ -75,20 +75,20 @@ def test_test_list_has_only_ids(tmp_path):
 ])
 def test_malformed_records(tmp_path, bad, match):
     p = write(tmp_path / "train.json", [bad])
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(UserError, match=match):
         load_records(p, {"Moving something up": 0})
 
 
 def test_truncated_json_names_file(tmp_path):
     p = tmp_path / "train.json"
     p.write_text('[{"id": "1", "label": "a"')
-    with pytest.raises(DataError, match="train.json: not valid JSON"):
+    with pytest.raises(UserError, match="train.json: not valid JSON"):
         load_records(p)
 
 
 def test_duplicate_ids(tmp_path):
     p = write(tmp_path / "v.json", [{"id": "1"}, {"id": "1"}])
-    with pytest.raises(DataError, match="id 1 appears more than once"):
+    with pytest.raises(UserError, match="id 1 appears more than once"):
         load_records(p)
 
 

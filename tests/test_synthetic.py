@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from datasets.annotations import frame_number, load_annotations, parse_video
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.ssv2 import class_names, load_labels, load_records, template_to_class
 from datasets.synthetic import NOUNS, TEMPLATES, appearance_groups, dataset_stats, format_stats
 from datasets.synthetic.__main__ import main
@@ -274,7 +274,7 @@ def test_dataset_stats(dataset, tmp_path):
     assert 2 <= s["tracks_per_video"]["mean"] <= 3
     text = format_stats(s)
     assert "videos" in text and "boxes" in text and "tracks per video" in text
-    with pytest.raises(DataError):
+    with pytest.raises(UserError):
         dataset_stats(tmp_path)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.errors import DataError
+from common.errors import UserError
 from tracking.__main__ import main
 from tracking.detector import (FrameSamples, VideoItem, box_targets, build_detector, default_spec,
                                load_backbone_weights, load_detector, load_detector_init)
@@ -39,7 +39,7 @@ def test_build_both_architectures_without_weights():
     assert m.transform.min_size == (64,) and m.transform.max_size == 96
     m = build_detector(default_spec("resnet50_v2"))
     assert m.roi_heads.box_predictor.cls_score.out_features == 3
-    with pytest.raises(DataError, match="unknown detector architecture"):
+    with pytest.raises(UserError, match="unknown detector architecture"):
         default_spec("yolo")
 
 
@@ -67,10 +67,10 @@ def test_backbone_and_detector_weights_from_local_files(tmp_path):
     assert torch.equal(det.rpn.head.conv[0][0].weight, coco.rpn.head.conv[0][0].weight)
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="junk.pth"):
+    with pytest.raises(UserError, match="junk.pth"):
         load_backbone_weights(det, tmp_path / "junk.pth", "mobilenet_v3")
     torch.save({"a": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(DataError, match="match by name and shape"):
+    with pytest.raises(UserError, match="match by name and shape"):
         load_detector_init(det, tmp_path / "other.pth")
 
 
@@ -218,5 +218,5 @@ def test_held_out_videos_come_from_the_split_or_a_seeded_fraction(synthetic, tmp
     b = gather_items(TrainOptions(**base, val_fraction=0.34, seed=1), logs.append)
     assert [i.video_id for i in a[1]] == [i.video_id for i in b[1]] and len(a[1]) == 1 and len(a[0]) == 2
     (split / "validation.json").unlink()
-    with pytest.raises(DataError, match="validation list"):
+    with pytest.raises(UserError, match="validation list"):
         gather_items(TrainOptions(**base, split=str(split)), logs.append)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from datasets.annotations import VideoBoxes, parse_video
-from datasets.errors import DataError
+from common.errors import UserError
 from tracking.__main__ import main
 from tracking.detections import load_detections, parse_detections, save_detections
 from tracking.mot_eval import evaluate
@@ -62,13 +62,13 @@ def test_ground_truth_file_reads_as_detections(sample_annotations):
     ({"category": "hand"}, "box2d"),
 ])
 def test_bad_detections_are_clear_errors(bad, message):
-    with pytest.raises(DataError, match=message) as e:
+    with pytest.raises(UserError, match=message) as e:
         parse_detections("3", [rec("3", 0, []), rec("3", 1, [bad])], "dets.json")
     assert "dets.json: video 3, frame 3/0002.jpg, label 0" in str(e.value)
 
 
 def test_frame_listed_twice_is_an_error():
-    with pytest.raises(DataError, match="listed twice"):
+    with pytest.raises(UserError, match="listed twice"):
         parse_detections("3", [rec("3", 0, []), rec("3", 0, [])], "dets.json")
 
 

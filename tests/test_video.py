@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.video import (DecordReader, FrameFolderReader, PyAVReader, extract_frames, find_video,
                             list_videos, open_video, resample_indices)
 
@@ -54,7 +54,7 @@ def test_extract_frames_refuses_to_overwrite(coded_video, tmp_path):
     out = tmp_path / "f"
     out.mkdir()
     (out / "0001.jpg").write_bytes(b"x")
-    with pytest.raises(DataError, match="not empty"):
+    with pytest.raises(UserError, match="not empty"):
         extract_frames(coded_video[0], out)
     assert extract_frames(coded_video[0], out, overwrite=True) == 30
     assert len(list(out.iterdir())) == 30
@@ -104,7 +104,7 @@ def test_decord_open_error_falls_back_to_pyav(coded_video, monkeypatch):
 
 
 def test_missing_video(tmp_path):
-    with pytest.raises(DataError, match="nope.webm: video not found"):
+    with pytest.raises(UserError, match="nope.webm: video not found"):
         open_video(tmp_path / "nope.webm")
 
 
@@ -112,7 +112,7 @@ def test_missing_video(tmp_path):
 def test_corrupt_video_names_the_file(tmp_path, content):
     path = tmp_path / "123.webm"
     path.write_bytes(content)
-    with pytest.raises(DataError, match="123.webm"):
+    with pytest.raises(UserError, match="123.webm"):
         open_video(path)
 
 
@@ -121,25 +121,25 @@ def test_zero_frame_video(tmp_path):
     with av.open(str(path), mode="w") as c:
         s = c.add_stream("libvpx-vp9", rate=Fraction(12, 1))
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-    with pytest.raises(DataError, match="0.webm"):
+    with pytest.raises(UserError, match="0.webm"):
         open_video(path)
 
 
 def test_frame_folder_errors(tmp_path):
     folder = tmp_path / "7"
     folder.mkdir()
-    with pytest.raises(DataError, match="no NNNN.jpg"):
+    with pytest.raises(UserError, match="no NNNN.jpg"):
         open_video(folder)
     img = Image.fromarray(np.zeros((8, 10, 3), np.uint8))
     img.save(folder / "0001.jpg")
     img.save(folder / "0003.jpg")
-    with pytest.raises(DataError, match="missing frame 0002.jpg"):
+    with pytest.raises(UserError, match="missing frame 0002.jpg"):
         open_video(folder)
     (folder / "0002.jpg").write_bytes(b"garbage")
     r = open_video(folder)
     assert len(r) == 3 and r.size == (10, 8)
     assert r.get_frames([0, 2, 0]).shape == (3, 8, 10, 3)
-    with pytest.raises(DataError, match="0002.jpg"):
+    with pytest.raises(UserError, match="0002.jpg"):
         r.get_frames([1])
 
 
@@ -161,7 +161,7 @@ def test_find_and_list_videos(tmp_path):
     assert find_video(tmp_path, "3") == tmp_path / "3"
     assert find_video(tmp_path, "4") is None
     assert list_videos(tmp_path) == {"1": tmp_path / "1.webm", "2": tmp_path / "2.mp4", "3": tmp_path / "3"}
-    with pytest.raises(DataError, match="video folder not found"):
+    with pytest.raises(UserError, match="video folder not found"):
         list_videos(tmp_path / "absent")
 
 

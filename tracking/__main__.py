@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from datasets.cli import Parser, run_main
-from datasets.errors import DataError
+from common.cli import Parser, run_main
+from common.errors import UserError
 from datasets.video import expand_videos
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
@@ -234,7 +234,7 @@ def run_detection(args, videos: dict[str, Path]) -> dict:
     from .train_detector import resolve_device
 
     if not args.detector:
-        raise DataError("--detector CKPT is needed to detect on videos")
+        raise UserError("--detector CKPT is needed to detect on videos")
     _set_threads(args.threads)
     device = resolve_device(args.device)
     model, spec = load_detector(args.detector, device)
@@ -265,13 +265,13 @@ def cmd_detect(args) -> int:
 
 
 def cmd_track(args) -> int:
-    from datasets.jsonio import write_json
+    from common.jsonio import write_json
     from .detections import load_detections, save_detections
     from .identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
     from .tracker import TrackerConfig, track_video
 
     if bool(args.videos) == bool(args.detections):
-        raise DataError("give either --detections DETS.json or VIDEO... with --detector (not both, not neither)")
+        raise UserError("give either --detections DETS.json or VIDEO... with --detector (not both, not neither)")
     if args.detections:
         dets = load_detections(args.detections)
     else:
@@ -317,7 +317,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate(open_boxes(args.gt), open_boxes(args.pred), iou_threshold=args.iou,
                       class_aware=not args.class_agnostic)
     if not result.per_video:
-        raise DataError(f"{args.gt}: no ground-truth videos to evaluate")
+        raise UserError(f"{args.gt}: no ground-truth videos to evaluate")
     if args.json:
         clean = (lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()})
         for vid, r in result.per_video.items():

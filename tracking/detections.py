@@ -21,7 +21,7 @@ Reading rules (documented handling of bad input):
   Zero-width or zero-height boxes are kept here and ignored by the tracker.
 - a frame listed twice is an error; frames without a record count as frames without detections.
 - a video with an empty record list is a video of zero frames (it tracks to an empty list).
-Every error is a `DataError` naming the file, the video, the frame and the label.
+Every error is a `UserError` naming the file, the video, the frame and the label.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from typing import Iterator
 import numpy as np
 
 from datasets.annotations import HAND, VideoBoxes, finite_number, frame_name, frame_number
-from datasets.errors import DataError
-from datasets.jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 
 CLASSES = ("hand", "object")  # detector class k+1 (torchvision reserves 0 for background)
 HAND_CLASS, OBJECT_CLASS = 0, 1
@@ -99,44 +99,44 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
     """Validate one video's frame records (see the module doc for the rules)."""
     video_id = str(video_id)
     if not isinstance(records, list):
-        raise DataError(f"{source}: video {video_id}: expected a list of frame records")
+        raise UserError(f"{source}: video {video_id}: expected a list of frame records")
     seen: set[int] = set()
     frames, boxes, scores, labels = [], [], [], []
     last = -1
     for pos, rec in enumerate(records):
         where = f"{source}: video {video_id}, frame record {pos}"
         if not isinstance(rec, dict) or "name" not in rec:
-            raise DataError(f"{where}: expected an object with 'name' and 'labels'")
+            raise UserError(f"{where}: expected an object with 'name' and 'labels'")
         try:
             f = frame_number(str(rec["name"]))
         except ValueError as e:
-            raise DataError(f"{where}: {e}") from None
+            raise UserError(f"{where}: {e}") from None
         if f in seen:
-            raise DataError(f"{where}: frame {rec['name']} is listed twice")
+            raise UserError(f"{where}: frame {rec['name']} is listed twice")
         seen.add(f)
         last = max(last, f)
         labs = rec.get("labels")
         if not isinstance(labs, list):
-            raise DataError(f"{where} ({rec['name']}): missing or malformed 'labels' list")
+            raise UserError(f"{where} ({rec['name']}): missing or malformed 'labels' list")
         for j, lab in enumerate(labs):
             w = f"{source}: video {video_id}, frame {rec['name']}, label {j}"
             if not isinstance(lab, dict) or not isinstance(lab.get("box2d"), dict):
-                raise DataError(f"{w}: expected an object with 'box2d'")
+                raise UserError(f"{w}: expected an object with 'box2d'")
             box = lab["box2d"]
             for key in ("x1", "y1", "x2", "y2"):
                 if key not in box:
-                    raise DataError(f"{w}: box2d has no '{key}'")
+                    raise UserError(f"{w}: box2d has no '{key}'")
             x1, y1, x2, y2 = (finite_number(box[k], w, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
             if x2 < x1 or y2 < y1:
-                raise DataError(f"{w}: inverted box (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}); boxes are "
+                raise UserError(f"{w}: inverted box (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}); boxes are "
                                 "(x1, y1, x2, y2) pixels with x1 <= x2, y1 <= y2 (was (x, y, w, h) written?)")
             cls = class_of(lab.get("category"), lab.get("standard_category"))
             if cls is None:
-                raise DataError(f"{w}: unknown class {lab.get('category')!r} (expected 'hand' or 'object', "
+                raise UserError(f"{w}: unknown class {lab.get('category')!r} (expected 'hand' or 'object', "
                                 "or a Something-Else track id 'hand'/'0000'... in standard_category)")
             score = finite_number(lab["score"], w, "score") if "score" in lab else 1.0
             if not 0.0 <= score <= 1.0:
-                raise DataError(f"{w}: score is {score:g}, expected a number in [0, 1]")
+                raise UserError(f"{w}: score is {score:g}, expected a number in [0, 1]")
             frames.append(f)
             boxes.append((x1, y1, x2, y2))
             scores.append(score)
@@ -148,7 +148,7 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
 def load_detections(path: str | os.PathLike) -> dict[str, VideoDetections]:
     data = read_json(path)
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object mapping video ids to frame records")
+        raise UserError(f"{path}: expected a JSON object mapping video ids to frame records")
     return {str(vid): parse_detections(vid, recs, path) for vid, recs in data.items()}
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from datasets.annotations import HAND, VideoBoxes
-from datasets.errors import DataError
+from common.errors import UserError
 from datasets.video import open_video, video_id_of
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 
@@ -83,7 +83,7 @@ DEFAULT_PROPOSALS = {"mobilenet_v3": (150, 600), "resnet50_v2": (300, 1000)}  # 
 
 def default_spec(arch: str, **overrides) -> DetectorSpec:
     if arch not in ARCHS:
-        raise DataError(f"unknown detector architecture {arch!r} (choose from {', '.join(ARCHS)})")
+        raise UserError(f"unknown detector architecture {arch!r} (choose from {', '.join(ARCHS)})")
     lo, hi = DEFAULT_SIZES[arch]
     kw = {"arch": arch, "min_size": lo, "max_size": hi, "proposals_test": DEFAULT_PROPOSALS[arch][0],
           "proposals_train": DEFAULT_PROPOSALS[arch][1]}
@@ -94,7 +94,7 @@ def default_spec(arch: str, **overrides) -> DetectorSpec:
 def build_detector(spec: DetectorSpec) -> nn.Module:
     """The network of `spec`, randomly initialised (no download, ever)."""
     if spec.arch not in ARCHS:
-        raise DataError(f"unknown detector architecture {spec.arch!r} (choose from {', '.join(ARCHS)})")
+        raise UserError(f"unknown detector architecture {spec.arch!r} (choose from {', '.join(ARCHS)})")
     import warnings
 
     with warnings.catch_warnings():
@@ -151,17 +151,17 @@ def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: weights file not found")
+        raise UserError(f"{path}: weights file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError(f"{path}: expected a state dict (parameter name -> tensor)")
+        raise UserError(f"{path}: expected a state dict (parameter name -> tensor)")
     return obj
 
 
@@ -169,7 +169,7 @@ def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_
     own = {k: v for k, v in target.state_dict().items() if not k.endswith("num_batches_tracked")}
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if len(usable) < min_fraction * len(own):
-        raise DataError(f"{path}: only {len(usable)} of {len(own)} {what} tensors match by name and shape "
+        raise UserError(f"{path}: only {len(usable)} of {len(own)} {what} tensors match by name and shape "
                         f"(is this a weights file for this architecture?)")
     target.load_state_dict(usable, strict=False)
     return {"loaded": len(usable), "of": len(own), "skipped": sorted(k for k in state if k not in usable)}
@@ -319,7 +319,7 @@ def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device
             flush(n)
             n += len(chunk)
     if n == 0:
-        raise DataError(f"{path}: no frames decoded")
+        raise UserError(f"{path}: no frames decoded")
     cat = (lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt))
     if n < total:
         import warnings
@@ -349,13 +349,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                 path = path / name
                 break
     if not path.is_file():
-        raise DataError(f"{path}: detector checkpoint not found")
+        raise UserError(f"{path}: detector checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as e:
-        raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND or "model" not in ckpt:
-        raise DataError(f"{path}: not a detector checkpoint of `python -m tracking train-detector` "
+        raise UserError(f"{path}: not a detector checkpoint of `python -m tracking train-detector` "
                         "(to start from other weights use train-detector --init / --backbone-weights)")
     ckpt["path"] = str(path)
     return ckpt
@@ -374,7 +374,7 @@ def load_detector(path: str | os.PathLike, device: torch.device | str = "cpu") -
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise DataError(f"{ckpt['path']}: weights do not fit the {spec.arch} detector it describes ({str(e)[:200]})") from None
+        raise UserError(f"{ckpt['path']}: weights do not fit the {spec.arch} detector it describes ({str(e)[:200]})") from None
     return model.to(device).eval(), spec
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from datasets.annotations import open_boxes
-from datasets.errors import DataError
-from datasets.jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 from datasets.video import list_videos
 from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, TrainOptions, VideoItem, build_detector, collate,
                        default_spec, evaluate_ap, load_backbone_weights, load_detector_init, read_checkpoint,
@@ -39,7 +39,7 @@ def split_ids(split: str) -> tuple[list[str], list[str]]:
 
     folder = Path(split)
     if not folder.is_dir():
-        raise DataError(f"{folder}: split folder not found (expected train.json and validation.json)")
+        raise UserError(f"{folder}: split folder not found (expected train.json and validation.json)")
     names = {"train": None, "validation": None}
     for part, options in {"train": ("train.json", "training.json", "base_training_set.json"),
                           "validation": ("validation.json", "val.json", "base_validation_set.json")}.items():
@@ -48,13 +48,13 @@ def split_ids(split: str) -> tuple[list[str], list[str]]:
     names["train"] = names["train"] or ssv2.get("train")
     names["validation"] = names["validation"] or ssv2.get("validation")
     if names["train"] is None or names["validation"] is None:
-        raise DataError(f"{folder}: needs a train list and a validation list (train.json + validation.json, "
+        raise UserError(f"{folder}: needs a train list and a validation list (train.json + validation.json, "
                         "or something-something-v2-train.json + -validation.json)")
     out = []
     for part in ("train", "validation"):
         data = read_json(names[part])
         if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
-            raise DataError(f"{names[part]}: expected a JSON list of records with an 'id'")
+            raise UserError(f"{names[part]}: expected a JSON list of records with an 'id'")
         out.append([str(r["id"]) for r in data])
     return out[0], out[1]
 
@@ -96,7 +96,7 @@ def gather_items(opts: TrainOptions, log) -> tuple[list[VideoItem], list[VideoIt
         train_items = train_items[:opts.max_videos]
         val_items = val_items[:max(1, opts.max_videos // 4)]
     if not train_items:
-        raise DataError(f"{opts.boxes} + {opts.videos}: no training video has both boxes and a video file "
+        raise UserError(f"{opts.boxes} + {opts.videos}: no training video has both boxes and a video file "
                         f"({counts['no_boxes']} without boxes, {counts['no_video']} without a video)")
     counts.update({"train_videos": len(train_items), "heldout_videos": len(val_items)})
     skipped = counts["no_boxes"] + counts["no_video"] + counts["empty"]
@@ -112,9 +112,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DataError(f"unknown device {name!r} (auto, cpu, cuda, cuda:0, ...)") from None
+        raise UserError(f"unknown device {name!r} (auto, cpu, cuda, cuda:0, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device {name!r} asked for, but no CUDA GPU is available")
+        raise UserError(f"device {name!r} asked for, but no CUDA GPU is available")
     return device
 
 
@@ -132,7 +132,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     out = Path(opts.out)
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
-        raise DataError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
+        raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     device = resolve_device(opts.device)
@@ -202,7 +202,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         try:
             stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress)
         except FloatingPointError as e:
-            raise DataError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
+            raise UserError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
         row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
         if val_items:
             ap = evaluate_ap(model, val_loader, device, spec.classes, progress)

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from ..cli import Parser, run_main
+from common.cli import Parser, run_main
 
 
 

@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 
 from ..annotations import HAND, frame_name, load_annotations, save_annotations
-from ..errors import DataError
-from ..jsonio import read_json, write_json
+from common.errors import UserError
+from common.jsonio import read_json, write_json
 from ..ssv2 import Record, find_metadata, load_labels, load_records, save_labels, save_records
 from ..video_writer import write_video
 from .objects import NOUNS
@@ -130,12 +130,12 @@ def split_ids(ids: list[str], seed: int) -> tuple[list[str], list[str]]:
 def _check_out(out: Path) -> list[str]:
     """The output folder must be new, empty, or an earlier synthetic set (whose videos we replace)."""
     if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder")
+        raise UserError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return []
     meta = out / SYNTHETIC
     if not meta.exists():
-        raise DataError(f"{out}: folder is not empty and holds no {SYNTHETIC}; choose a new --out folder")
+        raise UserError(f"{out}: folder is not empty and holds no {SYNTHETIC}; choose a new --out folder")
     old = read_json(meta)
     return list(old.get("videos", {})) if isinstance(old, dict) else []
 
@@ -211,7 +211,7 @@ def dataset_stats(folder: str | os.PathLike) -> dict:
     folder = Path(folder)
     files = find_metadata(folder)
     if "labels" not in files:
-        raise DataError(f"{folder}: no something-something-v2-labels.json")
+        raise UserError(f"{folder}: no something-something-v2-labels.json")
     labels = load_labels(files["labels"])
     splits = {k: load_records(files[k], labels) for k in ("train", "validation") if k in files}
     records = [r for rs in splits.values() for r in rs]

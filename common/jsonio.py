@@ -7,20 +7,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .errors import UserError
 
 
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: file not found")
+        raise UserError(f"{path}: file not found")
     try:
         with open(path, "rb") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON (truncated or corrupt?): {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise UserError(f"{path}: not valid JSON (truncated or corrupt?): {e.msg} at line {e.lineno} column {e.colno}") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text: {e}") from None
+        raise UserError(f"{path}: not UTF-8 text: {e}") from None
 
 
 def _umask() -> int:

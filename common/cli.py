@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Callable
 
-from .errors import DataError
+from .errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -19,10 +19,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def run_main(main: Callable[[], int | None]) -> int:
-    """Call `main`; a DataError (bad input) or a missing file prints `error: ...` and returns 2."""
+    """Call `main`; a UserError (bad input) or a missing file prints `error: ...` and returns 2."""
     try:
         return int(main() or 0)
-    except DataError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FileNotFoundError as e:
