@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from common.cli import run_main
+from common.files import output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
 from datasets.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, draw_dir, find_file, find_shot_files
@@ -56,7 +57,7 @@ def run_stage(cfg: TrainConfig) -> dict:
 
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
-    folder, out = Path(args.fewshot), Path(cfg.out)
+    folder, out = Path(args.fewshot), output_folder(cfg.out, "out=")
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     missing = [n for n, p in files.items() if p is None]
     if missing:
