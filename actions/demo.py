@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import CONFIG_DIR
-from common.cli import run_main
+from common.cli import Parser, run_main
 from common.files import output_folder, write_text
 from common.jsonio import read_json, write_json
 
@@ -139,7 +139,7 @@ def demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.demo", description=__doc__,
+    p = Parser(prog="python -m actions.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")

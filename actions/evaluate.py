@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from common.checkpoint import load_checkpoint, load_state
-from common.cli import run_main
+from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder
 from common.jsonio import write_json
@@ -134,7 +134,7 @@ def evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.evaluate", description=__doc__,
+    p = Parser(prog="python -m actions.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by actions.train (best.pt)")
     p.add_argument("--split", help="split folder (default: the one the checkpoint was trained on)")

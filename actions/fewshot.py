@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.cli import run_main
+from common.cli import Parser, run_main
 from common.files import output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
@@ -101,7 +101,7 @@ def fewshot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.fewshot", description=__doc__,
+    p = Parser(prog="python -m actions.fewshot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="training config (model, data paths, base-training recipe)")
     p.add_argument("--fewshot", required=True, help="few-shot split folder (python -m splits fewshot, or the official files)")

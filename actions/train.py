@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state, state_mismatch
-from common.cli import run_main
+from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder, write_text
 from common.jsonio import write_json
@@ -266,7 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.train", description=__doc__,
+    p = Parser(prog="python -m actions.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Config keys (set in the YAML file or as key=value): "
                                        + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import os_error_message, run_main
+from common.cli import Parser, os_error_message, run_main
 from common.errors import UserError
 from common.files import output_file, output_folder, refuse_input_overwrite
 
@@ -138,9 +138,9 @@ def cmd_extract_frames(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m datasets", description=__doc__,
+    p = Parser(prog="python -m datasets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("index-boxes", help="convert Something-Else JSON part files into a memory-mapped box store",
                        description="One-time conversion of Something-Else box JSON files (the release's parts) into "
