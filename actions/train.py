@@ -24,7 +24,7 @@ from torch import nn
 from common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state, state_mismatch
 from common.cli import Parser, run_main
 from common.errors import UserError
-from common.files import atomic_path, output_folder, write_text
+from common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
 from common.jsonio import write_json
 from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
@@ -38,6 +38,8 @@ from .metrics import summarize, topk_accuracy
 from .models import create_model
 
 EXIT_NAN = 3
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "curves.png",
+             "per_class.png", "confusion.png")
 
 
 def seed_everything(seed: int) -> None:
@@ -152,6 +154,10 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         output_folder(out, "out=")
         if last.exists() and not resume:
             raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
+        # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
+        inputs = [cfg.init_checkpoint, cfg.boxes, *(v for k, v in cfg.model_args.items()
+                                                     if k.endswith("_checkpoint") and isinstance(v, str))]
+        refuse_input_overwrite([out / name for name in RUN_FILES], inputs, "out=")
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     inputs = model_inputs(model)

@@ -340,6 +340,45 @@ def test_outputs_that_are_files_of_the_wrong_kind(run, box_split, mp4, sample_an
     assert afile.read_text() == "keep"
 
 
+def test_training_never_writes_onto_the_checkpoint_it_starts_from(run, box_split, tmp_path):
+    own = tmp_path / "run"
+    own.mkdir()
+    shutil.copy(run / "best.pt", own / "best.pt")
+    before = (own / "best.pt").read_bytes()
+    rc, _, err = train_main(*run_args(box_split, own, init_checkpoint=own / "best.pt"))
+    assert rc == 2 and "is the input" in one_line(err) and "best.pt" in err
+    assert (own / "best.pt").read_bytes() == before
+
+
+def test_run_main_one_line_for_os_errors_traceback_for_bugs(tmp_path, capsys):
+    import errno
+
+    from common.cli import run_main
+    from common.files import atomic_file, refuse_input_overwrite
+
+    def disk_full():
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.json"))
+
+    assert run_main(disk_full) == 2
+    assert one_line(capsys.readouterr().err) == f"error: {tmp_path / 'x.json'}: disk full"
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback (exit 1 from the interpreter)
+        run_main(lambda: 1 / 0)
+    target = tmp_path / "t.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target) as f:
+        f.write("half")
+        raise RuntimeError("failed halfway")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+    os.link(target, tmp_path / "hard.txt")
+    os.symlink(target, tmp_path / "soft.txt")
+    for out in ("hard.txt", "soft.txt", "t.txt"):
+        with pytest.raises(Exception, match="is the input"):
+            refuse_input_overwrite([tmp_path / out], [target])
+    with pytest.raises(Exception, match="holds the input"):
+        refuse_input_overwrite([tmp_path], [target])
+    refuse_input_overwrite([tmp_path / "other.txt"], [target])
+
+
 class Payload:
     """Pickled by reference: a file holding it could run code when loaded without weights_only."""
 

@@ -26,7 +26,7 @@ import torch
 
 from common.checkpoint import rng_state, save_checkpoint, set_rng_state
 from common.errors import UserError
-from common.files import output_folder, write_text
+from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
 from datasets.annotations import open_boxes
 from datasets.video import list_videos
@@ -137,6 +137,8 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
 
 def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
     out = output_folder(opts.out, "--out")
+    refuse_input_overwrite([out / n for n in ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")],
+                           [opts.boxes, opts.init, opts.backbone_weights], "--out")
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
