@@ -140,7 +140,7 @@ def demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m actions.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
     p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")

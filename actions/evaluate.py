@@ -135,7 +135,7 @@ def evaluate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m actions.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by actions.train (best.pt)")
     p.add_argument("--split", help="split folder (default: the one the checkpoint was trained on)")
     p.add_argument("--set", default="validation", help="which record list of the split to score (default validation)")

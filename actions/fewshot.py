@@ -102,7 +102,7 @@ def fewshot(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m actions.fewshot", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="training config (model, data paths, base-training recipe)")
     p.add_argument("--fewshot", required=True, help="few-shot split folder (python -m splits fewshot, or the official files)")
     p.add_argument("--shots", nargs="*", type=int, help="which k-shot sets (default: all in the folder)")

@@ -273,9 +273,9 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m actions.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Config keys (set in the YAML file or as key=value): "
-                                       + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="Config keys (set in the YAML file or as key=value): "
+                      + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))
     p.add_argument("--config", help="YAML file with config keys (configs/synthetic/*.yaml, configs/ssv2/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. lr=0.02 epochs=5")
     p.add_argument("--resume", action="store_true", help="continue the run in `out` from its last checkpoint")

@@ -139,7 +139,7 @@ def cmd_extract_frames(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m datasets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("index-boxes", help="convert Something-Else JSON part files into a memory-mapped box store",
