@@ -143,14 +143,16 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale(path: PathLike) -> list[Path]:
-    """Remove what killed runs left beside `path` (`.NAME.building.PID.*` of dead processes)."""
+    """Remove what killed runs left beside `path`: `.NAME.building.PID.TAG` of dead processes (and
+    `.NAME.building.TAG`, the name earlier versions used)."""
     path = Path(path)
     removed = []
     if not path.parent.is_dir():
         return removed
     for p in path.parent.glob(f".{path.name}.building.*"):
-        parts = p.name[len(path.name) + 2:].split(".")  # building, PID, tag
-        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+        parts = p.name[len(path.name) + 2:].split(".")  # building, PID, TAG
+        dead = len(parts) == 2 or (len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])))
+        if p.is_dir() and dead:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

@@ -14,10 +14,8 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
