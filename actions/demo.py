@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from configs import CONFIG_DIR
-from common.cli import run_main
+from common.cli import Parser, run_main
+from common.files import output_folder, write_text
 from common.jsonio import read_json, write_json
 
 from .config import load_config
@@ -82,7 +83,7 @@ def score_fusion(run_a: Path, run_b: Path) -> dict:
 
 def demo(args) -> int:
     t0 = time.perf_counter()
-    data, out = Path(args.data), Path(args.out)
+    data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     make_data(data, args.videos, args.data_seed, args.workers, (args.width, args.height))
     print(f"data ready in {time.perf_counter() - t0:.0f}s")
     table: dict = {}
@@ -131,15 +132,15 @@ def demo(args) -> int:
             f"seeds {', '.join(map(str, args.seeds))}; {time.perf_counter() - t0:.0f}s wall.")
     print("\n" + text + "\n" + note)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(text + "\n\n" + note + "\n")
+    write_text(out / "results.md", text + "\n\n" + note + "\n")
     summary["wall_seconds"] = time.perf_counter() - t0
     write_json(out / "results.json", summary, indent=1)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m actions.demo", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
     p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")

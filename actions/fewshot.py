@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.cli import run_main
+from common.cli import Parser, run_main
+from common.files import output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
 from datasets.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, draw_dir, find_file, find_shot_files
@@ -56,7 +57,7 @@ def run_stage(cfg: TrainConfig) -> dict:
 
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
-    folder, out = Path(args.fewshot), Path(cfg.out)
+    folder, out = Path(args.fewshot), output_folder(cfg.out, "out=")
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     missing = [n for n, p in files.items() if p is None]
     if missing:
@@ -100,8 +101,8 @@ def fewshot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.fewshot", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m actions.fewshot", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="training config (model, data paths, base-training recipe)")
     p.add_argument("--fewshot", required=True, help="few-shot split folder (python -m splits fewshot, or the official files)")
     p.add_argument("--shots", nargs="*", type=int, help="which k-shot sets (default: all in the folder)")
