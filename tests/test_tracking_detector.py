@@ -176,7 +176,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):
     """Two epochs straight == one epoch, interruption, --resume (same seed, same data)."""
-    from tracking.detector import TrainOptions
+    from tracking.train_detector import TrainOptions
     from tracking.train_detector import train
 
     def opts(out):
@@ -201,7 +201,7 @@ def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):
 
 
 def test_held_out_videos_come_from_the_split_or_a_seeded_fraction(synthetic, tmp_path):
-    from tracking.detector import TrainOptions
+    from tracking.train_detector import TrainOptions
     from tracking.train_detector import gather_items
 
     ids = sorted(json.loads((synthetic / "annotations.json").read_text()), key=int)

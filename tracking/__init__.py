@@ -2,8 +2,8 @@
 Something-Else identity assignment, and MOT evaluation (py-motmetrics).
 
     detections.py  detections JSON (Something-Else layout + score): load/validate/save
-    detector.py    detector building, weights from local files, training data, inference
-    train_detector.py  the training loop behind `python -m tracking train-detector`
+    detector.py    detector building, weights from local files, training samples, inference, checkpoints
+    train_detector.py  `python -m tracking train-detector`: options, training loop, held-out AP, run folder
     ap.py          box average precision
     kalman.py      constant-velocity Kalman filter
     tracker.py     ByteTrack-style two-stage association, class-aware

@@ -343,7 +343,7 @@ COMMANDS = {"train-detector": None, "detect": cmd_detect, "track": cmd_track, "e
 
 
 def cmd_train(args) -> int:
-    from .detector import TrainOptions
+    from .train_detector import TrainOptions
     from .train_detector import tqdm_progress, train
 
     _set_threads(args.threads)

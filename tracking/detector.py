@@ -18,9 +18,8 @@ each training video per epoch (fresh ones every epoch, seeded); held-out AP uses
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -356,96 +355,3 @@ def load_detector(path: str | os.PathLike, device: torch.device | str = "cpu") -
     model = build_detector(spec)
     load_state(model, ckpt["model"], f"{ckpt['path']} ({spec.arch} detector)")
     return model.to(device).eval(), spec
-
-
-# -------------------------------------------------------------------------------- train/eval
-
-def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
-    """LR factor per iteration: linear warm-up from 0.001, then cosine decay to 0."""
-    def factor(it: int) -> float:
-        if it < warmup_iters:
-            return 0.001 + (1 - 0.001) * it / max(1, warmup_iters)
-        progress = (it - warmup_iters) / max(1, total_iters - warmup_iters)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
-
-
-def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
-                    scaler=None, progress=None) -> dict:
-    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
-    model.train()
-    sums: dict[str, float] = {}
-    steps = frames = 0
-    it = progress(loader, f"epoch {epoch}") if progress else loader
-    for images, targets in it:
-        if not images:
-            continue
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-        with torch.autocast(device.type, enabled=scaler is not None):
-            losses = model(images, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        steps += 1
-        frames += len(images)
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-        if progress and hasattr(it, "set_postfix"):
-            it.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
-    out = {k: v / max(1, steps) for k, v in sums.items()}
-    out.update({"steps": steps, "frames": frames, "lr": optimizer.param_groups[0]["lr"]})
-    return out
-
-
-def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None) -> dict:
-    """Box AP (see `ap.py`) of the model on a loader of held-out frames."""
-    from .ap import box_ap
-
-    preds, gts = [], []
-    it = progress(loader, "held-out AP") if progress else loader
-    for images, targets in it:
-        if not images:
-            continue
-        preds += predict(model, images, device)
-        gts += [{"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1} for t in targets]
-    return box_ap(preds, gts, classes)
-
-
-@dataclass
-class TrainOptions:
-    out: str
-    boxes: str
-    videos: str
-    split: str | None = None
-    val_fraction: float = 0.2
-    arch: str = "mobilenet_v3"
-    min_size: int | None = None
-    max_size: int | None = None
-    backbone_weights: str | None = None
-    init: str | None = None
-    trainable_layers: int | None = None
-    epochs: int | None = 12  # None: 12, or the run's own when resuming
-    frames_per_video: int = 4
-    eval_frames_per_video: int = 8
-    batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 100
-    workers: int = 0
-    device: str = "auto"
-    amp: bool = False
-    seed: int = 0
-    max_videos: int | None = None
-    extra: dict = field(default_factory=dict)
