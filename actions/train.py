@@ -80,6 +80,8 @@ def set_trainable(model: nn.Module, which: str) -> None:
 def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Module:
     try:
         model = create_model(cfg.model, len(class_names), **cfg.model_args)
+    except UserError:  # a weights file named in model_args: its own one line
+        raise
     except ValueError as e:
         raise UserError(f"model: {e}") from None
     if cfg.init_checkpoint:

@@ -3,9 +3,11 @@
 - `save_checkpoint`: a plain dict written atomically, stamped with `format`/`version`; a full disk
   or a file size limit is one line ("disk full writing X; the previous checkpoint is intact") and
   leaves no temporary file.
-- `read_torch_file` / `load_checkpoint`: `torch.load(weights_only=True)` only (tensors and plain
-  data: a checkpoint from elsewhere cannot run code here); a file that is not such a checkpoint is
-  one line saying so, never torch's advice to retry with `weights_only=False`.
+- `read_torch_file` / `load_checkpoint` / `read_state_dict`: `torch.load(weights_only=True)` only
+  (tensors and plain data: a file from elsewhere cannot run code here); a file that is not such a
+  checkpoint is one line saying so, never torch's advice to retry with `weights_only=False`.
+  `read_state_dict` is the one reader of weight files (pretrained trunks, detector backbones,
+  whole-stream checkpoints), whatever wraps the state dict.
 - `rng_state` / `set_rng_state`: Python, NumPy, torch (and CUDA) RNG states in types that load
   with `weights_only=True`, so a resumed run continues exactly.
 - `load_state`: load weights strictly, or say in one line which keys and shapes do not fit.
@@ -111,6 +113,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     check_format(ckpt, path)
     return ckpt
+
+
+def read_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """A state dict from a local file: a plain one, or one under 'model' or 'state_dict' of a checkpoint
+    dict (this project's, torchvision's, most others'). A DistributedDataParallel 'module.' prefix is removed."""
+    obj = read_torch_file(path, what)
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path}: expected a state dict (parameter name -> tensor), or a checkpoint with one "
+                        "under 'model' or 'state_dict'")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
 def check_format(ckpt: dict, path: str | os.PathLike) -> None:

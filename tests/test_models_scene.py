@@ -9,6 +9,7 @@ from torchvision.models import resnet50
 from torchvision.models import video as tvv
 
 from actions.models import ScoreEnsemble, create_model, fuse_scores, load_backbone_weights
+from common.errors import UserError
 
 
 def frames(B=2, T=8, H=64, W=64, seed=0):
@@ -145,11 +146,11 @@ def test_torchvision_format_checkpoint_loads(tmp_path):
 
 def test_load_backbone_weights_errors(tmp_path):
     model = create_model("small3d", 5)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(UserError, match="nope.pth: weights file not found"):
         load_backbone_weights(model.backbone, tmp_path / "nope.pth")
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="notes.pth: not a readable torch checkpoint"):
+    with pytest.raises(UserError, match="notes.pth: not a weights file this tool can load safely"):
         load_backbone_weights(model.backbone, text)
     narrow = tmp_path / "narrow.pth"
     torch.save(create_model("small3d", 5, width=16).backbone.state_dict(), narrow)

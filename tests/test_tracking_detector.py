@@ -10,7 +10,7 @@ import torch
 from common.errors import UserError
 from tracking.__main__ import main
 from tracking.detector import (FrameSamples, VideoItem, box_targets, build_detector, default_spec,
-                               load_backbone_weights, load_detector, load_detector_init)
+                               load_backbone_from_classifier, load_detector, load_detector_init)
 
 TINY = {"min_size": 64, "max_size": 96}
 
@@ -52,7 +52,7 @@ def test_backbone_and_detector_weights_from_local_files(tmp_path):
     torch.save(cls.state_dict(), tmp_path / "mobilenet_v3_large.pth")
     spec = default_spec("mobilenet_v3", frozen_bn=True, **TINY)
     det = build_detector(spec)
-    info = load_backbone_weights(det, tmp_path / "mobilenet_v3_large.pth", "mobilenet_v3")
+    info = load_backbone_from_classifier(det, tmp_path / "mobilenet_v3_large.pth", "mobilenet_v3")
     assert info["loaded"] == info["of"]
     assert torch.equal(det.backbone.body["0"][0].weight, cls.features[0][0].weight)
     assert isinstance(det.backbone.body["0"][1], FrozenBatchNorm2d)  # pretrained backbone: BN frozen
@@ -68,7 +68,7 @@ def test_backbone_and_detector_weights_from_local_files(tmp_path):
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="junk.pth"):
-        load_backbone_weights(det, tmp_path / "junk.pth", "mobilenet_v3")
+        load_backbone_from_classifier(det, tmp_path / "junk.pth", "mobilenet_v3")
     torch.save({"a": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(UserError, match="match by name and shape"):
         load_detector_init(det, tmp_path / "other.pth")

@@ -3,12 +3,13 @@
 Architectures (`ARCHS`): `mobilenet_v3` = `fasterrcnn_mobilenet_v3_large_fpn` (for the CPU) and
 `resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU). Models are always built with
 `weights=None, weights_backbone=None`: nothing is downloaded. Weights come from local files only:
-- `backbone_weights`: an ImageNet classification state dict of the backbone (torchvision's
-  `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with the same keys);
-  the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages train, as
-  torchvision does for pretrained backbones;
-- `init`: a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or a checkpoint of
-  this module): every tensor whose name and shape match is loaded (the 91-class COCO head is not).
+- `backbone_weights` (`load_backbone_from_classifier`): an ImageNet classification state dict of the
+  backbone (torchvision's `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with
+  the same keys); the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages
+  train, as torchvision does for pretrained backbones;
+- `init` (`load_detector_init`): a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or
+  a checkpoint of this module): every tensor whose name and shape match is loaded (the 91-class COCO
+  head is not).
 A checkpoint of this module carries its `DetectorSpec`, so `load_detector(path)` alone rebuilds it.
 
 Frames: a video (or frame folder) is decoded at 12 fps; decoded frame i carries the boxes of
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.checkpoint import check_format, load_state, read_torch_file, save_checkpoint
+from common.checkpoint import check_format, load_state, read_state_dict, read_torch_file, save_checkpoint
 from common.errors import UserError
 from datasets.annotations import HAND, VideoBoxes
 from datasets.video import open_video, video_id_of
@@ -147,17 +148,6 @@ def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
                 p.requires_grad_(False)
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    obj = read_torch_file(path, "weights file")
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{path}: expected a state dict (parameter name -> tensor)")
-    return obj
-
-
 def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_fraction: float, what: str) -> dict:
     own = {k: v for k, v in target.state_dict().items() if not k.endswith("num_batches_tracked")}
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
@@ -168,9 +158,11 @@ def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_
     return {"loaded": len(usable), "of": len(own), "skipped": sorted(k for k in state if k not in usable)}
 
 
-def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
-    """Load an ImageNet classification state dict into the detector's backbone body."""
-    state = _read_state_dict(path)
+def load_backbone_from_classifier(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
+    """Load the backbone body from a classification network's state dict (torchvision's ImageNet
+    `mobilenet_v3_large-*.pth` / `resnet50-*.pth`, or any with the same keys): the tensors that match by
+    name and shape (at least 90% of the body's), the classifier's own layers left out."""
+    state = read_state_dict(path)
     if arch == "mobilenet_v3":  # classification keys "features.N..." -> body "N..."
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
     else:  # resnet: the body keeps conv1/bn1/layer1-4; drop the classifier
@@ -181,7 +173,7 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) 
 
 def load_detector_init(model: nn.Module, path: str | os.PathLike) -> dict:
     """Load a detector state dict (same architecture; the class head may differ)."""
-    return _load_matching(model, _read_state_dict(path), path, 0.8, "detector")
+    return _load_matching(model, read_state_dict(path), path, 0.8, "detector")
 
 
 # ---------------------------------------------------------------------------------------- data

@@ -34,7 +34,7 @@ from datasets.annotations import open_boxes
 from datasets.video import list_videos
 from .detections import CLASSES
 from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, VideoItem, build_detector, collate, default_spec,
-                       load_backbone_weights, load_detector_init, predict, read_checkpoint)
+                       load_backbone_from_classifier, load_detector_init, predict, read_checkpoint)
 
 
 def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
@@ -256,7 +256,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     loaded = {}
     if ckpt is None:
         if opts.backbone_weights:
-            loaded["backbone"] = load_backbone_weights(model, opts.backbone_weights, spec.arch)
+            loaded["backbone"] = load_backbone_from_classifier(model, opts.backbone_weights, spec.arch)
             log(f"backbone weights: {loaded['backbone']['loaded']}/{loaded['backbone']['of']} tensors from {opts.backbone_weights}")
         if opts.init:
             loaded["init"] = load_detector_init(model, opts.init)
