@@ -20,11 +20,12 @@ from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder
 from common.jsonio import write_json
+from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_names
 from datasets.ssv2 import load_labels, load_records
 
 from .config import TrainConfig, apply
-from .data import eval_loader, make_dataset, model_inputs, split_files
+from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
@@ -68,16 +69,15 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
     labels = load_labels(files.labels)
     if ordered_names(labels) != names:
         raise UserError(f"{files.labels}: its classes differ from those {path} was trained on")
-    if args.set not in files.sets:
-        raise UserError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
+    records_file = files.records(args.set)
     model = model_from_checkpoint(ckpt, device, path)
-    records = load_records(files.sets[args.set], labels)
+    records = load_records(records_file, labels)
     if not records:
-        raise UserError(f"{files.sets[args.set]}: no records to evaluate")
+        raise UserError(f"{records_file}: no records to evaluate")
     ds = make_dataset(cfg, records, labels, **model_inputs(model), train=False,
-                      views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
+                      views=tuple(cfg.eval_views), source=str(records_file))
     if len(ds) == 0:
-        raise UserError(f"{files.sets[args.set]}: none of its {len(records)} videos can be scored ({ds.report})")
+        raise UserError(f"{records_file}: none of its {len(records)} videos can be scored ({ds.report})")
     if ds.report["kept"] < ds.report["records"]:
         print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
               f"({ds.report}); they are left out", file=sys.stderr)

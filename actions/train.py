@@ -26,12 +26,13 @@ from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
 from common.jsonio import write_json
+from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
 from . import report
 from .config import TrainConfig, load_config, save_config, to_dict
-from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader
+from .data import Data, build_data, eval_loader, model_inputs, train_loader
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy

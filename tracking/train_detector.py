@@ -31,6 +31,7 @@ from common.errors import UserError
 from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
 from datasets.annotations import open_boxes
+from datasets.split_layout import split_files
 from datasets.video import list_videos
 from .detections import CLASSES
 from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, VideoItem, build_detector, collate, default_spec,
@@ -129,27 +130,16 @@ class TrainOptions:
 
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids) from a split folder."""
-    from datasets.ssv2 import find_metadata
-
-    folder = Path(split)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: split folder not found (expected train.json and validation.json)")
-    names = {"train": None, "validation": None}
-    for part, options in {"train": ("train.json", "training.json", "base_training_set.json"),
-                          "validation": ("validation.json", "val.json", "base_validation_set.json")}.items():
-        names[part] = next((folder / o for o in options if (folder / o).is_file()), None)
-    ssv2 = find_metadata(folder)
-    names["train"] = names["train"] or ssv2.get("train")
-    names["validation"] = names["validation"] or ssv2.get("validation")
-    if names["train"] is None or names["validation"] is None:
-        raise UserError(f"{folder}: needs a train list and a validation list (train.json + validation.json, "
+    """(train ids, held-out ids) from a split folder (any spelling `datasets.split_layout` reads)."""
+    files = split_files(split, "--split", need_labels=False)
+    if files.train is None or "validation" not in files.sets:
+        raise UserError(f"{files.folder}: needs a train list and a validation list (train.json + validation.json, "
                         "or something-something-v2-train.json + -validation.json)")
     out = []
-    for part in ("train", "validation"):
-        data = read_json(names[part])
+    for path in (files.train, files.sets["validation"]):
+        data = read_json(path)
         if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
-            raise UserError(f"{names[part]}: expected a JSON list of records with an 'id'")
+            raise UserError(f"{path}: expected a JSON list of records with an 'id'")
         out.append([str(r["id"]) for r in data])
     return out[0], out[1]
 
