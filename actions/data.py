@@ -78,7 +78,7 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
         video_paths=video_paths if needs_frames else None,
         num_box_frames=cfg.num_box_frames, num_slots=cfg.num_slots, official_slots=cfg.official_slots,
         load_frames=needs_frames, rgb_boxes=needs_rgb_boxes, num_rgb_frames=cfg.num_rgb_frames,
-        rgb_sampler="strided" if cfg.rgb_sampler == "official" else "segment",
+        rgb_sampler=cfg.rgb_sampler,
         train=train, input_size=cfg.input_size, crop=cfg.crop, num_clips=views[0], num_crops=views[1],
         default_frame_size=tuple(cfg.frame_size) if cfg.frame_size else None,
         seed=cfg.seed if seed is None else seed, source=source)

@@ -44,6 +44,8 @@ def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", source
 def config_of(ckpt: dict, overrides: dict) -> TrainConfig:
     cfg = TrainConfig()
     known = {k: v for k, v in ckpt.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
+    if known.get("rgb_sampler") == "official":  # the strided sampler's earlier name
+        known["rgb_sampler"] = "strided"
     apply(cfg, known, "checkpoint config")
     apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
     return cfg

@@ -28,3 +28,14 @@ def test_config_loads_and_builds(path):
         assert model.needs_frames and model.needs_boxes
     if cfg.model == "fusion" and hasattr(model.stin, "num_frames"):
         assert model.stin.num_frames == cfg.num_box_frames
+
+
+def test_one_name_per_sampler(tmp_path):
+    """The strided RGB sampler is `strided` everywhere; a checkpoint that called it `official` still reads."""
+    from actions.evaluate import config_of
+    from common.errors import UserError
+
+    assert load_config(None, ["rgb_sampler=strided"]).rgb_sampler == "strided"
+    with pytest.raises(UserError, match="'official' is now called 'strided'"):
+        load_config(None, ["rgb_sampler=official"])
+    assert config_of({"config": {"rgb_sampler": "official"}}, {}).rgb_sampler == "strided"
