@@ -25,6 +25,7 @@ from common.checkpoint import load_checkpoint, load_state, rng_state, save_check
 from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
+from common.freeze import freeze
 from common.jsonio import write_json
 from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_class_names
@@ -60,22 +61,9 @@ def output_layer(model: nn.Module) -> nn.Linear:
 def set_trainable(model: nn.Module, which: str) -> None:
     """all: everything; head: the classifier MLP; last: only the output layer (few-shot, as in the paper).
 
-    Frozen parts are kept in eval mode too (their BatchNorm statistics do not move)."""
-    if which == "all":
-        return
-    keep = model.classifier if which == "head" else output_layer(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in keep.parameters():
-        p.requires_grad_(True)
-    frozen_train = model.train
-
-    def train_mode(mode: bool = True):
-        frozen_train(False)
-        keep.train(mode)
-        return model
-
-    model.train = train_mode  # type: ignore[method-assign]
+    The rest is frozen (`common.freeze`): no gradients, and eval mode (BatchNorm statistics do not move)."""
+    if which != "all":
+        freeze(model, keep=model.classifier if which == "head" else output_layer(model))
 
 
 def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Module:

@@ -157,7 +157,12 @@ def state_mismatch(model: nn.Module, state: dict) -> str:
 
 
 def load_state(model: nn.Module, state: dict, source: str | os.PathLike) -> None:
-    """`model.load_state_dict(state)` (strict), or a one-line UserError naming the keys that do not fit."""
+    """`model.load_state_dict(state)` (strict), or a one-line UserError naming the keys that do not fit.
+
+    BatchNorm's step counters (`num_batches_tracked`, unused with a momentum) may be missing: a detector
+    saved when its frozen BatchNorm layers were torchvision's `FrozenBatchNorm2d` had none."""
+    counters = {k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked") and k not in state}
+    state = {**counters, **state}
     problem = state_mismatch(model, state)
     if problem:
         raise UserError(f"{source}: the weights do not fit the model ({problem})")

@@ -248,3 +248,22 @@ def test_score_ensemble_module():
     with torch.no_grad():
         want = 0.3 * scene(batch).softmax(-1) + 0.7 * stin(batch).softmax(-1)
         torch.testing.assert_close(ens(batch).softmax(-1), want)
+
+
+def test_frozen_parts_stay_in_eval_mode_through_train():
+    """`trainable=last`: only the output layer trains; the dropout before it stays off, so two training-mode
+    passes agree, and the frozen trunk's BatchNorm statistics do not move."""
+    from actions.train import set_trainable
+    from common.freeze import is_frozen
+
+    model = create_model("small3d", 3)
+    set_trainable(model, "last")
+    model.train()
+    assert model.classifier[1].training and not model.classifier[0].training and not model.backbone.training
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["classifier.1.weight", "classifier.1.bias"]
+    assert is_frozen(model.backbone) and not is_frozen(model)
+    x = frames(B=2, T=4, H=32, W=32)
+    before = copy.deepcopy(model.state_dict())
+    a, b = model(x), model(x)
+    torch.testing.assert_close(a, b)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -1,6 +1,7 @@
 """Detector: building without downloads, weights from local files, training frames/boxes, and the
 train-detector -> detect/track pipeline on tiny synthetic videos (checks files and formats, not
 detection quality: a CPU test cannot train a detector)."""
+import copy
 import json
 
 import numpy as np
@@ -46,7 +47,6 @@ def test_build_both_architectures_without_weights():
 def test_backbone_and_detector_weights_from_local_files(tmp_path):
     from torchvision.models import mobilenet_v3_large
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
-    from torchvision.ops.misc import FrozenBatchNorm2d
 
     cls = mobilenet_v3_large(weights=None)
     torch.save(cls.state_dict(), tmp_path / "mobilenet_v3_large.pth")
@@ -55,9 +55,31 @@ def test_backbone_and_detector_weights_from_local_files(tmp_path):
     info = load_backbone_from_classifier(det, tmp_path / "mobilenet_v3_large.pth", "mobilenet_v3")
     assert info["loaded"] == info["of"]
     assert torch.equal(det.backbone.body["0"][0].weight, cls.features[0][0].weight)
-    assert isinstance(det.backbone.body["0"][1], FrozenBatchNorm2d)  # pretrained backbone: BN frozen
+    bn = det.backbone.body["0"][1]  # pretrained backbone: BN frozen (eval mode, no gradients) even in training
+    assert not det.train().backbone.body["0"][1].training and not bn.weight.requires_grad
     assert torch.equal(det.backbone.body["0"][1].running_var, cls.features[0][1].running_var)
     assert not det.backbone.body["0"][0].weight.requires_grad and det.backbone.body["16"][0].weight.requires_grad
+    # frozen BatchNorm computes what torchvision's FrozenBatchNorm2d computes, in training mode too, and a
+    # detector saved with that layout (no num_batches_tracked) still loads
+    from common.checkpoint import save_checkpoint
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    from tracking.detector import CHECKPOINT_KIND
+
+    old_body = copy.deepcopy(cls.features)
+    for block in old_body.modules():
+        for name, child in list(block.named_children()):
+            if isinstance(child, torch.nn.BatchNorm2d):
+                fb = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                fb.load_state_dict({k: v for k, v in child.state_dict().items() if k != "num_batches_tracked"})
+                setattr(block, name, fb)
+    x = torch.rand(1, 3, 64, 64)
+    body = torch.nn.Sequential(*det.train().backbone.body.children())  # the body's layers, run to the end
+    torch.testing.assert_close(body(x), old_body.train()(x), rtol=1e-4, atol=1e-5)
+    old_state = {k: v for k, v in det.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_checkpoint({"kind": CHECKPOINT_KIND, "spec": {**spec.__dict__, "classes": list(spec.classes)},
+                     "model": old_state}, tmp_path / "old.pt")
+    again, _ = load_detector(tmp_path / "old.pt")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in old_state.items())
 
     coco = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
     torch.save(coco.state_dict(), tmp_path / "coco.pth")

@@ -30,6 +30,7 @@ from torch import nn
 
 from common.checkpoint import check_format, load_state, read_state_dict, read_torch_file, save_checkpoint
 from common.errors import UserError
+from common.freeze import freeze_batchnorm
 from datasets.annotations import HAND, VideoBoxes
 from datasets.video import open_video, video_id_of
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
@@ -107,26 +108,11 @@ def build_detector(spec: DetectorSpec) -> nn.Module:
                                  rpn_post_nms_top_n_train=spec.proposals_train,
                                  box_batch_size_per_image=spec.roi_samples)
     if spec.frozen_bn:
-        _freeze_batchnorm(model.backbone.body)
+        freeze_batchnorm(model.backbone.body)
     layers = spec.trainable_layers if spec.trainable_layers is not None else (3 if spec.frozen_bn else None)
     if layers is not None:
         _freeze_stages(model.backbone.body, spec.arch, layers)
     return model
-
-
-def _freeze_batchnorm(module: nn.Module) -> None:
-    from torchvision.ops.misc import FrozenBatchNorm2d
-
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            frozen.weight.copy_(child.weight.detach())
-            frozen.bias.copy_(child.bias.detach())
-            frozen.running_mean.copy_(child.running_mean)
-            frozen.running_var.copy_(child.running_var)
-            setattr(module, name, frozen)
-        else:
-            _freeze_batchnorm(child)
 
 
 def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:

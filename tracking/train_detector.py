@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.checkpoint import rng_state, save_checkpoint, set_rng_state
+from common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from common.errors import UserError
 from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
@@ -268,7 +268,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     scaler = torch.amp.GradScaler("cuda") if opts.amp and device.type == "cuda" else None
     start_epoch, best, metrics = 0, {"epoch": -1, "map50": -1.0}, []
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        load_state(model, ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # --epochs may have grown

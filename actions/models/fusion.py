@@ -14,11 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-
-def freeze_(module: nn.Module) -> nn.Module:
-    """No gradients and eval mode (BatchNorm statistics and dropout fixed)."""
-    module.requires_grad_(False)
-    return module.eval()
+from common.freeze import freeze
 
 
 class FusionModel(nn.Module):
@@ -56,14 +52,7 @@ class FusionModel(nn.Module):
         self.needs_rgb_boxes = any(getattr(m, "needs_rgb_boxes", False) for m in (scene, stin))
         for stream, frozen in ((scene, freeze_scene), (stin, freeze_stin)):
             if frozen:
-                freeze_(stream)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for stream, frozen in ((self.scene, self.freeze_scene), (self.stin, self.freeze_stin)):
-            if frozen:
-                stream.eval()
-        return self
+                freeze(stream)
 
     @staticmethod
     def _features(stream: nn.Module, frozen: bool, batch: dict) -> torch.Tensor:

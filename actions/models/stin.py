@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.freeze import freeze_batchnorm
+
 from .layers import masked_apply, masked_mean
 
 NUM_BOX_IDS = 3  # 0 empty, 1 hand, 2 object
@@ -149,20 +151,7 @@ class STIN(nn.Module):
             nn.Linear(512, num_classes),
         )
         if freeze_bn:
-            for m in self._batch_norms():
-                m.weight.requires_grad_(False)
-                m.bias.requires_grad_(False)
-            self.train(self.training)
-
-    def _batch_norms(self):
-        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_bn:
-            for m in self._batch_norms():
-                m.eval()
-        return self
+            freeze_batchnorm(self)
 
     def _check(self, boxes, box_ids, box_mask):
         want = (self.num_frames, self.num_slots)
