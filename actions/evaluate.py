@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from common.checkpoint import load_checkpoint, load_state
+from common.checkpoint import load_checkpoint
 from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder
@@ -24,31 +23,12 @@ from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_names
 from datasets.ssv2 import load_labels, load_records
 
-from .config import TrainConfig, apply
+from .checkpoints import config_of, model_from_checkpoint
 from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
-from .models import create_model
 from .report import format_table
-
-
-def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", source: str = "checkpoint") -> nn.Module:
-    """Rebuild the model a checkpoint was trained as and load its weights (no other file needed)."""
-    args = {k: v for k, v in ckpt.get("model_args", {}).items() if not k.endswith("_checkpoint")}
-    model = create_model(ckpt["model_name"], len(ckpt["class_names"]), **args)
-    load_state(model, ckpt["model"], source)
-    return model.to(device).eval()
-
-
-def config_of(ckpt: dict, overrides: dict) -> TrainConfig:
-    cfg = TrainConfig()
-    known = {k: v for k, v in ckpt.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
-    if known.get("rgb_sampler") == "official":  # the strided sampler's earlier name
-        known["rgb_sampler"] = "strided"
-    apply(cfg, known, "checkpoint config")
-    apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
-    return cfg
 
 
 def parse_views(text: str) -> tuple[int, int]:

@@ -58,7 +58,8 @@ from .config import TrainConfig
 from .data import make_dataset, model_inputs
 from .distributed import pick_device
 from .engine import autocast, to_device
-from .evaluate import config_of, model_from_checkpoint, parse_views
+from .checkpoints import config_of, model_from_checkpoint
+from .evaluate import parse_views
 from .models import fuse_scores
 from .report import format_table
 

@@ -32,6 +32,7 @@ from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
 from . import report
+from .checkpoints import weight_files, without_weight_sources
 from .config import TrainConfig, load_config, save_config, to_dict
 from .data import Data, build_data, eval_loader, model_inputs, train_loader
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
@@ -107,10 +108,11 @@ def checkpoint_state(model, optimizer, scheduler, epoch, cfg, data: Data, best, 
 
 
 def model_args_diff(saved: dict, new: dict) -> list[str]:
-    """'key: saved -> new' for the builder arguments that differ (paths of *_checkpoint arguments aside:
+    """'key: saved -> new' for the builder arguments that differ (where initial weights come from aside:
     a resumed run takes its weights from its own checkpoint)."""
     unset = "(unset)"
-    keys = sorted(k for k in set(saved) | set(new) if not k.endswith("_checkpoint"))
+    saved, new = without_weight_sources(saved), without_weight_sources(new)
+    keys = sorted(set(saved) | set(new))
     return [f"{k}: {saved.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in keys
             if saved.get(k, unset) != new.get(k, unset)]
 
@@ -146,8 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         if last.exists() and not resume:
             raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
         # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
-        inputs = [cfg.init_checkpoint, cfg.boxes, *(v for k, v in cfg.model_args.items()
-                                                     if k.endswith("_checkpoint") and isinstance(v, str))]
+        inputs = [cfg.init_checkpoint, cfg.boxes, *weight_files(cfg.model_args)]
         refuse_input_overwrite([out / name for name in RUN_FILES], inputs, "out=")
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)

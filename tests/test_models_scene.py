@@ -267,3 +267,22 @@ def test_frozen_parts_stay_in_eval_mode_through_train():
     a, b = model(x), model(x)
     torch.testing.assert_close(a, b)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_rebuilds_without_its_initial_weight_files(tmp_path):
+    """Where the initial weights came from is not the architecture: a checkpoint trained from a backbone file
+    (and a fusion model from a scene checkpoint) rebuilds after those files are gone."""
+    from actions.checkpoints import model_from_checkpoint, weight_files
+
+    trunk = tmp_path / "trunk.pth"
+    torch.save(create_model("small3d", 5).backbone.state_dict(), trunk)
+    scene, path = _scene_checkpoint(tmp_path)
+    args = {"scene": "small3d", "stin": "stin", "scene_kwargs": {"backbone_weights": str(trunk)},
+            "stin_kwargs": {"feature_dim": 32}, "scene_checkpoint": str(path), "freeze_scene": True}
+    model = create_model("fusion", 3, **args)
+    assert sorted(weight_files(args)) == sorted([str(trunk), str(path)])
+    ckpt = {"model_name": "fusion", "model_args": args, "class_names": ["a", "b", "c"], "model": model.state_dict()}
+    trunk.unlink()
+    path.unlink()
+    again = model_from_checkpoint(ckpt)
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())
