@@ -28,6 +28,7 @@ from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
+from .models import fuse_scores
 from .report import format_table
 
 
@@ -83,18 +84,17 @@ def evaluate(args) -> int:
     if not common:
         raise UserError("no video could be scored by every model")
     rows, results = [], {"set": args.set, "split": args.split, "views": args.views, "models": {}}
-    fused = np.zeros((len(common), len(names)))
-    labels = None
-    for path, w, (_, ids, scores, y) in zip(paths, weights, runs):
+    aligned, labels = [], None
+    for path, (_, ids, scores, y) in zip(paths, runs):
         pos = {v: i for i, v in enumerate(ids)}
         sel = [pos[v] for v in common]
         s, labels = scores[sel], y[sel]
         summary = summarize(s, labels, names)
         results["models"][path] = summary
         rows.append([path, summary["videos"], f"{100 * summary['top1']:.2f}", f"{100 * summary['top5']:.2f}"])
-        fused += w * s
+        aligned.append(s)
+    fused = fuse_scores(aligned, weights, probabilities=True).numpy()
     if len(paths) > 1:
-        fused /= sum(weights)
         summary = summarize(fused, labels, names)
         results["ensemble"] = {"weights": weights, **summary}
         rows.append(["ensemble (" + ", ".join(f"{w:g}" for w in weights) + ")", summary["videos"],
@@ -107,8 +107,7 @@ def evaluate(args) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "scores.npz") as tmp:
-            np.savez_compressed(tmp, video_id=np.array(common), scores=fused if len(paths) > 1 else
-                                runs[0][2][[runs[0][1].index(v) for v in common]], label=labels,
+            np.savez_compressed(tmp, video_id=np.array(common), scores=fused, label=labels,
                                 class_names=np.array(names))
         write_json(out / "results.json", results, indent=1)
         print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")

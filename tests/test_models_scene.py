@@ -236,6 +236,10 @@ def test_fuse_scores_weights():
         fuse_scores([a, b], [1, 1, 1])
     with pytest.raises(ValueError, match="weights must be >= 0"):
         fuse_scores([a, b], [1, -1])
+    # scores that are probabilities already (a run's scores.npz): only the weighted mean, dtype kept
+    fused = fuse_scores([pa.double().numpy(), pb.double().numpy()], [3, 1], probabilities=True)
+    assert fused.dtype == torch.float64
+    torch.testing.assert_close(fused, (0.75 * pa + 0.25 * pb).double())
 
 
 def test_score_ensemble_module():
