@@ -11,13 +11,12 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from common.errors import UserError
-from common.files import write_text
+from common.files import input_file, write_text
 from datasets.sampling import SAMPLERS
 
 
@@ -152,11 +151,7 @@ def parse_overrides(items: list[str]) -> dict:
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
     cfg = TrainConfig()
     if path:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"{path}: config file not found")
-        if path.is_dir():
-            raise UserError(f"{path}: is a folder, expected a YAML config file")
+        path = input_file(path, "config file", "a YAML config file")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import load_checkpoint
-from common.cli import Parser, run_main
+from common.cli import Parser, command
 from common.errors import UserError
 from common.files import atomic_path, output_folder
 from common.jsonio import write_json
@@ -132,9 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: evaluate(args))
+main = command(build_parser, evaluate)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.cli import Parser, run_main
+from common.cli import Parser, command
 from common.files import output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
@@ -117,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: fewshot(args))
+main = command(build_parser, fewshot)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from torch import nn
 
 from .cli import os_error_message
 from .errors import UserError
-from .files import atomic_file
+from .files import atomic_file, input_file
 
 FORMAT = "something-else-checkpoint"
 VERSION = 1
@@ -90,11 +90,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 
 def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu"):
     """`torch.load(weights_only=True)` with one-line errors that name the file."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: {what} not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a {what} file")
+    path = input_file(path, what, f"a {what}" if what.endswith("file") else f"a {what} file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except OSError as e:

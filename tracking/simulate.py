@@ -26,12 +26,14 @@ from .tracker import Track, run_tracker
 
 @dataclass
 class Perturbation:
-    jitter: float = 0.05
-    miss_rate: float = 0.1
-    burst_rate: float = 0.3
-    fp_rate: float = 0.3
-    dup_rate: float = 0.05
-    flip_rate: float = 0.02
+    """A detector's typical errors, as rates (see the module docstring for how each is drawn)."""
+
+    jitter: float = 0.05  # box centre and size noise, relative to the box size
+    miss_rate: float = 0.1  # a true box is not detected
+    burst_rate: float = 0.3  # a track has an occlusion burst (3-8 frames missed or low-scored)
+    fp_rate: float = 0.3  # false positives per frame (Poisson mean)
+    dup_rate: float = 0.05  # a true box is detected twice (shifted, lower score)
+    flip_rate: float = 0.02  # a true box gets the other class
 
 
 def perturb_video(vb: VideoBoxes, rng: np.random.Generator, p: Perturbation | None = None,
