@@ -11,13 +11,13 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from common.errors import UserError
-from common.files import write_text
+from common.files import input_file, write_text
+from datasets.sampling import SAMPLERS
 
 
 @dataclass
@@ -31,7 +31,7 @@ class TrainConfig:
     num_box_frames: int = 8
     num_slots: int = 4
     num_rgb_frames: int = 8
-    rgb_sampler: str = "segment"  # segment | official (16 frames, stride 2)
+    rgb_sampler: str = "segment"  # segment (TSN) | strided (frames 2 apart: the official 16-frame clip)
     input_size: int = 112
     crop: str = "full"  # full: whole frame resized to the square input (every box stays in view; SSv2
     # actions span the frame) | multiscale: TSN/official multi-scale square crops of the short side
@@ -72,8 +72,9 @@ class TrainConfig:
             raise UserError("epochs, batch_size and lr must be positive")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise UserError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
-        if self.rgb_sampler not in ("segment", "official"):
-            raise UserError(f"rgb_sampler must be 'segment' or 'official', got {self.rgb_sampler!r}")
+        if self.rgb_sampler not in SAMPLERS:
+            renamed = " ('official' is now called 'strided')" if self.rgb_sampler == "official" else ""
+            raise UserError(f"rgb_sampler must be one of {', '.join(SAMPLERS)}, got {self.rgb_sampler!r}{renamed}")
         if self.trainable not in ("all", "head", "last"):
             raise UserError(f"trainable must be 'all', 'head' or 'last', got {self.trainable!r}")
         if self.crop not in ("full", "multiscale", "center"):
@@ -150,11 +151,7 @@ def parse_overrides(items: list[str]) -> dict:
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
     cfg = TrainConfig()
     if path:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"{path}: config file not found")
-        if path.is_dir():
-            raise UserError(f"{path}: is a folder, expected a YAML config file")
+        path = input_file(path, "config file", "a YAML config file")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

@@ -6,7 +6,6 @@ the set it reported.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,33 +16,12 @@ from torch.utils.data import DataLoader
 from datasets.annotations import open_boxes
 from datasets.clip_dataset import ClipDataset, collate
 from common.errors import UserError
+from datasets.split_layout import split_files
 from datasets.ssv2 import Record, class_names, load_labels, load_records
 
 from .config import TrainConfig
 from .distributed import DistInfo
 from .samplers import GlobalBatchSampler, ShardSampler
-
-
-@dataclass
-class SplitFiles:
-    labels: Path
-    train: Path
-    sets: dict[str, Path]
-
-
-def split_files(split_dir: str | os.PathLike) -> SplitFiles:
-    """The files of a split folder: labels.json, train.json and the other record lists in it."""
-    folder = Path(split_dir)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: is a file; split= expects a split folder (labels.json, train.json, ...)")
-    if not folder.is_dir():
-        raise UserError(f"{folder}: split folder not found (make one with `python -m splits compositional ...`)")
-    labels = folder / "labels.json"
-    if not labels.exists():
-        raise UserError(f"{folder}: no labels.json in the split folder")
-    sets = {p.stem: p for p in sorted(folder.glob("*.json"))
-            if p.stem not in ("labels", "objectsA", "objectsB", "report") and not p.stem.endswith("labels")}
-    return SplitFiles(labels=labels, train=folder / "train.json", sets=sets)
 
 
 def holdout_split(records: list[Record], labels: dict[str, int], fraction: float, seed: int
@@ -100,7 +78,7 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
         video_paths=video_paths if needs_frames else None,
         num_box_frames=cfg.num_box_frames, num_slots=cfg.num_slots, official_slots=cfg.official_slots,
         load_frames=needs_frames, rgb_boxes=needs_rgb_boxes, num_rgb_frames=cfg.num_rgb_frames,
-        rgb_sampler="strided" if cfg.rgb_sampler == "official" else "segment",
+        rgb_sampler=cfg.rgb_sampler,
         train=train, input_size=cfg.input_size, crop=cfg.crop, num_clips=views[0], num_crops=views[1],
         default_frame_size=tuple(cfg.frame_size) if cfg.frame_size else None,
         seed=cfg.seed if seed is None else seed, source=source)
@@ -116,9 +94,7 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
     report: dict = {}
     train = holdout = None
     if with_train:
-        if not files.train.exists():
-            raise UserError(f"{cfg.split}: no train.json in the split folder")
-        records = load_records(files.train, labels)
+        records = load_records(files.records("train"), labels)
         if cfg.max_videos:
             records = records[: cfg.max_videos]
         train_recs, held_recs = holdout_split(records, labels, cfg.holdout_fraction, cfg.seed)
@@ -131,9 +107,7 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
             raise UserError(f"{files.train}: no usable training videos ({train.report})")
     evaluation = None
     if cfg.eval_set:
-        if cfg.eval_set not in files.sets:
-            raise UserError(f"{cfg.split}: no {cfg.eval_set}.json (available: {', '.join(files.sets) or 'none'})")
-        eval_path = files.sets[cfg.eval_set]
+        eval_path = files.records(cfg.eval_set)
         eval_recs = load_records(eval_path, labels)
         if not eval_recs:  # found now, not as a crash after the last epoch
             raise UserError(f"{eval_path}: no records to evaluate (eval_set={cfg.eval_set}); "

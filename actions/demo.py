@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import CONFIG_DIR
-from common.cli import Parser, run_main
+from common.cli import Parser, command
 from common.files import output_folder, write_text
 from common.jsonio import read_json, write_json
 
@@ -157,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: demo(args))
+main = command(build_parser, demo)
 
 
 if __name__ == "__main__":

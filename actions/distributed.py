@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from common.freeze import is_frozen
+
 
 @dataclass
 class DistInfo:
@@ -115,12 +117,14 @@ class GlobalBatchNorm(nn.Module):
 
 
 def synchronize_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Replace BatchNorm layers by synchronized ones (call before wrapping in DDP)."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """Replace BatchNorm layers by synchronized ones (call before wrapping in DDP). Frozen parts
+    (`common.freeze`) are left as they are: their statistics do not move, there is nothing to synchronize."""
     for name, child in model.named_children():
+        if is_frozen(child):
+            continue
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            setattr(model, name, GlobalBatchNorm(child))
+            setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child) if device.type == "cuda"
+                    else GlobalBatchNorm(child))
         else:
             synchronize_batchnorm(child, device)
     return model

@@ -13,39 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from common.checkpoint import load_checkpoint, load_state
-from common.cli import Parser, run_main
+from common.checkpoint import load_checkpoint
+from common.cli import Parser, command
 from common.errors import UserError
 from common.files import atomic_path, output_folder
 from common.jsonio import write_json
+from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_names
 from datasets.ssv2 import load_labels, load_records
 
-from .config import TrainConfig, apply
-from .data import eval_loader, make_dataset, model_inputs, split_files
+from .checkpoints import config_of, model_from_checkpoint
+from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
-from .models import create_model
+from .models import fuse_scores
 from .report import format_table
-
-
-def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", source: str = "checkpoint") -> nn.Module:
-    """Rebuild the model a checkpoint was trained as and load its weights (no other file needed)."""
-    args = {k: v for k, v in ckpt.get("model_args", {}).items() if not k.endswith("_checkpoint")}
-    model = create_model(ckpt["model_name"], len(ckpt["class_names"]), **args)
-    load_state(model, ckpt["model"], source)
-    return model.to(device).eval()
-
-
-def config_of(ckpt: dict, overrides: dict) -> TrainConfig:
-    cfg = TrainConfig()
-    known = {k: v for k, v in ckpt.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
-    apply(cfg, known, "checkpoint config")
-    apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
-    return cfg
 
 
 def parse_views(text: str) -> tuple[int, int]:
@@ -68,16 +52,15 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
     labels = load_labels(files.labels)
     if ordered_names(labels) != names:
         raise UserError(f"{files.labels}: its classes differ from those {path} was trained on")
-    if args.set not in files.sets:
-        raise UserError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
+    records_file = files.records(args.set)
     model = model_from_checkpoint(ckpt, device, path)
-    records = load_records(files.sets[args.set], labels)
+    records = load_records(records_file, labels)
     if not records:
-        raise UserError(f"{files.sets[args.set]}: no records to evaluate")
+        raise UserError(f"{records_file}: no records to evaluate")
     ds = make_dataset(cfg, records, labels, **model_inputs(model), train=False,
-                      views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
+                      views=tuple(cfg.eval_views), source=str(records_file))
     if len(ds) == 0:
-        raise UserError(f"{files.sets[args.set]}: none of its {len(records)} videos can be scored ({ds.report})")
+        raise UserError(f"{records_file}: none of its {len(records)} videos can be scored ({ds.report})")
     if ds.report["kept"] < ds.report["records"]:
         print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
               f"({ds.report}); they are left out", file=sys.stderr)
@@ -101,18 +84,17 @@ def evaluate(args) -> int:
     if not common:
         raise UserError("no video could be scored by every model")
     rows, results = [], {"set": args.set, "split": args.split, "views": args.views, "models": {}}
-    fused = np.zeros((len(common), len(names)))
-    labels = None
-    for path, w, (_, ids, scores, y) in zip(paths, weights, runs):
+    aligned, labels = [], None
+    for path, (_, ids, scores, y) in zip(paths, runs):
         pos = {v: i for i, v in enumerate(ids)}
         sel = [pos[v] for v in common]
         s, labels = scores[sel], y[sel]
         summary = summarize(s, labels, names)
         results["models"][path] = summary
         rows.append([path, summary["videos"], f"{100 * summary['top1']:.2f}", f"{100 * summary['top5']:.2f}"])
-        fused += w * s
+        aligned.append(s)
+    fused = fuse_scores(aligned, weights, probabilities=True).numpy()
     if len(paths) > 1:
-        fused /= sum(weights)
         summary = summarize(fused, labels, names)
         results["ensemble"] = {"weights": weights, **summary}
         rows.append(["ensemble (" + ", ".join(f"{w:g}" for w in weights) + ")", summary["videos"],
@@ -125,8 +107,7 @@ def evaluate(args) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "scores.npz") as tmp:
-            np.savez_compressed(tmp, video_id=np.array(common), scores=fused if len(paths) > 1 else
-                                runs[0][2][[runs[0][1].index(v) for v in common]], label=labels,
+            np.savez_compressed(tmp, video_id=np.array(common), scores=fused, label=labels,
                                 class_names=np.array(names))
         write_json(out / "results.json", results, indent=1)
         print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")
@@ -151,9 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: evaluate(args))
+main = command(build_parser, evaluate)
 
 
 if __name__ == "__main__":

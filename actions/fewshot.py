@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.cli import Parser, run_main
+from common.cli import Parser, command
 from common.files import output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
-from datasets.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, draw_dir, find_file, find_shot_files
+from datasets.split_layout import (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, LABELS, TRAIN, VALIDATION, draw_dir,
+                                   find_file, find_shot_files)
 
 from .config import TrainConfig, load_config
 from .report import format_table
@@ -33,9 +34,11 @@ from .train import train
 
 
 def stage_split(folder: Path, labels: Path, train_set: Path, val_set: Path) -> Path:
-    """A split folder (labels.json, train.json, validation.json) for one stage of the protocol."""
+    """The split folder of one stage of the protocol (the trainer reads split folders): the stage's labels,
+    training and validation files under the compositional layout's names, kept in the stage's run folder
+    as the record of what it trained on."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, src in (("labels.json", labels), ("train.json", train_set), ("validation.json", val_set)):
+    for name, src in ((LABELS, labels), (TRAIN, train_set), (VALIDATION, val_set)):
         write_json(folder / name, read_json(src))
     return folder
 
@@ -114,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: fewshot(args))
+main = command(build_parser, fewshot)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ other rates are resampled (the output says so: native fps -> 12).
 Boxes, for the checkpoints that read them (a scene-only checkpoint needs none):
   --boxes FILE       a Something-Else box JSON or box store (ground truth, or `python -m tracking track`
                      output); the video id is the file name without extension
-  --detector DET.pt  the hand/object detector + tracker of `tracking` make them from the pixels
+  --detector DET.pt  the hand/object detector + tracker of `tracking` make them from the pixels (the
+                     tracker: any `tracking.tracker.Tracker`, `Session.new_tracker`; ByteTracker by default)
 What the models see is built exactly as in evaluation: one record through `ClipDataset` (same frame
 sampling, crop and slot filling), with the checkpoint's own configuration; the checkpoint alone
 gives the model, its class names and that configuration.
@@ -38,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -56,7 +58,8 @@ from .config import TrainConfig
 from .data import make_dataset, model_inputs
 from .distributed import pick_device
 from .engine import autocast, to_device
-from .evaluate import config_of, model_from_checkpoint, parse_views
+from .checkpoints import config_of, model_from_checkpoint
+from .evaluate import parse_views
 from .models import fuse_scores
 from .report import format_table
 
@@ -96,6 +99,8 @@ class Session:
     render_dir: Path | None = None
     progress: bool = False  # a progress bar over the detector's frames
     tracks: dict = field(default_factory=dict)  # video id -> Something-Else records (detector path)
+    # a fresh tracker per video (any `tracking.tracker.Tracker`); None: ByteTracker with its defaults
+    new_tracker: Callable[[], object] | None = None
 
     @property
     def needs_boxes(self) -> bool:
@@ -207,7 +212,9 @@ def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock) -> AnnotationF
         if bar is not None:
             bar.close()
     start = clock.add("detect", start)
-    idents = assign_identities(track_video(det, TrackerConfig()), IdentityConfig(max_objects=s.num_slots - 1))
+    tracker = s.new_tracker() if s.new_tracker is not None else None
+    tracks = track_video(det, TrackerConfig(), tracker)
+    idents = assign_identities(tracks, IdentityConfig(max_objects=s.num_slots - 1))
     records = identities_to_records(vid, idents, det.num_frames)
     s.tracks[vid] = records
     boxes = AnnotationFile({vid: records}, f"tracks of {path}")

@@ -25,13 +25,16 @@ from common.checkpoint import load_checkpoint, load_state, rng_state, save_check
 from common.cli import Parser, run_main
 from common.errors import UserError
 from common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
+from common.freeze import freeze
 from common.jsonio import write_json
+from datasets.split_layout import split_files
 from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
 from . import report
+from .checkpoints import weight_files, without_weight_sources
 from .config import TrainConfig, load_config, save_config, to_dict
-from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader
+from .data import Data, build_data, eval_loader, model_inputs, train_loader
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
@@ -59,27 +62,16 @@ def output_layer(model: nn.Module) -> nn.Linear:
 def set_trainable(model: nn.Module, which: str) -> None:
     """all: everything; head: the classifier MLP; last: only the output layer (few-shot, as in the paper).
 
-    Frozen parts are kept in eval mode too (their BatchNorm statistics do not move)."""
-    if which == "all":
-        return
-    keep = model.classifier if which == "head" else output_layer(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in keep.parameters():
-        p.requires_grad_(True)
-    frozen_train = model.train
-
-    def train_mode(mode: bool = True):
-        frozen_train(False)
-        keep.train(mode)
-        return model
-
-    model.train = train_mode  # type: ignore[method-assign]
+    The rest is frozen (`common.freeze`): no gradients, and eval mode (BatchNorm statistics do not move)."""
+    if which != "all":
+        freeze(model, keep=model.classifier if which == "head" else output_layer(model))
 
 
 def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Module:
     try:
         model = create_model(cfg.model, len(class_names), **cfg.model_args)
+    except UserError:  # a weights file named in model_args: its own one line
+        raise
     except ValueError as e:
         raise UserError(f"model: {e}") from None
     if cfg.init_checkpoint:
@@ -116,10 +108,11 @@ def checkpoint_state(model, optimizer, scheduler, epoch, cfg, data: Data, best, 
 
 
 def model_args_diff(saved: dict, new: dict) -> list[str]:
-    """'key: saved -> new' for the builder arguments that differ (paths of *_checkpoint arguments aside:
+    """'key: saved -> new' for the builder arguments that differ (where initial weights come from aside:
     a resumed run takes its weights from its own checkpoint)."""
     unset = "(unset)"
-    keys = sorted(k for k in set(saved) | set(new) if not k.endswith("_checkpoint"))
+    saved, new = without_weight_sources(saved), without_weight_sources(new)
+    keys = sorted(set(saved) | set(new))
     return [f"{k}: {saved.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in keys
             if saved.get(k, unset) != new.get(k, unset)]
 
@@ -155,8 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         if last.exists() and not resume:
             raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
         # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
-        inputs = [cfg.init_checkpoint, cfg.boxes, *(v for k, v in cfg.model_args.items()
-                                                     if k.endswith("_checkpoint") and isinstance(v, str))]
+        inputs = [cfg.init_checkpoint, cfg.boxes, *weight_files(cfg.model_args)]
         refuse_input_overwrite([out / name for name in RUN_FILES], inputs, "out=")
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)

@@ -124,7 +124,7 @@ def main() -> int:
         if not args.skip_i3d:
             i3d = str(save_model(tmp / "fusion_i3d.pt", "fusion",
                                  {"scene": "i3d_r50", "stin": "stin_oie_nl", "stin_kwargs": {"feature_dim": 256}},
-                                 num_rgb_frames=16, rgb_sampler="official", input_size=224, crop="multiscale"))
+                                 num_rgb_frames=16, rgb_sampler="strided", input_size=224, crop="multiscale"))
             rows_spec.append(("+ scene I3D R50 16x224 (fusion), given boxes", ["--checkpoint", i3d, "--boxes", boxes]))
         rows_spec += [
             ("detector 320 px + tracker + STIN+OIE+NL", ["--checkpoint", stin, "--detector", det]),

@@ -3,9 +3,11 @@
 - `save_checkpoint`: a plain dict written atomically, stamped with `format`/`version`; a full disk
   or a file size limit is one line ("disk full writing X; the previous checkpoint is intact") and
   leaves no temporary file.
-- `read_torch_file` / `load_checkpoint`: `torch.load(weights_only=True)` only (tensors and plain
-  data: a checkpoint from elsewhere cannot run code here); a file that is not such a checkpoint is
-  one line saying so, never torch's advice to retry with `weights_only=False`.
+- `read_torch_file` / `load_checkpoint` / `read_state_dict`: `torch.load(weights_only=True)` only
+  (tensors and plain data: a file from elsewhere cannot run code here); a file that is not such a
+  checkpoint is one line saying so, never torch's advice to retry with `weights_only=False`.
+  `read_state_dict` is the one reader of weight files (pretrained trunks, detector backbones,
+  whole-stream checkpoints), whatever wraps the state dict.
 - `rng_state` / `set_rng_state`: Python, NumPy, torch (and CUDA) RNG states in types that load
   with `weights_only=True`, so a resumed run continues exactly.
 - `load_state`: load weights strictly, or say in one line which keys and shapes do not fit.
@@ -24,7 +26,7 @@ from torch import nn
 
 from .cli import os_error_message
 from .errors import UserError
-from .files import atomic_file
+from .files import atomic_file, input_file
 
 FORMAT = "something-else-checkpoint"
 VERSION = 1
@@ -88,11 +90,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 
 def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu"):
     """`torch.load(weights_only=True)` with one-line errors that name the file."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: {what} not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a {what} file")
+    path = input_file(path, what, f"a {what}" if what.endswith("file") else f"a {what} file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except OSError as e:
@@ -111,6 +109,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"{path}: not a checkpoint of this project (no 'model' entry)")
     check_format(ckpt, path)
     return ckpt
+
+
+def read_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """A state dict from a local file: a plain one, or one under 'model' or 'state_dict' of a checkpoint
+    dict (this project's, torchvision's, most others'). A DistributedDataParallel 'module.' prefix is removed."""
+    obj = read_torch_file(path, what)
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path}: expected a state dict (parameter name -> tensor), or a checkpoint with one "
+                        "under 'model' or 'state_dict'")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
 def check_format(ckpt: dict, path: str | os.PathLike) -> None:
@@ -140,7 +153,12 @@ def state_mismatch(model: nn.Module, state: dict) -> str:
 
 
 def load_state(model: nn.Module, state: dict, source: str | os.PathLike) -> None:
-    """`model.load_state_dict(state)` (strict), or a one-line UserError naming the keys that do not fit."""
+    """`model.load_state_dict(state)` (strict), or a one-line UserError naming the keys that do not fit.
+
+    BatchNorm's step counters (`num_batches_tracked`, unused with a momentum) may be missing: a detector
+    saved when its frozen BatchNorm layers were torchvision's `FrozenBatchNorm2d` had none."""
+    counters = {k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked") and k not in state}
+    state = {**counters, **state}
     problem = state_mismatch(model, state)
     if problem:
         raise UserError(f"{source}: the weights do not fit the model ({problem})")

@@ -1,7 +1,8 @@
 """Shared command-line plumbing: user mistakes and file-system failures become one line and exit code 2.
 
 Every CLI of the project (`python -m datasets`, `datasets.synthetic`, `splits`, `tracking`,
-`actions.train` / `evaluate` / `fewshot` / `infer` / `demo`) runs its work through `run_main`:
+`actions.train` / `evaluate` / `fewshot` / `infer` / `demo`) runs its work through `run_main`
+(most through `command`, which also parses the arguments):
 - a UserError (bad data, config key, flag, file) -> `error: <message>` on stderr, exit 2;
 - an OSError (disk full, file size limit, permission, a folder where a file is expected or the
   reverse, a missing file) -> `error: <file>: <what happened>`, exit 2;
@@ -51,6 +52,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def command(build_parser: Callable[[], argparse.ArgumentParser],
+            work: Callable[[argparse.Namespace], int | None]) -> Callable[[list[str] | None], int]:
+    """The `main(argv=None) -> exit code` of a CLI: parse `argv` with `build_parser()` (a usage error is one
+    line, exit 2), then `work(args)` through `run_main`."""
+    def main(argv: list[str] | None = None) -> int:
+        args = build_parser().parse_args(argv)
+        return run_main(lambda: work(args))
+    return main
 
 
 def run_main(main: Callable[[], int | None]) -> int:

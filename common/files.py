@@ -8,8 +8,9 @@
   the old folder or the new one; leftovers of killed runs are removed by the next run.
 - `refuse_input_overwrite`: an output that would replace one of the command's inputs (the same
   file, through any link, or a folder holding an input) is refused before anything is written.
-- `output_file` / `output_folder`: a file where a folder is expected (or the reverse) is a
-  one-line UserError at the start of a command, not an OSError after an hour of work.
+- `output_file` / `output_folder` / `input_file`: a file where a folder is expected (or the reverse),
+  or a missing input, is a one-line UserError at the start of a command, not an OSError after an
+  hour of work.
 Files get the usual permissions (0666/0777 less the umask), not mkstemp's private 0600/0700.
 """
 from __future__ import annotations
@@ -42,31 +43,39 @@ def _named(e: OSError, path: Path) -> OSError:
     return OSError(e.errno, e.strerror or str(e), str(path))
 
 
+def input_file(path: PathLike, what: str, expected: str) -> Path:
+    """`path` as an existing input file: "PATH: <what> not found" or "PATH: is a folder, expected <expected>"."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected {expected}")
+    return path
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing parent of `path` when it is a file (then nothing can be made below it)."""
+    parent = next((p for p in path.parents if p.exists()), None)
+    return parent if parent is not None and not parent.is_dir() else None
+
+
 def output_file(path: PathLike, flag: str = "") -> Path:
     """`path` as an output file name: refused (one line) when it is an existing folder or its parent is a file."""
     path = Path(path)
-    what = f"{flag} " if flag else ""
     if path.is_dir():
-        raise UserError(f"{path}: is a folder; {what}expects a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{parent}: is a file, so {path} cannot be written")
-            break
+        raise UserError(f"{path}: is a folder; {flag + ' ' if flag else ''}expects a file name")
+    if (above := _file_above(path)) is not None:
+        raise UserError(f"{above}: is a file, so {path} cannot be written")
     return path
 
 
 def output_folder(path: PathLike, flag: str = "") -> Path:
     """`path` as an output folder: refused (one line) when it is an existing file."""
     path = Path(path)
-    what = f"{flag} " if flag else ""
     if path.exists() and not path.is_dir():
-        raise UserError(f"{path}: is a file; {what}expects a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{parent}: is a file, so the folder {path} cannot be made")
-            break
+        raise UserError(f"{path}: is a file; {flag + ' ' if flag else ''}expects a folder")
+    if (above := _file_above(path)) is not None:
+        raise UserError(f"{above}: is a file, so the folder {path} cannot be made")
     return path
 
 

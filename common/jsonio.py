@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .files import atomic_file
+from .files import atomic_file, input_file
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a JSON file")
+    path = input_file(path, "file", "a JSON file")
     try:
         with open(path, "rb") as f:
             return json.load(f)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import Parser, os_error_message, run_main
+from common.cli import Parser, command, os_error_message
 from common.errors import UserError
 from common.files import output_file, output_folder, refuse_input_overwrite
 
@@ -175,9 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: args.func(args))
+main = command(build_parser, lambda args: args.func(args))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,28 @@ def finite_number(value: object, where: str, key: str) -> float:
     return v
 
 
+def record_frame(rec: object, where: str) -> int:
+    """The frame index of a frame record (from its 'name'), or a one-line error naming `where`."""
+    if not isinstance(rec, dict) or "name" not in rec:
+        raise UserError(f"{where}: expected an object with 'name' and 'labels'")
+    try:
+        return frame_number(str(rec["name"]))
+    except ValueError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def record_box(lab: object, where: str) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) of a label's 'box2d', finite float32 numbers, or a one-line error naming `where`."""
+    box = lab.get("box2d") if isinstance(lab, dict) else None
+    if not isinstance(box, dict):
+        raise UserError(f"{where}: expected an object with 'box2d'")
+    missing = [k for k in ("x1", "y1", "x2", "y2") if k not in box]
+    if missing:
+        raise UserError(f"{where}: box2d has no '{missing[0]}'")
+    x1, y1, x2, y2 = (finite_number(box[k], where, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
+    return x1, y1, x2, y2
+
+
 def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<annotations>") -> VideoBoxes:
     """Validate and convert one video's frame records. Errors name the file, the video and the frame.
 
@@ -113,14 +135,7 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
     placeholders: list[str] = []
     for pos, rec in enumerate(frames):
         where = f"{source}: video {video_id}, frame record {pos}"
-        if not isinstance(rec, dict):
-            raise UserError(f"{where}: expected an object")
-        if "name" not in rec:
-            raise UserError(f"{where}: missing field 'name'")
-        try:
-            fi = frame_number(str(rec["name"]))
-        except ValueError as e:
-            raise UserError(f"{where}: {e}") from None
+        fi = record_frame(rec, where)
         if fi in rows:
             issues.append(f"frame {rec['name']} listed twice; kept the first")
             continue
@@ -137,15 +152,7 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
         seen: set[str] = set()
         for j, lab in enumerate(rec["labels"]):
             where = f"{source}: video {video_id}, frame {rec['name']}, label {j}"
-            if not isinstance(lab, dict):
-                raise UserError(f"{where}: expected an object")
-            box = lab.get("box2d")
-            if not isinstance(box, dict):
-                raise UserError(f"{where}: missing 'box2d'")
-            for key in ("x1", "y1", "x2", "y2"):
-                if key not in box:
-                    raise UserError(f"{where}: box2d has no '{key}'")
-            x1, y1, x2, y2 = (finite_number(box[k], where, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
+            x1, y1, x2, y2 = record_box(lab, where)
             if x1 > x2 or y1 > y2:
                 issues.append(f"frame {rec['name']}: inverted box swapped")
                 x1, x2 = min(x1, x2), max(x1, x2)

@@ -1,4 +1,4 @@
-"""The torch Dataset: SSv2 records + Something-Else boxes (+ videos) -> the batch dict of DESIGN.md.
+"""The torch Dataset: SSv2 records + Something-Else boxes (+ videos) -> the batch dict every model reads.
 
 One item:
   boxes    float [T, N, 4]  (cx, cy, w, h) normalised to the model's input view, zeros where masked
@@ -21,16 +21,16 @@ Policies (real data does not line up; each is tested):
   - A video that exists but cannot be decoded raises UserError naming the file when the item is
     loaded (DataLoader workers propagate it): skipping it silently would bias evaluation.
   - Box frames: `num_box_frames` TSN segments over the ANNOTATED range (first..last annotated
-    frame), so every sampled frame normally has a record. With `boxes_on_rgb_frames=True` the
-    boxes are instead taken on the RGB frame indices (sampled over the DECODED length; T = T')
-    and frames past the annotations (151201: 33 decoded, 23 annotated) are masked.
+    frame), so every sampled frame normally has a record. `rgb_boxes` are taken on the RGB frame
+    indices instead (sampled over the DECODED length), so frames past the annotations (151201: 33
+    decoded, 23 annotated) are masked there.
   - Boxes partly outside the frame/view are clipped; boxes with no area left, and slots with no
     box on a frame, are masked with zero boxes.
   - Frame size (needed to crop/normalise boxes) comes from the decoded frames when frames are
     loaded. A coordinate-only dataset (load_frames=False) NEVER opens a video or an image: the
     size comes from `frame_sizes` (mapping id -> (w, h), or a callable id -> (w, h) or None), else
     `default_frame_size`, else the box extent: width = ceil(max x2) of the video's boxes,
-    height = max(frame_height (240: SSv2 frames are 240 px high), ceil(max y2)). The box-extent
+    height = max(240 (SSv2 frames are 240 px high), ceil(max y2)). The box-extent
     fallback under-estimates the width when no box reaches the right edge (a warning says so once);
     give real sizes when coordinate and RGB models must see the same crop.
   - Geometry: training uses `crop` ('multiscale' by default, the official crop), evaluation the
@@ -78,11 +78,12 @@ class ClipDataset(torch.utils.data.Dataset):
     records/labels: from `datasets.ssv2` (labels None: test set, label -1). boxes: any BoxSource
     (JSON `AnnotationFile` or the memory-mapped `BoxStore`). video_root: `<id>.webm|.mp4|<id>/`.
     num_box_frames (T, segment-sampled), num_slots (N); num_rgb_frames (T') with rgb_sampler
-    'strided' (official 16 x stride 2) or 'segment', or a `sampling.FrameSampler`.
+    'strided' (frames 2 apart: 16 of them is the official clip) or 'segment', or any
+    `sampling.FrameSampler`. Boxes are required when given: a record without boxes is skipped.
     input_size: side of the square model input (112 on CPU, 224 as in the paper); crop:
     'multiscale' | 'center' | 'full' (training; evaluation always uses the centre crop or, with
     num_crops > 1, `transforms.NCrop`). num_clips x num_crops views per record at evaluation
-    (item index = record * views + clip * num_crops + crop). video_opener(path, backend=...) returns
+    (item index = record * views + clip * num_crops + crop). video_opener(path) returns
     a `video.VideoReader` (default `video.open_video`). video_paths: id -> video file or frame
     folder, used instead of listing video_root (inference on paths a user names; ids missing
     from it are skipped as no_video).
@@ -102,25 +103,17 @@ class ClipDataset(torch.utils.data.Dataset):
         load_frames: bool = False,
         num_rgb_frames: int = 16,
         rgb_sampler: str | FrameSampler = "strided",
-        rgb_stride: int = 2,
-        boxes_on_rgb_frames: bool = False,
         rgb_boxes: bool = False,
         train: bool = True,
         input_size: int = 224,
         crop: str = "multiscale",
-        resize_to: int | None = None,
         num_clips: int = 1,
         num_crops: int = 1,
         flip: HorizontalFlip | None = None,
         frame_sizes: FrameSizes | None = None,
         default_frame_size: tuple[int, int] | None = None,
-        frame_height: int = SSV2_FRAME_HEIGHT,
-        require_boxes: bool | None = None,
         strict: bool = False,
         video_opener: Callable[..., VideoReader] = open_video,
-        video_backend: str = "auto",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
         seed: int = 0,
         source: str = "<records>",
     ):
@@ -128,8 +121,6 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError("ClipDataset needs boxes, frames (load_frames=True), or both")
         if load_frames and video_root is None and video_paths is None:
             raise ValueError("load_frames=True needs a video_root (or video_paths)")
-        if boxes_on_rgb_frames and not load_frames:
-            raise ValueError("boxes_on_rgb_frames=True needs load_frames=True (the RGB frames choose the box frames)")
         if train and num_clips * num_crops > 1:
             raise ValueError("multi-view sampling (num_clips, num_crops) is for evaluation (train=False)")
         self.labels = dict(labels) if labels is not None else None
@@ -139,7 +130,6 @@ class ClipDataset(torch.utils.data.Dataset):
         self.num_slots = num_slots
         self.official_slots = official_slots
         self.load_frames = load_frames
-        self.boxes_on_rgb_frames = boxes_on_rgb_frames and load_frames
         if rgb_boxes and not (load_frames and boxes is not None):
             raise ValueError("rgb_boxes=True needs boxes and load_frames=True (boxes on the RGB frames)")
         self.rgb_boxes = rgb_boxes
@@ -149,24 +139,20 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.frame_sizes = frame_sizes
         self.default_frame_size = default_frame_size
-        self.frame_height = frame_height
         self.video_opener = video_opener
-        self.video_backend = video_backend
-        self.mean, self.std = tuple(mean), tuple(std)
         self.seed = int(seed)
         self.epoch = 0
         self.box_sampler = SegmentSampler(num_box_frames)
-        self.rgb_sampler = rgb_sampler if isinstance(rgb_sampler, FrameSampler) else make_sampler(rgb_sampler, num_rgb_frames, rgb_stride)
-        self.view_transform = make_view_transform(train, input_size, crop, resize_to)
+        self.rgb_sampler = rgb_sampler if isinstance(rgb_sampler, FrameSampler) else make_sampler(rgb_sampler, num_rgb_frames)
+        self.view_transform = make_view_transform(train, input_size, crop)
         self.ncrop = NCrop(input_size, num_crops) if num_crops > 1 else None
-        require_boxes = boxes is not None if require_boxes is None else require_boxes
-        self.items, self.labels_of, self.video_paths = self._select(records, require_boxes, strict, source)
+        self.items, self.labels_of, self.video_paths = self._select(records, strict, source)
         if not load_frames and boxes is not None and frame_sizes is None and default_frame_size is None:
             log.warning("ClipDataset: no frame_sizes/default_frame_size given; frame width inferred from "
-                        "the box extent (max x2), height %d", frame_height)
+                        "the box extent (max x2), height %d", SSV2_FRAME_HEIGHT)
 
     # ---- construction -------------------------------------------------------------------
-    def _select(self, records, require_boxes, strict, source):
+    def _select(self, records, strict, source):
         counts: Counter = Counter()
         skipped: list[tuple[str, str]] = []
         if not self.load_frames:
@@ -185,7 +171,7 @@ class ClipDataset(torch.utils.data.Dataset):
                     reason = "no_label"
                 else:
                     label = self.labels[name]
-            if reason is None and require_boxes and (self.boxes is None or rec.id not in self.boxes):
+            if reason is None and self.boxes is not None and rec.id not in self.boxes:
                 reason = "no_boxes"
             if reason is None and self.load_frames and rec.id not in videos:
                 reason = "no_video"
@@ -245,7 +231,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
         frames = rgb_idx = None
         if self.load_frames:
-            with self.video_opener(self.video_paths[item], backend=self.video_backend) as reader:
+            with self.video_opener(self.video_paths[item]) as reader:
                 rgb_idx = self._pick(self.rgb_sampler, len(reader), rgb_rng, clip_k)
                 frames = reader.get_frames(rgb_idx)
             frame_size = (frames.shape[2], frames.shape[1])
@@ -256,9 +242,9 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.flip is not None and self.train:
             view, label = self.flip(view, label, flip_rng)
 
-        out = self._boxes(vb, rgb_idx, box_rng, clip_k, view)
+        out = self._boxes(vb, box_rng, clip_k, view)
         if frames is not None:
-            out["frames"] = normalize(frames_to_view(frames, view), self.mean, self.std)
+            out["frames"] = normalize(frames_to_view(frames, view), IMAGENET_MEAN, IMAGENET_STD)
         if self.rgb_boxes:
             on_rgb = self._boxes_on(vb, rgb_idx, view)
             out["rgb_boxes"], out["rgb_box_mask"] = on_rgb["boxes"], on_rgb["box_mask"]
@@ -281,15 +267,12 @@ class ClipDataset(torch.utils.data.Dataset):
             return self.ncrop.views(frame_size)[crop_k]
         return self.view_transform(frame_size, rng)
 
-    def _boxes(self, vb: VideoBoxes | None, rgb_idx, rng, clip_k: int, view: View) -> dict:
-        t_len = len(rgb_idx) if self.boxes_on_rgb_frames else self.box_sampler.num_out
-        if self.boxes_on_rgb_frames:
-            frames = rgb_idx
-        elif vb is not None and len(vb.frame_index):
+    def _boxes(self, vb: VideoBoxes | None, rng, clip_k: int, view: View) -> dict:
+        if vb is not None and len(vb.frame_index):
             first, last = int(vb.frame_index[0]), int(vb.frame_index[-1])
             frames = first + self._pick(self.box_sampler, last - first + 1, rng, clip_k)
         else:
-            frames = np.zeros(t_len, dtype=np.int64)  # no annotated frame: everything masked
+            frames = np.zeros(self.box_sampler.num_out, dtype=np.int64)  # no annotated frame: everything masked
         return self._boxes_on(vb, frames, view)
 
     def _boxes_on(self, vb: VideoBoxes | None, frames: np.ndarray, view: View) -> dict:
@@ -314,7 +297,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 return int(size[0]), int(size[1])
         if self.default_frame_size is not None:
             return int(self.default_frame_size[0]), int(self.default_frame_size[1])
-        return box_extent_size(vb, self.frame_height)
+        return box_extent_size(vb)
 
 
 def box_extent_size(vb: VideoBoxes | None, frame_height: int = SSV2_FRAME_HEIGHT) -> tuple[int, int]:

@@ -108,11 +108,15 @@ class StridedClipSampler(FrameSampler):
         return f"StridedClipSampler(clip_len={self.num_out}, stride={self.stride})"
 
 
+SAMPLERS = ("segment", "strided")
+
+
 def make_sampler(name: str, num_frames: int, stride: int = 2) -> FrameSampler:
-    """'segment' (TSN, `num_frames` segments) or 'strided' (`num_frames` frames `stride` apart)."""
+    """'segment' (TSN, `num_frames` segments) or 'strided' (`num_frames` frames `stride` apart: with 16
+    frames and stride 2, the official RGB clip)."""
     if name == "segment":
         return SegmentSampler(num_frames)
-    elif name in ("strided", "clip"):
+    if name == "strided":
         return StridedClipSampler(num_frames, stride)
     raise ValueError(f"unknown frame sampler {name!r}: use 'segment' or 'strided'")
 

@@ -292,7 +292,7 @@ def normalize(frames: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: 
     return ((frames - m) / s).permute(1, 0, 2, 3).contiguous()
 
 
-def make_view_transform(train: bool, input_size: int, crop: str = "multiscale", resize_to: int | None = None):
+def make_view_transform(train: bool, input_size: int, crop: str = "multiscale"):
     """The usual choice: multi-scale crop for training, centre crop for evaluation.
 
     crop: 'multiscale' (official), 'center' (same centre crop in training and evaluation),
@@ -303,5 +303,5 @@ def make_view_transform(train: bool, input_size: int, crop: str = "multiscale", 
     if crop == "full":
         return FullFrame(input_size)
     if crop == "center" or not train:
-        return CenterCrop(input_size, resize_to)
-    return MultiScaleCrop(input_size, resize_to=resize_to)
+        return CenterCrop(input_size)
+    return MultiScaleCrop(input_size)

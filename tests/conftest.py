@@ -32,6 +32,18 @@ def coded_frames(num_frames: int, height: int = 48, width: int = 64) -> np.ndarr
     return out
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (2 shared cores: more threads only fight each other).
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     if not (SAMPLE / "annotations.json").exists():

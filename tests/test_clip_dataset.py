@@ -163,13 +163,13 @@ def test_fewer_annotated_than_decoded_frames_151201(sample_boxes, sample_labels,
     it = ds[1]
     assert it["video_id"] == "151201" and it["box_mask"].any(dim=1).all()
     # boxes on the RGB frames (sampled over the 33 decoded frames): frames past 22 are masked
-    ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, boxes_on_rgb_frames=True,
+    ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, rgb_boxes=True,
                      train=False, input_size=112, crop="full")
     it = ds[1]
     idx = StridedClipSampler(16, 2).centre(33)
     assert idx.max() >= 23
-    assert it["boxes"].shape == (16, 4, 4) and it["frames"].shape == (3, 16, 112, 112)
-    has_box = it["box_mask"].any(dim=1).numpy()
+    assert it["rgb_boxes"].shape == (16, 4, 4) and it["frames"].shape == (3, 16, 112, 112)
+    has_box = it["rgb_box_mask"].any(dim=1).numpy()
     np.testing.assert_array_equal(has_box, idx < 23)
 
 
@@ -195,7 +195,7 @@ def test_dataset_boxes_follow_the_crop_of_the_frames(sample_videos, sample_boxes
     from datasets.transforms import boxes_to_view, CenterCrop
 
     recs = [r for r in sample_records if r.id == "57082"]
-    ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, boxes_on_rgb_frames=True,
+    ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, rgb_boxes=True,
                      train=False, input_size=112, official_slots=False)
     it = ds[0]
     idx = StridedClipSampler(16, 2).centre(38)
@@ -206,7 +206,7 @@ def test_dataset_boxes_follow_the_crop_of_the_frames(sample_videos, sample_boxes
     k = [i for i in range(len(vb.track)) if vb.track[i] == "0000" and vb.frame_index[vb.box_frame[i]] == idx[t]][0]
     expect, ok = boxes_to_view(vb.xyxy[k], view)
     assert ok
-    np.testing.assert_allclose(it["boxes"][t, slot].numpy(), expect, atol=1e-6)
+    np.testing.assert_allclose(it["rgb_boxes"][t, slot].numpy(), expect, atol=1e-6)
 
 
 # ---------------------------------------------------------------- bad input policies
@@ -301,7 +301,7 @@ def test_multi_view_evaluation(tmp_path, vt):
     with pytest.raises(ValueError, match="evaluation"):
         ClipDataset([rec("1")], LABELS, ann, num_clips=2, train=True)
     with pytest.raises(ValueError, match="load_frames"):
-        ClipDataset([rec("1")], LABELS, ann, boxes_on_rgb_frames=True)
+        ClipDataset([rec("1")], LABELS, ann, rgb_boxes=True)
     with pytest.raises(ValueError, match="needs boxes"):
         ClipDataset([rec("1")], LABELS, None)
 

@@ -1,17 +1,12 @@
 """Every shipped config loads (including `base:` chains) and builds its model."""
 import pytest
 
+from actions.checkpoints import without_weight_sources
 from actions.config import load_config
 from actions.models import create_model
 from configs import CONFIG_DIR
 
 CONFIGS = sorted(CONFIG_DIR.glob("*/*.yaml"))
-
-
-def without_checkpoints(args: dict) -> dict:
-    """Model options minus local weight files (the runs they point at do not exist in a test)."""
-    return {k: without_checkpoints(v) if isinstance(v, dict) else v for k, v in args.items()
-            if not k.endswith("_checkpoint") and k != "backbone_weights"}
 
 
 def test_the_strg_rows_ship():
@@ -23,8 +18,19 @@ def test_the_strg_rows_ship():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
 def test_config_loads_and_builds(path):
     cfg = load_config(path)
-    model = create_model(cfg.model, 7, **without_checkpoints(cfg.model_args))
+    model = create_model(cfg.model, 7, **without_weight_sources(cfg.model_args))  # the weight files are not here
     if getattr(model, "needs_rgb_boxes", False):  # STRG pools the pixels at the boxes: both must be read
         assert model.needs_frames and model.needs_boxes
     if cfg.model == "fusion" and hasattr(model.stin, "num_frames"):
         assert model.stin.num_frames == cfg.num_box_frames
+
+
+def test_one_name_per_sampler(tmp_path):
+    """The strided RGB sampler is `strided` everywhere; a checkpoint that called it `official` still reads."""
+    from actions.checkpoints import config_of
+    from common.errors import UserError
+
+    assert load_config(None, ["rgb_sampler=strided"]).rgb_sampler == "strided"
+    with pytest.raises(UserError, match="'official' is now called 'strided'"):
+        load_config(None, ["rgb_sampler=official"])
+    assert config_of({"config": {"rgb_sampler": "official"}}, {}).rgb_sampler == "strided"

@@ -23,13 +23,7 @@ from datasets.annotations import AnnotationFile
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2 shared cores: more torch threads only fight each other."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +223,16 @@ def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys)
                               tmp_path / "tracks.json", capsys=capsys)
     assert rc == 0, err
     assert again["topk"] == res["topk"]  # the same boxes give the same answer, tracked here or read back
+    # the tracker is a seam: another one (here the greedy linker) plugs into the session, one per video
+    from actions.infer import build_parser, infer_video, load_session
+    from tracking.simulate import GreedyLinker
+
+    s = load_session(build_parser().parse_args([str(sample_videos / "151201.webm"), "--checkpoint", str(ckpts["stin"]),
+                                                "--detector", str(tmp_path / "det.pt"), "--quiet"]))
+    made = []
+    s.new_tracker = lambda: made.append(GreedyLinker()) or made[-1]
+    greedy = infer_video(s, "151201", sample_videos / "151201.webm")
+    assert greedy["ok"] and len(made) == 1 and greedy["boxes"]["tracks"]
 
 
 def test_bad_arguments_are_one_line_errors(ckpts, sample_videos, sample_dir, tmp_path, capsys):

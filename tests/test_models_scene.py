@@ -9,6 +9,7 @@ from torchvision.models import resnet50
 from torchvision.models import video as tvv
 
 from actions.models import ScoreEnsemble, create_model, fuse_scores, load_backbone_weights
+from common.errors import UserError
 
 
 def frames(B=2, T=8, H=64, W=64, seed=0):
@@ -145,11 +146,11 @@ def test_torchvision_format_checkpoint_loads(tmp_path):
 
 def test_load_backbone_weights_errors(tmp_path):
     model = create_model("small3d", 5)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(UserError, match="nope.pth: weights file not found"):
         load_backbone_weights(model.backbone, tmp_path / "nope.pth")
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="notes.pth: not a readable torch checkpoint"):
+    with pytest.raises(UserError, match="notes.pth: not a weights file this tool can load safely"):
         load_backbone_weights(model.backbone, text)
     narrow = tmp_path / "narrow.pth"
     torch.save(create_model("small3d", 5, width=16).backbone.state_dict(), narrow)
@@ -235,6 +236,10 @@ def test_fuse_scores_weights():
         fuse_scores([a, b], [1, 1, 1])
     with pytest.raises(ValueError, match="weights must be >= 0"):
         fuse_scores([a, b], [1, -1])
+    # scores that are probabilities already (a run's scores.npz): only the weighted mean, dtype kept
+    fused = fuse_scores([pa.double().numpy(), pb.double().numpy()], [3, 1], probabilities=True)
+    assert fused.dtype == torch.float64
+    torch.testing.assert_close(fused, (0.75 * pa + 0.25 * pb).double())
 
 
 def test_score_ensemble_module():
@@ -247,3 +252,41 @@ def test_score_ensemble_module():
     with torch.no_grad():
         want = 0.3 * scene(batch).softmax(-1) + 0.7 * stin(batch).softmax(-1)
         torch.testing.assert_close(ens(batch).softmax(-1), want)
+
+
+def test_frozen_parts_stay_in_eval_mode_through_train():
+    """`trainable=last`: only the output layer trains; the dropout before it stays off, so two training-mode
+    passes agree, and the frozen trunk's BatchNorm statistics do not move."""
+    from actions.train import set_trainable
+    from common.freeze import is_frozen
+
+    model = create_model("small3d", 3)
+    set_trainable(model, "last")
+    model.train()
+    assert model.classifier[1].training and not model.classifier[0].training and not model.backbone.training
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["classifier.1.weight", "classifier.1.bias"]
+    assert is_frozen(model.backbone) and not is_frozen(model)
+    x = frames(B=2, T=4, H=32, W=32)
+    before = copy.deepcopy(model.state_dict())
+    a, b = model(x), model(x)
+    torch.testing.assert_close(a, b)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_rebuilds_without_its_initial_weight_files(tmp_path):
+    """Where the initial weights came from is not the architecture: a checkpoint trained from a backbone file
+    (and a fusion model from a scene checkpoint) rebuilds after those files are gone."""
+    from actions.checkpoints import model_from_checkpoint, weight_files
+
+    trunk = tmp_path / "trunk.pth"
+    torch.save(create_model("small3d", 5).backbone.state_dict(), trunk)
+    scene, path = _scene_checkpoint(tmp_path)
+    args = {"scene": "small3d", "stin": "stin", "scene_kwargs": {"backbone_weights": str(trunk)},
+            "stin_kwargs": {"feature_dim": 32}, "scene_checkpoint": str(path), "freeze_scene": True}
+    model = create_model("fusion", 3, **args)
+    assert sorted(weight_files(args)) == sorted([str(trunk), str(path)])
+    ckpt = {"model_name": "fusion", "model_args": args, "class_names": ["a", "b", "c"], "model": model.state_dict()}
+    trunk.unlink()
+    path.unlink()
+    again = model_from_checkpoint(ckpt)
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())

@@ -244,3 +244,12 @@ def test_every_model_declares_its_inputs():
         model = create_model(name, 3, **kw)
         assert isinstance(model.needs_frames, bool) and isinstance(model.needs_boxes, bool)
     assert isinstance(create_model("stin", 3), STIN)
+
+
+def test_synchronized_batchnorm_leaves_frozen_batchnorm_alone():
+    from actions.distributed import GlobalBatchNorm, synchronize_batchnorm
+
+    official = synchronize_batchnorm(stin_official("stin_oie_nl", 5, feature_dim=32), torch.device("cpu"))
+    assert not any(isinstance(m, GlobalBatchNorm) for m in official.modules())  # every BN frozen: nothing to sync
+    clean = synchronize_batchnorm(create_model("stin_oie_nl", 5, feature_dim=32), torch.device("cpu"))
+    assert any(isinstance(m, GlobalBatchNorm) for m in clean.modules())

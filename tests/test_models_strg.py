@@ -240,4 +240,4 @@ def test_missing_scene_checkpoint_is_a_one_line_error_naming_it(tmp_path, capsys
 
     missing = tmp_path / "runs" / "scene" / "best.pt"
     assert run_main(lambda: strg_small(scene_checkpoint=str(missing))) == 2
-    assert capsys.readouterr().err.strip() == f"error: weights file not found: {missing}"
+    assert capsys.readouterr().err.strip() == f"error: {missing}: weights file not found"

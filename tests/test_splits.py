@@ -631,3 +631,35 @@ def test_splits_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_one_reader_of_split_folders(tmp_path, official):
+    """Trainers and the detector trainer find split files through `datasets.split_layout.split_files`: the
+    official `training.json` spelling is read, `noun_map.json` and `report.json` are never a record set,
+    two spellings of one set are refused, and the SSv2 release's own files work as a split."""
+    from common.errors import UserError
+    from datasets.split_layout import split_files
+
+    folder = tmp_path / "split"
+    folder.mkdir()
+    for name in ("labels.json", "training.json", "validation.json", "noun_map.json", "report.json", "objectsA.json"):
+        (folder / name).write_text("{}")
+    files = split_files(folder)
+    assert files.labels == folder / "labels.json"
+    assert files.sets == {"train": folder / "training.json", "validation": folder / "validation.json"}
+    with pytest.raises(UserError, match=r"no noun_map set .*\(available: train, validation\)"):
+        files.records("noun_map")
+    (folder / "train.json").write_text("[]")
+    with pytest.raises(UserError, match="both train.json and training.json"):
+        split_files(folder)
+    ssv2 = tmp_path / "ssv2"
+    ssv2.mkdir()
+    for part in ("labels", "train", "validation", "test"):
+        (ssv2 / f"something-something-v2-{part}.json").write_text("{}")
+    files = split_files(ssv2)
+    assert files.labels.name == "something-something-v2-labels.json"
+    assert {k: p.name for k, p in files.sets.items()} == {
+        "train": "something-something-v2-train.json", "validation": "something-something-v2-validation.json",
+        "test": "something-something-v2-test.json"}
+    with pytest.raises(UserError, match="no labels.json"):
+        split_files(official / "fewshot")

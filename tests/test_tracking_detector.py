@@ -1,6 +1,7 @@
 """Detector: building without downloads, weights from local files, training frames/boxes, and the
 train-detector -> detect/track pipeline on tiny synthetic videos (checks files and formats, not
 detection quality: a CPU test cannot train a detector)."""
+import copy
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from common.errors import UserError
 from tracking.__main__ import main
 from tracking.detector import (FrameSamples, VideoItem, box_targets, build_detector, default_spec,
-                               load_backbone_weights, load_detector, load_detector_init)
+                               load_backbone_from_classifier, load_detector, load_detector_init)
 
 TINY = {"min_size": 64, "max_size": 96}
 
@@ -46,18 +47,39 @@ def test_build_both_architectures_without_weights():
 def test_backbone_and_detector_weights_from_local_files(tmp_path):
     from torchvision.models import mobilenet_v3_large
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
-    from torchvision.ops.misc import FrozenBatchNorm2d
 
     cls = mobilenet_v3_large(weights=None)
     torch.save(cls.state_dict(), tmp_path / "mobilenet_v3_large.pth")
     spec = default_spec("mobilenet_v3", frozen_bn=True, **TINY)
     det = build_detector(spec)
-    info = load_backbone_weights(det, tmp_path / "mobilenet_v3_large.pth", "mobilenet_v3")
+    info = load_backbone_from_classifier(det, tmp_path / "mobilenet_v3_large.pth", "mobilenet_v3")
     assert info["loaded"] == info["of"]
     assert torch.equal(det.backbone.body["0"][0].weight, cls.features[0][0].weight)
-    assert isinstance(det.backbone.body["0"][1], FrozenBatchNorm2d)  # pretrained backbone: BN frozen
+    bn = det.backbone.body["0"][1]  # pretrained backbone: BN frozen (eval mode, no gradients) even in training
+    assert not det.train().backbone.body["0"][1].training and not bn.weight.requires_grad
     assert torch.equal(det.backbone.body["0"][1].running_var, cls.features[0][1].running_var)
     assert not det.backbone.body["0"][0].weight.requires_grad and det.backbone.body["16"][0].weight.requires_grad
+    # frozen BatchNorm computes what torchvision's FrozenBatchNorm2d computes, in training mode too, and a
+    # detector saved with that layout (no num_batches_tracked) still loads
+    from common.checkpoint import save_checkpoint
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    from tracking.detector import CHECKPOINT_KIND
+
+    old_body = copy.deepcopy(cls.features)
+    for block in old_body.modules():
+        for name, child in list(block.named_children()):
+            if isinstance(child, torch.nn.BatchNorm2d):
+                fb = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                fb.load_state_dict({k: v for k, v in child.state_dict().items() if k != "num_batches_tracked"})
+                setattr(block, name, fb)
+    x = torch.rand(1, 3, 64, 64)
+    body = torch.nn.Sequential(*det.train().backbone.body.children())  # the body's layers, run to the end
+    torch.testing.assert_close(body(x), old_body.train()(x), rtol=1e-4, atol=1e-5)
+    old_state = {k: v for k, v in det.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_checkpoint({"kind": CHECKPOINT_KIND, "spec": {**spec.__dict__, "classes": list(spec.classes)},
+                     "model": old_state}, tmp_path / "old.pt")
+    again, _ = load_detector(tmp_path / "old.pt")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in old_state.items())
 
     coco = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
     torch.save(coco.state_dict(), tmp_path / "coco.pth")
@@ -68,7 +90,7 @@ def test_backbone_and_detector_weights_from_local_files(tmp_path):
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="junk.pth"):
-        load_backbone_weights(det, tmp_path / "junk.pth", "mobilenet_v3")
+        load_backbone_from_classifier(det, tmp_path / "junk.pth", "mobilenet_v3")
     torch.save({"a": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(UserError, match="match by name and shape"):
         load_detector_init(det, tmp_path / "other.pth")
@@ -176,7 +198,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):
     """Two epochs straight == one epoch, interruption, --resume (same seed, same data)."""
-    from tracking.detector import TrainOptions
+    from tracking.train_detector import TrainOptions
     from tracking.train_detector import train
 
     def opts(out):
@@ -201,7 +223,7 @@ def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):
 
 
 def test_held_out_videos_come_from_the_split_or_a_seeded_fraction(synthetic, tmp_path):
-    from tracking.detector import TrainOptions
+    from tracking.train_detector import TrainOptions
     from tracking.train_detector import gather_items
 
     ids = sorted(json.loads((synthetic / "annotations.json").read_text()), key=int)

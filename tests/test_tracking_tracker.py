@@ -6,7 +6,7 @@ from datasets.annotations import parse_video
 from tracking.detections import HAND_CLASS, OBJECT_CLASS, VideoDetections
 from tracking.identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
 from tracking.kalman import KalmanFilter
-from tracking.simulate import greedy_link
+from tracking.simulate import GreedyLinker, greedy_link
 from tracking.tracker import ByteTracker, Track, TrackerConfig, fill_gaps, track_video
 
 
@@ -150,6 +150,17 @@ def test_greedy_linker_breaks_on_a_gap():
     frames = [f for f in range(20) if f != 10]
     tracks = greedy_link(make_dets(20, [(OBJECT_CLASS, moving(0, 2, frames))]))
     assert len(tracks) == 2  # no gap bridging: the floor
+
+
+def test_a_second_tracker_plugs_in():
+    """`track_video` takes any tracker with update (per frame) and finish; gap filling applies to its tracks."""
+    frames = [f for f in range(20) if f != 10]
+    det = make_dets(20, [(OBJECT_CLASS, moving(0, 2, frames))])
+    plain = track_video(det, TrackerConfig(fill_gaps=0), GreedyLinker())
+    assert [t.frames for t in plain] == [t.frames for t in greedy_link(det)]
+    filled = track_video(det, TrackerConfig(fill_gaps=2), GreedyLinker())
+    assert [t.frames for t in filled] == [t.frames for t in plain]  # two tracks: nothing to bridge inside one
+    assert [len(t.frames) for t in track_video(det, TrackerConfig(fill_gaps=2))] == [20]  # ByteTracker bridges it
 
 
 # ------------------------------------------------------------------------------ identities

@@ -2,11 +2,11 @@
 Something-Else identity assignment, and MOT evaluation (py-motmetrics).
 
     detections.py  detections JSON (Something-Else layout + score): load/validate/save
-    detector.py    detector building, weights from local files, training data, inference
-    train_detector.py  the training loop behind `python -m tracking train-detector`
+    detector.py    detector building, weights from local files, training samples, inference, checkpoints
+    train_detector.py  `python -m tracking train-detector`: options, training loop, held-out AP, run folder
     ap.py          box average precision
     kalman.py      constant-velocity Kalman filter
-    tracker.py     ByteTrack-style two-stage association, class-aware
+    tracker.py     ByteTrack-style two-stage association, class-aware; the `Tracker` protocol any tracker meets
     identities.py  tracks -> `hand`, `0000`, `0001`, ... (the Something-Else ids)
     mot_eval.py    MOTA / IDF1 / ID switches / precision / recall per video and overall
     simulate.py    detections from ground truth with detector-like errors; greedy IoU linker
@@ -14,8 +14,8 @@ The detector modules import torch; the others need only numpy/scipy (and motmetr
 """
 from .detections import CLASSES, VideoDetections, load_detections, save_detections
 from .identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
-from .tracker import ByteTracker, Track, TrackerConfig, fill_gaps, track_video
+from .tracker import ByteTracker, Track, Tracker, TrackerConfig, fill_gaps, run_tracker, track_video
 
 __all__ = ["CLASSES", "VideoDetections", "load_detections", "save_detections", "IdentityConfig",
            "assign_identities", "identities_to_records", "tracks_to_records", "ByteTracker", "Track",
-           "TrackerConfig", "fill_gaps", "track_video"]
+           "Tracker", "TrackerConfig", "fill_gaps", "run_tracker", "track_video"]

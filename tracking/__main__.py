@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import Parser, run_main
+from common.cli import Parser, command
 from common.errors import UserError
 from common.files import output_file, refuse_input_overwrite
 from datasets.video import expand_videos
@@ -96,6 +96,13 @@ def _count(minimum: int):
     return parse
 
 
+def _add_counts(group, config, rows: list[tuple[str, int, str]]) -> None:
+    """Whole-number options (flag, minimum, help with "{}" for the default) defaulting to `config`'s fields."""
+    for flag, minimum, text in rows:
+        default = getattr(config, flag[2:].replace("-", "_"))
+        group.add_argument(flag, type=_count(minimum), default=default, help=text.format(default))
+
+
 def _add_tracker_options(p: argparse.ArgumentParser) -> None:
     from .identities import IdentityConfig
     from .tracker import TrackerConfig
@@ -112,21 +119,15 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
                    help="association similarity: iou, or diou (IoU minus normalised centre distance: still "
                         "ranks boxes that stopped overlapping, e.g. fast hands; try it with --match-iou 0) "
                         "(default iou)")
-    g.add_argument("--min-hits", type=_count(1), default=t.min_hits,
-                   help=f"consecutive hits before a track is born (default {t.min_hits})")
-    g.add_argument("--max-gap", type=_count(0), default=t.max_gap,
-                   help=f"frames a lost track waits before it ends (default {t.max_gap} = 1 s)")
-    g.add_argument("--fill-gaps", type=_count(0), default=t.fill_gaps,
-                   help=f"interpolate a track over gaps up to this many frames, 0 = off (default {t.fill_gaps})")
+    _add_counts(g, t, [("--min-hits", 1, "consecutive hits before a track is born (default {})"),
+                       ("--max-gap", 0, "frames a lost track waits before it ends (default {} = 1 s)"),
+                       ("--fill-gaps", 0, "interpolate a track over gaps up to this many frames, 0 = off (default {})")])
     g.add_argument("--output-boxes", choices=("filtered", "detection"), default=t.output,
                    help="write Kalman-filtered boxes or the matched detection boxes (default filtered)")
     g = p.add_argument_group("identities (Something-Else ids)", IDENTITY_RULE)
-    g.add_argument("--max-objects", type=_count(0), default=i.max_objects,
-                   help=f"object identities kept per video (default {i.max_objects})")
-    g.add_argument("--min-detections", type=_count(1), default=i.min_detections,
-                   help=f"detected frames a track needs to be kept (default {i.min_detections})")
-    g.add_argument("--stitch-gap", type=_count(0), default=i.stitch_gap,
-                   help=f"largest gap (frames) over which two object tracks may be joined (default {i.stitch_gap})")
+    _add_counts(g, i, [("--max-objects", 0, "object identities kept per video (default {})"),
+                       ("--min-detections", 1, "detected frames a track needs to be kept (default {})"),
+                       ("--stitch-gap", 0, "largest gap (frames) over which two object tracks may be joined (default {})")])
     g.add_argument("--raw", action="store_true",
                    help="write every track under its tracker id (h<id>/o<id>) instead of Something-Else ids "
                         "(for evaluating the tracker itself; the models expect the default)")
@@ -343,7 +344,7 @@ COMMANDS = {"train-detector": None, "detect": cmd_detect, "track": cmd_track, "e
 
 
 def cmd_train(args) -> int:
-    from .detector import TrainOptions
+    from .train_detector import TrainOptions
     from .train_detector import tqdm_progress, train
 
     _set_threads(args.threads)
@@ -364,9 +365,7 @@ def cmd_train(args) -> int:
 COMMANDS["train-detector"] = cmd_train
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: COMMANDS[args.command](args))
+main = command(build_parser, lambda args: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from datasets.annotations import HAND, VideoBoxes, finite_number, frame_name, frame_number
+from datasets.annotations import HAND, VideoBoxes, finite_number, frame_name, record_box, record_frame
 from common.errors import UserError
 from common.jsonio import read_json, write_json
 
@@ -105,12 +105,7 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
     last = -1
     for pos, rec in enumerate(records):
         where = f"{source}: video {video_id}, frame record {pos}"
-        if not isinstance(rec, dict) or "name" not in rec:
-            raise UserError(f"{where}: expected an object with 'name' and 'labels'")
-        try:
-            f = frame_number(str(rec["name"]))
-        except ValueError as e:
-            raise UserError(f"{where}: {e}") from None
+        f = record_frame(rec, where)
         if f in seen:
             raise UserError(f"{where}: frame {rec['name']} is listed twice")
         seen.add(f)
@@ -120,13 +115,7 @@ def parse_detections(video_id: str, records: object, source: str | os.PathLike =
             raise UserError(f"{where} ({rec['name']}): missing or malformed 'labels' list")
         for j, lab in enumerate(labs):
             w = f"{source}: video {video_id}, frame {rec['name']}, label {j}"
-            if not isinstance(lab, dict) or not isinstance(lab.get("box2d"), dict):
-                raise UserError(f"{w}: expected an object with 'box2d'")
-            box = lab["box2d"]
-            for key in ("x1", "y1", "x2", "y2"):
-                if key not in box:
-                    raise UserError(f"{w}: box2d has no '{key}'")
-            x1, y1, x2, y2 = (finite_number(box[k], w, f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
+            x1, y1, x2, y2 = record_box(lab, w)
             if x2 < x1 or y2 < y1:
                 raise UserError(f"{w}: inverted box (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}); boxes are "
                                 "(x1, y1, x2, y2) pixels with x1 <= x2, y1 <= y2 (was (x, y, w, h) written?)")

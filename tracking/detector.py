@@ -3,12 +3,13 @@
 Architectures (`ARCHS`): `mobilenet_v3` = `fasterrcnn_mobilenet_v3_large_fpn` (for the CPU) and
 `resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU). Models are always built with
 `weights=None, weights_backbone=None`: nothing is downloaded. Weights come from local files only:
-- `backbone_weights`: an ImageNet classification state dict of the backbone (torchvision's
-  `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with the same keys);
-  the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages train, as
-  torchvision does for pretrained backbones;
-- `init`: a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or a checkpoint of
-  this module): every tensor whose name and shape match is loaded (the 91-class COCO head is not).
+- `backbone_weights` (`load_backbone_from_classifier`): an ImageNet classification state dict of the
+  backbone (torchvision's `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with
+  the same keys); the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages
+  train, as torchvision does for pretrained backbones;
+- `init` (`load_detector_init`): a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or
+  a checkpoint of this module): every tensor whose name and shape match is loaded (the 91-class COCO
+  head is not).
 A checkpoint of this module carries its `DetectorSpec`, so `load_detector(path)` alone rebuilds it.
 
 Frames: a video (or frame folder) is decoded at 12 fps; decoded frame i carries the boxes of
@@ -18,9 +19,8 @@ each training video per epoch (fresh ones every epoch, seeded); held-out AP uses
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.checkpoint import check_format, load_state, read_torch_file, save_checkpoint
+from common.checkpoint import check_format, load_state, read_state_dict, read_torch_file, save_checkpoint
 from common.errors import UserError
+from common.freeze import freeze_batchnorm
 from datasets.annotations import HAND, VideoBoxes
 from datasets.video import open_video, video_id_of
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
@@ -107,26 +108,11 @@ def build_detector(spec: DetectorSpec) -> nn.Module:
                                  rpn_post_nms_top_n_train=spec.proposals_train,
                                  box_batch_size_per_image=spec.roi_samples)
     if spec.frozen_bn:
-        _freeze_batchnorm(model.backbone.body)
+        freeze_batchnorm(model.backbone.body)
     layers = spec.trainable_layers if spec.trainable_layers is not None else (3 if spec.frozen_bn else None)
     if layers is not None:
         _freeze_stages(model.backbone.body, spec.arch, layers)
     return model
-
-
-def _freeze_batchnorm(module: nn.Module) -> None:
-    from torchvision.ops.misc import FrozenBatchNorm2d
-
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            frozen.weight.copy_(child.weight.detach())
-            frozen.bias.copy_(child.bias.detach())
-            frozen.running_mean.copy_(child.running_mean)
-            frozen.running_var.copy_(child.running_var)
-            setattr(module, name, frozen)
-        else:
-            _freeze_batchnorm(child)
 
 
 def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
@@ -148,17 +134,6 @@ def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
                 p.requires_grad_(False)
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    obj = read_torch_file(path, "weights file")
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{path}: expected a state dict (parameter name -> tensor)")
-    return obj
-
-
 def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_fraction: float, what: str) -> dict:
     own = {k: v for k, v in target.state_dict().items() if not k.endswith("num_batches_tracked")}
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
@@ -169,9 +144,11 @@ def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_
     return {"loaded": len(usable), "of": len(own), "skipped": sorted(k for k in state if k not in usable)}
 
 
-def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
-    """Load an ImageNet classification state dict into the detector's backbone body."""
-    state = _read_state_dict(path)
+def load_backbone_from_classifier(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
+    """Load the backbone body from a classification network's state dict (torchvision's ImageNet
+    `mobilenet_v3_large-*.pth` / `resnet50-*.pth`, or any with the same keys): the tensors that match by
+    name and shape (at least 90% of the body's), the classifier's own layers left out."""
+    state = read_state_dict(path)
     if arch == "mobilenet_v3":  # classification keys "features.N..." -> body "N..."
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
     else:  # resnet: the body keeps conv1/bn1/layer1-4; drop the classifier
@@ -182,7 +159,7 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) 
 
 def load_detector_init(model: nn.Module, path: str | os.PathLike) -> dict:
     """Load a detector state dict (same architecture; the class head may differ)."""
-    return _load_matching(model, _read_state_dict(path), path, 0.8, "detector")
+    return _load_matching(model, read_state_dict(path), path, 0.8, "detector")
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -356,96 +333,3 @@ def load_detector(path: str | os.PathLike, device: torch.device | str = "cpu") -
     model = build_detector(spec)
     load_state(model, ckpt["model"], f"{ckpt['path']} ({spec.arch} detector)")
     return model.to(device).eval(), spec
-
-
-# -------------------------------------------------------------------------------- train/eval
-
-def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
-    """LR factor per iteration: linear warm-up from 0.001, then cosine decay to 0."""
-    def factor(it: int) -> float:
-        if it < warmup_iters:
-            return 0.001 + (1 - 0.001) * it / max(1, warmup_iters)
-        progress = (it - warmup_iters) / max(1, total_iters - warmup_iters)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
-
-
-def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
-                    scaler=None, progress=None) -> dict:
-    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
-    model.train()
-    sums: dict[str, float] = {}
-    steps = frames = 0
-    it = progress(loader, f"epoch {epoch}") if progress else loader
-    for images, targets in it:
-        if not images:
-            continue
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-        with torch.autocast(device.type, enabled=scaler is not None):
-            losses = model(images, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        steps += 1
-        frames += len(images)
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-        if progress and hasattr(it, "set_postfix"):
-            it.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
-    out = {k: v / max(1, steps) for k, v in sums.items()}
-    out.update({"steps": steps, "frames": frames, "lr": optimizer.param_groups[0]["lr"]})
-    return out
-
-
-def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None) -> dict:
-    """Box AP (see `ap.py`) of the model on a loader of held-out frames."""
-    from .ap import box_ap
-
-    preds, gts = [], []
-    it = progress(loader, "held-out AP") if progress else loader
-    for images, targets in it:
-        if not images:
-            continue
-        preds += predict(model, images, device)
-        gts += [{"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1} for t in targets]
-    return box_ap(preds, gts, classes)
-
-
-@dataclass
-class TrainOptions:
-    out: str
-    boxes: str
-    videos: str
-    split: str | None = None
-    val_fraction: float = 0.2
-    arch: str = "mobilenet_v3"
-    min_size: int | None = None
-    max_size: int | None = None
-    backbone_weights: str | None = None
-    init: str | None = None
-    trainable_layers: int | None = None
-    epochs: int | None = 12  # None: 12, or the run's own when resuming
-    frames_per_video: int = 4
-    eval_frames_per_video: int = 8
-    batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 100
-    workers: int = 0
-    device: str = "auto"
-    amp: bool = False
-    seed: int = 0
-    max_videos: int | None = None
-    extra: dict = field(default_factory=dict)

@@ -21,17 +21,19 @@ import numpy as np
 from datasets.annotations import HAND, VideoBoxes
 from .detections import HAND_CLASS, OBJECT_CLASS, VideoDetections
 from .geometry import iou_matrix
-from .tracker import Track
+from .tracker import Track, run_tracker
 
 
 @dataclass
 class Perturbation:
-    jitter: float = 0.05
-    miss_rate: float = 0.1
-    burst_rate: float = 0.3
-    fp_rate: float = 0.3
-    dup_rate: float = 0.05
-    flip_rate: float = 0.02
+    """A detector's typical errors, as rates (see the module docstring for how each is drawn)."""
+
+    jitter: float = 0.05  # box centre and size noise, relative to the box size
+    miss_rate: float = 0.1  # a true box is not detected
+    burst_rate: float = 0.3  # a track has an occlusion burst (3-8 frames missed or low-scored)
+    fp_rate: float = 0.3  # false positives per frame (Poisson mean)
+    dup_rate: float = 0.05  # a true box is detected twice (shifted, lower score)
+    flip_rate: float = 0.02  # a true box gets the other class
 
 
 def perturb_video(vb: VideoBoxes, rng: np.random.Generator, p: Perturbation | None = None,
@@ -91,24 +93,31 @@ def _clip(box, W: float, H: float) -> tuple[float, float, float, float]:
     return (x1, y1, max(x2, x1 + 1.0), max(y2, y1 + 1.0))
 
 
-def greedy_link(det: VideoDetections, min_score: float = 0.5, min_iou: float = 0.3) -> list[Track]:
+class GreedyLinker:
     """The floor: each detection scoring >= `min_score` joins the same-class track of the previous
     frame it overlaps most (greedy, highest IoU first, IoU >= `min_iou`), else starts a new track.
-    No motion model, no gap bridging, no low-score recovery."""
-    tracks: list[Track] = []
-    prev: list[Track] = []
-    next_id = 1
-    for f, xyxy, score, label in det.frames():
-        keep = (score >= min_score) & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    No motion model, no gap bridging, no low-score recovery. A `tracker.Tracker`."""
+
+    def __init__(self, min_score: float = 0.5, min_iou: float = 0.3):
+        self.min_score, self.min_iou = min_score, min_iou
+        self.tracks: list[Track] = []
+        self.prev: list[Track] = []  # the tracks of the previous frame
+        self.frame = -1
+        self._next_id = 1
+
+    def update(self, xyxy: np.ndarray, score: np.ndarray, label: np.ndarray) -> list[Track]:
+        self.frame += 1
+        f = self.frame
+        keep = (score >= self.min_score) & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         xyxy, score, label = xyxy[keep], score[keep], label[keep]
-        cur: list[Track] = []
+        prev, cur = self.prev, []
         iou = iou_matrix(np.array([t.boxes[-1] for t in prev]).reshape(-1, 4), xyxy)
         if iou.size:
             iou = np.where(np.array([t.label for t in prev])[:, None] == label[None, :], iou, 0.0)
         taken_t, taken_d = set(), set()
         for flat in np.argsort(-iou, axis=None, kind="stable") if iou.size else []:
             r, c = divmod(int(flat), iou.shape[1])
-            if iou[r, c] < min_iou:
+            if iou[r, c] < self.min_iou:
                 break
             if r in taken_t or c in taken_d:
                 continue
@@ -119,10 +128,18 @@ def greedy_link(det: VideoDetections, min_score: float = 0.5, min_iou: float = 0
             cur.append(t)
         for c in range(len(xyxy)):
             if c not in taken_d:
-                t = Track(next_id, int(label[c]), [f], [xyxy[c].astype(np.float64)], [float(score[c])], [True],
+                t = Track(self._next_id, int(label[c]), [f], [xyxy[c].astype(np.float64)], [float(score[c])], [True],
                           state="tracked")
-                next_id += 1
-                tracks.append(t)
+                self._next_id += 1
+                self.tracks.append(t)
                 cur.append(t)
-        prev = cur
-    return tracks
+        self.prev = cur
+        return cur
+
+    def finish(self) -> list[Track]:
+        return self.tracks
+
+
+def greedy_link(det: VideoDetections, min_score: float = 0.5, min_iou: float = 0.3) -> list[Track]:
+    """`GreedyLinker` over one video's detections."""
+    return run_tracker(GreedyLinker(min_score, min_iou), det)

@@ -19,10 +19,15 @@ never takes an object detection (and vice versa).
 Offline extras (the whole video is known): a confirmed track keeps the boxes of its tentative
 frames, and `fill_gaps` can interpolate the frames a track was lost for (linear, up to a gap).
 Output boxes are the Kalman posterior (`output="filtered"`, smoother) or the matched detection.
+
+Any tracker with the same two methods (`Tracker`: `update` per frame -> tracks, `finish` -> tracks)
+runs through `run_tracker` / `track_video` and `actions.infer` in its place, e.g. the greedy linker
+of `simulate.py`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -232,6 +237,26 @@ class ByteTracker:
         return sorted(done, key=lambda t: t.track_id)
 
 
+class Tracker(Protocol):
+    """A multi-object tracker: detections of one frame at a time, in order, then the video's tracks."""
+
+    def update(self, xyxy: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> list[Track]:
+        """Next frame's detections (boxes [k,4] xyxy pixels, scores [k], class indices [k]); the tracks
+        matched on this frame."""
+        ...
+
+    def finish(self) -> list[Track]:
+        """Every track of the video (ended and still alive)."""
+        ...
+
+
+def run_tracker(tracker: Tracker, det: VideoDetections) -> list[Track]:
+    """Feed one video's detections to `tracker`, frame by frame (empty frames included)."""
+    for _, xyxy, score, label in det.frames():
+        tracker.update(xyxy, score, label)
+    return tracker.finish()
+
+
 def fill_gaps(tracks: list[Track], max_gap: int) -> list[Track]:
     """Linearly interpolate each track over the frames it was lost for, when the gap is at most
     `max_gap` frames. Interpolated boxes get the lower score of their two ends and detected=False."""
@@ -260,10 +285,10 @@ def fill_gaps(tracks: list[Track], max_gap: int) -> list[Track]:
     return tracks
 
 
-def track_video(det: VideoDetections, config: TrackerConfig | None = None) -> list[Track]:
-    """Track one video's detections (frames 0..num_frames-1, empty frames included)."""
+def track_video(det: VideoDetections, config: TrackerConfig | None = None,
+                tracker: Tracker | None = None) -> list[Track]:
+    """Track one video's detections (frames 0..num_frames-1, empty frames included) with `tracker`
+    (default: a `ByteTracker` of `config`), then fill gaps up to `config.fill_gaps` frames."""
     config = config or TrackerConfig()
-    tracker = ByteTracker(config)
-    for _, xyxy, score, label in det.frames():
-        tracker.update(xyxy, score, label)
-    return fill_gaps(tracker.finish(), config.fill_gaps)
+    tracks = run_tracker(tracker if tracker is not None else ByteTracker(config), det)
+    return fill_gaps(tracks, config.fill_gaps)

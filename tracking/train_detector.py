@@ -18,45 +18,128 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from common.checkpoint import rng_state, save_checkpoint, set_rng_state
+from common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from common.errors import UserError
 from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
 from datasets.annotations import open_boxes
+from datasets.split_layout import split_files
 from datasets.video import list_videos
-from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, TrainOptions, VideoItem, build_detector, collate,
-                       default_spec, evaluate_ap, load_backbone_weights, load_detector_init, read_checkpoint,
-                       train_one_epoch, warmup_cosine)
+from .detections import CLASSES
+from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, VideoItem, build_detector, collate, default_spec,
+                       load_backbone_from_classifier, load_detector_init, predict, read_checkpoint)
+
+
+def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
+    """LR factor per iteration: linear warm-up from 0.001, then cosine decay to 0."""
+    def factor(it: int) -> float:
+        if it < warmup_iters:
+            return 0.001 + (1 - 0.001) * it / max(1, warmup_iters)
+        progress = (it - warmup_iters) / max(1, total_iters - warmup_iters)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
+                    scaler=None, progress=None) -> dict:
+    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
+    model.train()
+    sums: dict[str, float] = {}
+    steps = frames = 0
+    it = progress(loader, f"epoch {epoch}") if progress else loader
+    for images, targets in it:
+        if not images:
+            continue
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+        with torch.autocast(device.type, enabled=scaler is not None):
+            losses = model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        steps += 1
+        frames += len(images)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+        if progress and hasattr(it, "set_postfix"):
+            it.set_postfix(loss=f"{sums['loss'] / steps:.3f}")
+    out = {k: v / max(1, steps) for k, v in sums.items()}
+    out.update({"steps": steps, "frames": frames, "lr": optimizer.param_groups[0]["lr"]})
+    return out
+
+
+def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None) -> dict:
+    """Box AP (see `ap.py`) of the model on a loader of held-out frames."""
+    from .ap import box_ap
+
+    preds, gts = [], []
+    it = progress(loader, "held-out AP") if progress else loader
+    for images, targets in it:
+        if not images:
+            continue
+        preds += predict(model, images, device)
+        gts += [{"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1} for t in targets]
+    return box_ap(preds, gts, classes)
+
+
+@dataclass
+class TrainOptions:
+    out: str
+    boxes: str
+    videos: str
+    split: str | None = None
+    val_fraction: float = 0.2
+    arch: str = "mobilenet_v3"
+    min_size: int | None = None
+    max_size: int | None = None
+    backbone_weights: str | None = None
+    init: str | None = None
+    trainable_layers: int | None = None
+    epochs: int | None = 12  # None: 12, or the run's own when resuming
+    frames_per_video: int = 4
+    eval_frames_per_video: int = 8
+    batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    max_videos: int | None = None
+    extra: dict = field(default_factory=dict)
 
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids) from a split folder."""
-    from datasets.ssv2 import find_metadata
-
-    folder = Path(split)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: split folder not found (expected train.json and validation.json)")
-    names = {"train": None, "validation": None}
-    for part, options in {"train": ("train.json", "training.json", "base_training_set.json"),
-                          "validation": ("validation.json", "val.json", "base_validation_set.json")}.items():
-        names[part] = next((folder / o for o in options if (folder / o).is_file()), None)
-    ssv2 = find_metadata(folder)
-    names["train"] = names["train"] or ssv2.get("train")
-    names["validation"] = names["validation"] or ssv2.get("validation")
-    if names["train"] is None or names["validation"] is None:
-        raise UserError(f"{folder}: needs a train list and a validation list (train.json + validation.json, "
+    """(train ids, held-out ids) from a split folder (any spelling `datasets.split_layout` reads)."""
+    files = split_files(split, "--split", need_labels=False)
+    if files.train is None or "validation" not in files.sets:
+        raise UserError(f"{files.folder}: needs a train list and a validation list (train.json + validation.json, "
                         "or something-something-v2-train.json + -validation.json)")
     out = []
-    for part in ("train", "validation"):
-        data = read_json(names[part])
+    for path in (files.train, files.sets["validation"]):
+        data = read_json(path)
         if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
-            raise UserError(f"{names[part]}: expected a JSON list of records with an 'id'")
+            raise UserError(f"{path}: expected a JSON list of records with an 'id'")
         out.append([str(r["id"]) for r in data])
     return out[0], out[1]
 
@@ -163,7 +246,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     loaded = {}
     if ckpt is None:
         if opts.backbone_weights:
-            loaded["backbone"] = load_backbone_weights(model, opts.backbone_weights, spec.arch)
+            loaded["backbone"] = load_backbone_from_classifier(model, opts.backbone_weights, spec.arch)
             log(f"backbone weights: {loaded['backbone']['loaded']}/{loaded['backbone']['of']} tensors from {opts.backbone_weights}")
         if opts.init:
             loaded["init"] = load_detector_init(model, opts.init)
@@ -185,7 +268,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     scaler = torch.amp.GradScaler("cuda") if opts.amp and device.type == "cuda" else None
     start_epoch, best, metrics = 0, {"epoch": -1, "map50": -1.0}, []
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        load_state(model, ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # --epochs may have grown

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import scene as _scene
 from . import stin as _stin
-from .fusion import FusionModel, ScoreEnsemble, fuse_scores, freeze_
+from .fusion import FusionModel, ScoreEnsemble, fuse_scores
 from .i3d import I3DResNet50, i3d_r50
 from .scene import SceneModel, load_backbone_weights, read_state_dict
 from .stin import STIN, stin_official, stin_preset
@@ -117,7 +117,6 @@ __all__ = [
     "SceneModel",
     "ScoreEnsemble",
     "create_model",
-    "freeze_",
     "fuse_scores",
     "load_backbone_weights",
     "model_kwargs",

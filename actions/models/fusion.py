@@ -4,7 +4,8 @@ Two ways, as in the paper's tables:
 - `FusionModel`: feature-level fusion, concat(scene feature, STIN feature) -> MLP classifier,
   trained jointly or with a stream frozen (e.g. the scene stream loaded from its checkpoint).
 - `ScoreEnsemble` / `fuse_scores`: separately trained models, weighted mean of softmax scores
-  (the "I3D, STIN+OIE+NL" rows).
+  (the "I3D, STIN+OIE+NL" rows). `fuse_scores` is the one score fusion of the project: the ensemble
+  module, `actions.evaluate --ensemble` and `actions.infer` with several checkpoints use it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-
-def freeze_(module: nn.Module) -> nn.Module:
-    """No gradients and eval mode (BatchNorm statistics and dropout fixed)."""
-    module.requires_grad_(False)
-    return module.eval()
+from common.errors import UserError
+from common.freeze import freeze
 
 
 class FusionModel(nn.Module):
@@ -56,14 +54,7 @@ class FusionModel(nn.Module):
         self.needs_rgb_boxes = any(getattr(m, "needs_rgb_boxes", False) for m in (scene, stin))
         for stream, frozen in ((scene, freeze_scene), (stin, freeze_stin)):
             if frozen:
-                freeze_(stream)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for stream, frozen in ((self.scene, self.freeze_scene), (self.stin, self.freeze_stin)):
-            if frozen:
-                stream.eval()
-        return self
+                freeze(stream)
 
     @staticmethod
     def _features(stream: nn.Module, frozen: bool, batch: dict) -> torch.Tensor:
@@ -85,20 +76,24 @@ class FusionModel(nn.Module):
         return self.classifier(self.features(batch))
 
 
-def fuse_scores(logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None) -> torch.Tensor:
+def fuse_scores(scores: Sequence, weights: Sequence[float] | None = None, *,
+                probabilities: bool = False) -> torch.Tensor:
     """Weighted mean of the softmax scores of several models: [B,K] probabilities.
 
-    Weights are normalised to sum to 1 (default: equal weights).
+    `scores`: each model's logits [B,K] (tensors or arrays), or with `probabilities=True` its softmax
+    scores already (e.g. the `scores.npz` of a run; their dtype is kept). Weights are normalised to sum
+    to 1 (default: equal weights).
     """
-    if not logits:
-        raise ValueError("fuse_scores: no scores given")
-    weights = [1.0] * len(logits) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(logits):
-        raise ValueError(f"fuse_scores: {len(logits)} score sets but {len(weights)} weights")
+    if len(scores) == 0:
+        raise UserError("score fusion: no scores given")
+    weights = [1.0] * len(scores) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(scores):
+        raise UserError(f"score fusion: {len(scores)} score sets but {len(weights)} weights")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"fuse_scores: weights must be >= 0 with a positive sum, got {weights}")
+        raise UserError(f"score fusion: weights must be >= 0 with a positive sum, got {weights}")
     total = sum(weights)
-    return sum(w / total * x.float().softmax(-1) for w, x in zip(weights, logits))
+    probs = [torch.as_tensor(x) if probabilities else torch.as_tensor(x).float().softmax(-1) for x in scores]
+    return sum(w / total * p for w, p in zip(weights, probs))
 
 
 class ScoreEnsemble(nn.Module):

@@ -21,33 +21,12 @@ import torch
 from torch import nn
 from torchvision.models import video as tvv
 
+from common.checkpoint import read_state_dict
+
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")  # classification heads of torchvision models
 
 
 # ----------------------------------------------------------------------------- weights
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from a local file: a plain state dict, or a checkpoint dict holding
-    it under 'model' or 'state_dict'. A DDP 'module.' prefix is removed."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, non-torch files
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(
-            f"{path}: expected a state dict (name -> tensor), or a dict with one under "
-            f"'model' or 'state_dict'"
-        )
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def _preview(keys: Iterable[str], n: int = 8) -> str:
     keys = sorted(keys)
     more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""

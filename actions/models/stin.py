@@ -29,6 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.freeze import freeze_batchnorm
+
+from .layers import masked_apply, masked_mean
+
 NUM_BOX_IDS = 3  # 0 empty, 1 hand, 2 object
 VARIANTS = {  # variant -> (oie, nonlocal_layers)
     "stin": (False, 0),
@@ -47,32 +51,6 @@ def _mlp2(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
         nn.BatchNorm1d(d_out),
         nn.ReLU(),
     )
-
-
-def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int) -> torch.Tensor:
-    """Apply a row-wise `fn` ([M,D] -> [M,out_dim]) to x[..., D] where `mask` is True.
-
-    Rows where `mask` is False are zero in the output. Gathering the real rows (instead of
-    zeroing afterwards) is what keeps padding out of BatchNorm's batch statistics.
-    """
-    lead = x.shape[:-1]
-    if mask is None:
-        return fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
-    rows = x[mask]
-    if rows.shape[0] == 0:  # no real entry in the whole batch
-        return x.new_zeros(*lead, out_dim)
-    y = fn(rows)
-    out = y.new_zeros(*lead, out_dim)
-    out[mask] = y
-    return out
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """Mean of x over `dim` counting only entries where mask (x.shape minus the last dim)."""
-    if mask is None:
-        return x.mean(dim)
-    w = mask.unsqueeze(-1).to(x.dtype)
-    return (x * w).sum(dim) / w.sum(dim).clamp(min=1)
 
 
 class NonLocal1d(nn.Module):
@@ -173,20 +151,7 @@ class STIN(nn.Module):
             nn.Linear(512, num_classes),
         )
         if freeze_bn:
-            for m in self._batch_norms():
-                m.weight.requires_grad_(False)
-                m.bias.requires_grad_(False)
-            self.train(self.training)
-
-    def _batch_norms(self):
-        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_bn:
-            for m in self._batch_norms():
-                m.eval()
-        return self
+            freeze_batchnorm(self)
 
     def _check(self, boxes, box_ids, box_mask):
         want = (self.num_frames, self.num_slots)

@@ -31,7 +31,7 @@ from torch import nn
 from torchvision.ops import box_convert, roi_align
 
 from .scene import SceneModel
-from .stin import masked_mean, masked_apply
+from .layers import masked_apply, masked_mean
 
 
 def node_boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:

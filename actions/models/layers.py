@@ -1,0 +1,36 @@
+"""Masked row-wise ops shared by the box models (STIN) and the region-graph model (STRG).
+
+Both work on padded sets: box slots that may be empty, frames without a box, tracks that never
+appear. A mask marks the real entries; these ops keep the padding out of every result and out of
+BatchNorm's batch statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int) -> torch.Tensor:
+    """Apply a row-wise `fn` ([M,D] -> [M,out_dim]) to x[..., D] where `mask` is True.
+
+    Rows where `mask` is False are zero in the output. Gathering the real rows (instead of
+    zeroing afterwards) is what keeps padding out of BatchNorm's batch statistics.
+    """
+    lead = x.shape[:-1]
+    if mask is None:
+        return fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
+    rows = x[mask]
+    if rows.shape[0] == 0:  # no real entry in the whole batch
+        return x.new_zeros(*lead, out_dim)
+    y = fn(rows)
+    out = y.new_zeros(*lead, out_dim)
+    out[mask] = y
+    return out
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Mean of x over `dim` counting only entries where mask (x.shape minus the last dim)."""
+    if mask is None:
+        return x.mean(dim)
+    w = mask.unsqueeze(-1).to(x.dtype)
+    return (x * w).sum(dim) / w.sum(dim).clamp(min=1)
