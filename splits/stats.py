@@ -167,6 +167,13 @@ def stats(path: str | os.PathLike, plot: bool = True, out: str | os.PathLike | N
     if bias:
         data["noun_bias"] = bias
         lines.append(format_noun_bias(bias))
+    if "train" in parts and "validation" in parts:
+        shortcut = noun_shortcut(parts["train"], parts["validation"])
+        if shortcut:
+            data["noun_shortcut"] = shortcut
+            lines.append(f"  noun shortcut: the noun's most frequent training template is right on "
+                         f"{100 * shortcut['accuracy']:.1f}% of the {shortcut['videos']:,} single-object validation "
+                         f"videos (the most frequent training template alone: {100 * shortcut['majority_accuracy']:.1f}%)")
     out = Path(out) if out is not None else folder.path
     out.mkdir(parents=True, exist_ok=True)
     if parts:
@@ -265,6 +272,23 @@ def noun_bias(records: list[Record], min_noun_videos: int = 10, permutations: in
         "templates_per_noun_median": real["templates_per_noun"],
     })
     return out
+
+
+def noun_shortcut(train: list[Record], validation: list[Record]) -> dict:
+    """The shortcut an appearance model can learn, measured across the sides of a split: each
+    single-object validation video's template predicted as the most frequent training template of its
+    noun (unseen nouns: the most frequent training template). High on the shuffled control, near or
+    below chance on a compositional split, whose validation pairs never occur in training."""
+    tr, va = single_object_pairs(train), single_object_pairs(validation)
+    if not tr or not va:
+        return {}
+    by_noun: dict[str, Counter] = {}
+    for tpl, noun in tr:
+        by_noun.setdefault(noun, Counter())[tpl] += 1
+    overall = Counter(tpl for tpl, _ in tr).most_common(1)[0][0]
+    guess = {noun: c.most_common(1)[0][0] for noun, c in by_noun.items()}
+    return {"videos": len(va), "accuracy": sum(guess.get(n, overall) == t for t, n in va) / len(va),
+            "majority_accuracy": sum(t == overall for t, _ in va) / len(va)}
 
 
 def format_noun_bias(figures: dict[str, dict], reference: dict | None = SSV2_VALIDATION_BIAS) -> str:

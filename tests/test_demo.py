@@ -10,7 +10,7 @@ from actions.demo import main
 
 # 2 seeds, 1 epoch, 150 videos at the smallest size; 1- and 2-shot sets in 2 draws
 ARGS = ["--videos", "150", "--width", "96", "--height", "96", "--seeds", "0", "1", "--shots", "1", "2",
-        "--draws", "2", "--finetune-epochs", "5", "--workers", "2"]
+        "--draws", "2", "--workers", "2"]
 OVERRIDES = ["epochs=1", "workers=0", "lr_steps=[]"]
 
 

@@ -608,6 +608,7 @@ def test_split_stats_show_the_bias_of_each_side(ssv2, tmp_path, capsys):
     assert rc == 0 and "noun-verb bias (single-object templates)" in text
     bias = load(out / "stats.json")["noun_bias"]
     assert set(bias) == {"train", "validation"} and bias["train"]["videos"] > 0
+    assert "noun shortcut" in text and 0 <= load(out / "stats.json")["noun_shortcut"]["accuracy"] <= 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datasets.synthetic.bias import affinity
 from datasets.synthetic.generate import ANNOTATIONS, SYNTHETIC, make_spec, render_spec
 from datasets.synthetic.render import build_scene
 from datasets.synthetic.templates import TEMPLATE_BY_TEXT
-from splits.stats import SSV2_VALIDATION_BIAS, noun_bias
+from splits.stats import SSV2_VALIDATION_BIAS, noun_bias, noun_shortcut
 
 W, H, N, SEED = 192, 144, 8, 3  # small frames keep the tests fast; the geometry scales with the height
 META = ("something-something-v2-labels.json", "something-something-v2-train.json",
@@ -142,6 +142,11 @@ def test_split_tool_on_biased_metadata(tmp_path, capsys):
     for side in ("train", "validation"):
         side_bias = noun_bias(load_records(shuf / f"{side}.json"), min_noun_videos=5)
         assert side_bias["mutual_information_share"] > 0.05, side
+    # the noun -> template shortcut works across the shuffled split and fails across the compositional one
+    cut = {name: noun_shortcut(load_records(d / "train.json"), load_records(d / "validation.json"))
+           for name, d in (("comp", comp), ("shuf", shuf))}
+    assert cut["shuf"]["accuracy"] > cut["shuf"]["majority_accuracy"] + 0.05
+    assert cut["comp"]["accuracy"] < cut["comp"]["majority_accuracy"]
     capsys.readouterr()
 
 
