@@ -188,8 +188,7 @@ def fewshot_rows(streams: list[Stream], ensembles: list[str], data: Path, root: 
     folder = data / "splits" / "fewshot"
     files = {n: folder / n for n in ("base_labels.json", "base_training_set.json", "base_validation_set.json")}
     base_split = stage_split(root / "base_split", *files.values())
-    results, cfgs = train_streams(streams, [c for c in common if not c.startswith("split=")] + [f"split={base_split}"],
-                                  root, clock, "few-shot base")
+    results, cfgs = train_streams(streams, common + [f"split={base_split}"], root, clock, "few-shot base")
     out: dict[str, dict] = {s.key: {"base": results[s.key]["evaluation"]["top1"], "shots": {}} for s in streams}
     t = time.perf_counter()
     for s in streams:
@@ -241,11 +240,14 @@ def plot_gap(path: Path, rows: list[tuple[str, str]], table: dict) -> None:
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(rows) + 2), 4.2))
     x = np.arange(len(rows))
+    means = {}
     for i, (split, colour) in enumerate((("shuffled", "tab:blue"), ("compositional", "tab:orange"))):
         vals = [100 * np.array([v[0] for v in table[key][split]]) for key, _ in rows]
-        ax.bar(x + (i - 0.5) * 0.38, [v.mean() for v in vals], 0.38, yerr=[v.std(ddof=1) if len(v) > 1 else 0
-                                                                            for v in vals],
+        means[split] = np.array([v.mean() for v in vals])
+        ax.bar(x + (i - 0.5) * 0.38, means[split], 0.38, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
                capsize=3, color=colour, label=split)
+    for xi, a, b in zip(x, means["shuffled"], means["compositional"]):
+        ax.text(xi, max(a, b) + 4, f"gap {a - b:+.1f}", ha="center", fontsize=8)
     ax.set_xticks(x, [title.replace(" (", "\n(") for _, title in rows], fontsize=7)
     ax.set_ylabel("top-1 (%)")
     ax.set_ylim(0, 100)

@@ -215,6 +215,9 @@ def cmd_stats(args) -> int:
         raise UserError("--min-noun-videos must be at least 1")
     if stats.is_metadata(args.folder):
         text, _ = stats.metadata_stats(args.folder, args.min_noun_videos)
+    elif args.folder.is_dir() and not any(args.folder.glob("*.json")):
+        raise UserError(f"{args.folder}: no JSON files: neither SSv2 metadata (something-something-v2-train.json, "
+                        f"-validation.json) nor a split folder (labels.json, train.json, validation.json, ...)")
     else:
         text, _ = stats.stats(args.folder, plot=not args.no_plot, out=args.out, min_noun_videos=args.min_noun_videos)
     print(text)
