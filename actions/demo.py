@@ -272,6 +272,9 @@ def demo(args) -> int:
     if (out / "demo.json").exists() and read_json(out / "demo.json") != fingerprint:
         raise UserError(f"{out}: holds the runs of a demo with other data or few-shot settings "
                         f"({out / 'demo.json'}); choose another --out or remove it")
+    if not (out / "demo.json").exists() and any((out / split).exists() for split in ("compositional", "shuffled")):
+        raise UserError(f"{out}: holds runs of an older demo (no demo.json says on which data); "
+                        f"choose another --out or remove it")
     t = time.perf_counter()
     make_data(data, args)
     clock.add("data and splits", t)

@@ -76,3 +76,7 @@ def test_rerun_resumes_and_bad_settings_are_one_line(demo_run, capsys):
     assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + ARGS + ["--noun-bias", "none"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "other settings" in err and "noun_bias" in err
+    old = out.parent / "old_runs"
+    (old / "compositional").mkdir(parents=True)  # runs of a demo that wrote no demo.json
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(old)] + ARGS) == 2
+    assert "older demo" in capsys.readouterr().err
