@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from common.errors import UserError
+from common.files import write_text
 
 
 @dataclass
@@ -152,6 +153,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: config file not found")
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder, expected a YAML config file")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -172,7 +175,4 @@ def to_dict(cfg: TrainConfig) -> dict:
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    os.replace(tmp, path)
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -34,6 +34,8 @@ class SplitFiles:
 def split_files(split_dir: str | os.PathLike) -> SplitFiles:
     """The files of a split folder: labels.json, train.json and the other record lists in it."""
     folder = Path(split_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: is a file; split= expects a split folder (labels.json, train.json, ...)")
     if not folder.is_dir():
         raise UserError(f"{folder}: split folder not found (make one with `python -m splits compositional ...`)")
     labels = folder / "labels.json"
@@ -131,9 +133,15 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
     if cfg.eval_set:
         if cfg.eval_set not in files.sets:
             raise UserError(f"{cfg.split}: no {cfg.eval_set}.json (available: {', '.join(files.sets) or 'none'})")
-        eval_recs = load_records(files.sets[cfg.eval_set], labels)
+        eval_path = files.sets[cfg.eval_set]
+        eval_recs = load_records(eval_path, labels)
+        if not eval_recs:  # found now, not as a crash after the last epoch
+            raise UserError(f"{eval_path}: no records to evaluate (eval_set={cfg.eval_set}); "
+                            f"fill it, or set eval_set= to skip the final evaluation")
         evaluation = make_dataset(cfg, eval_recs, labels, train=False, views=tuple(cfg.eval_views),
-                                  source=str(files.sets[cfg.eval_set]), **kw)
+                                  source=str(eval_path), **kw)
+        if len(evaluation) == 0:
+            raise UserError(f"{eval_path}: none of its {len(eval_recs)} videos can be used ({evaluation.report})")
         report["evaluation"] = evaluation.report
     return Data(names, labels, train, holdout, evaluation, report)
 

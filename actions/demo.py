@@ -34,8 +34,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from common.cli import run_main
+from common.cli import Parser, run_main
 from common.errors import UserError
+from common.files import atomic_path, output_folder, write_text
 from common.jsonio import read_json, write_json
 from configs import CONFIG_DIR
 
@@ -255,15 +256,14 @@ def plot_gap(path: Path, rows: list[tuple[str, str]], table: dict) -> None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def demo(args) -> int:
     clock = Clock()
-    data, out = Path(args.data), Path(args.out)
+    data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     if args.draws < 1 or args.videos < 1:
         raise UserError("--draws and --videos must be at least 1")
     fingerprint = {**data_settings(args), "data": str(data.resolve()), "shots": list(args.shots),
@@ -370,7 +370,7 @@ def demo(args) -> int:
         lines += ["", "The paper's qualitative findings on these means:"] + checks
     note = "\n".join(lines)
     print("\n" + text + "\n\n" + note)
-    (out / "results.md").write_text(text + "\n\n" + note + "\n")
+    write_text(out / "results.md", text + "\n\n" + note + "\n")
     if {"compositional", "shuffled"} <= set(args.splits):
         plot_gap(out / "compositional_gap.png", [(k, titles[k]) for k in keys if k in table], table)
     summary["findings"] = checks
@@ -382,8 +382,8 @@ def demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m actions.demo", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
     p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.cli import run_main
+from common.checkpoint import load_checkpoint, load_state
+from common.cli import Parser, run_main
 from common.errors import UserError
+from common.files import atomic_path, output_folder
 from common.jsonio import write_json
 from datasets.ssv2 import class_names as ordered_names
 from datasets.ssv2 import load_labels, load_records
 
-from .checkpoint import load_checkpoint
 from .config import TrainConfig, apply
 from .data import eval_loader, make_dataset, model_inputs, split_files
 from .distributed import DistInfo, pick_device
@@ -31,11 +32,11 @@ from .models import create_model
 from .report import format_table
 
 
-def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
+def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", source: str = "checkpoint") -> nn.Module:
     """Rebuild the model a checkpoint was trained as and load its weights (no other file needed)."""
     args = {k: v for k, v in ckpt.get("model_args", {}).items() if not k.endswith("_checkpoint")}
     model = create_model(ckpt["model_name"], len(ckpt["class_names"]), **args)
-    model.load_state_dict(ckpt["model"])
+    load_state(model, ckpt["model"], source)
     return model.to(device).eval()
 
 
@@ -69,9 +70,14 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
         raise UserError(f"{files.labels}: its classes differ from those {path} was trained on")
     if args.set not in files.sets:
         raise UserError(f"{cfg.split}: no {args.set}.json (available: {', '.join(files.sets)})")
-    model = model_from_checkpoint(ckpt, device)
-    ds = make_dataset(cfg, load_records(files.sets[args.set], labels), labels, **model_inputs(model), train=False,
+    model = model_from_checkpoint(ckpt, device, path)
+    records = load_records(files.sets[args.set], labels)
+    if not records:
+        raise UserError(f"{files.sets[args.set]}: no records to evaluate")
+    ds = make_dataset(cfg, records, labels, **model_inputs(model), train=False,
                       views=tuple(cfg.eval_views), source=str(files.sets[args.set]))
+    if len(ds) == 0:
+        raise UserError(f"{files.sets[args.set]}: none of its {len(records)} videos can be scored ({ds.report})")
     if ds.report["kept"] < ds.report["records"]:
         print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
               f"({ds.report}); they are left out", file=sys.stderr)
@@ -82,6 +88,8 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
 
 
 def evaluate(args) -> int:
+    if args.out:
+        output_folder(args.out, "--out")
     device = pick_device(args.device)
     paths = [args.checkpoint] + list(args.ensemble or [])
     weights = args.weights or [1.0] * len(paths)
@@ -116,17 +124,18 @@ def evaluate(args) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out / "scores.npz", video_id=np.array(common), scores=fused if len(paths) > 1 else
-                            runs[0][2][[runs[0][1].index(v) for v in common]], label=labels,
-                            class_names=np.array(names))
+        with atomic_path(out / "scores.npz") as tmp:
+            np.savez_compressed(tmp, video_id=np.array(common), scores=fused if len(paths) > 1 else
+                                runs[0][2][[runs[0][1].index(v) for v in common]], label=labels,
+                                class_names=np.array(names))
         write_json(out / "results.json", results, indent=1)
         print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m actions.evaluate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by actions.train (best.pt)")
     p.add_argument("--split", help="split folder (default: the one the checkpoint was trained on)")
     p.add_argument("--set", default="validation", help="which record list of the split to score (default validation)")

@@ -31,13 +31,14 @@ import torch
 from scipy import stats
 from torch import nn
 
-from common.cli import run_main
+from common.checkpoint import load_checkpoint, save_checkpoint
+from common.cli import Parser, run_main
+from common.files import atomic_path, output_folder
 from common.errors import UserError
 from common.jsonio import read_json, write_json
 from datasets.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, draw_dir, find_file, find_shot_files
 from datasets.ssv2 import Record, class_names, load_labels, load_records
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, to_dict
 from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
@@ -175,8 +176,9 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
                              "model_args": ckpt.get("model_args", {}), "epoch": 0,
                              "config": {**to_dict(cfg), "split": str(folder), "trainable": "last",
                                         "init_checkpoint": str(base_run / "best.pt")}}, stage / "best.pt")
-            np.savez_compressed(stage / "scores.npz", video_id=np.array([r.id for r in va]), scores=softmax(logits),
-                                label=y_va, class_names=np.array(names))
+            with atomic_path(stage / "scores.npz") as tmp:
+                np.savez_compressed(tmp, video_id=np.array([r.id for r in va]), scores=softmax(logits), label=y_va,
+                                    class_names=np.array(names))
             write_json(stage / "results.json", {
                 "mode": "last", "shots": k, "draw": d, "base": str(base_run / "best.pt"),
                 "train_set": str(train_set), "train_videos": len(tr), "weight_decay": cfg.weight_decay, **fit,
@@ -191,7 +193,7 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
 # --------------------------------------------------------------------------- the CLI
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
-    folder, out = Path(args.fewshot), Path(cfg.out)
+    folder, out = Path(args.fewshot), output_folder(cfg.out, "out=")
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     missing = [n for n, p in files.items() if p is None]
     if missing:
@@ -238,8 +240,8 @@ def fewshot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.fewshot", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m actions.fewshot", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="training config (model, data paths, base-training recipe)")
     p.add_argument("--fewshot", required=True, help="few-shot split folder (python -m splits fewshot, or the official files)")
     p.add_argument("--shots", nargs="*", type=int, help="which k-shot sets (default: all in the folder)")

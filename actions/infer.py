@@ -42,15 +42,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from datasets.annotations import AnnotationFile, BoxSource, VideoBoxes, open_boxes
+from common.checkpoint import load_checkpoint
 from common.cli import EXIT_FAILED, EXIT_OK, Parser, run_main
-from datasets.clip_dataset import collate
 from common.errors import UserError
+from common.files import output_file, output_folder, refuse_input_overwrite
 from common.jsonio import write_json
+from datasets.annotations import AnnotationFile, BoxSource, VideoBoxes, open_boxes
+from datasets.clip_dataset import collate
 from datasets.ssv2 import Record
 from datasets.video import SSV2_FPS, expand_videos, open_video
 
-from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .data import make_dataset, model_inputs
 from .distributed import pick_device
@@ -113,8 +114,10 @@ def load_member(path: str, weight: float, device: torch.device) -> tuple[Member,
         if key not in ckpt:
             raise UserError(f"{path}: checkpoint has no '{key}' (not written by actions.train?)")
     try:
-        model = model_from_checkpoint(ckpt, device)
+        model = model_from_checkpoint(ckpt, device, path)
         cfg = config_of(ckpt, {})
+    except UserError:
+        raise
     except (RuntimeError, ValueError, TypeError, KeyError) as e:
         raise UserError(f"{path}: cannot rebuild model {ckpt.get('model_name')!r} from it ({str(e)[:300]})") from None
     return Member(str(path), model, cfg, str(ckpt["model_name"]), weight), list(ckpt["class_names"])
@@ -213,11 +216,17 @@ def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock) -> AnnotationF
 
 
 def box_notes(vb: VideoBoxes, num_frames: int, size: tuple[int, int]) -> list[str]:
+    """What looks wrong with the boxes of this video (they are still used)."""
     notes = []
     if vb.num_frames > num_frames:
         notes.append(f"boxes annotate frames up to {vb.num_frames}, the video has {num_frames} at 12 fps")
-    if len(vb.xyxy) and (vb.xyxy[:, 2].max() > 1.1 * size[0] or vb.xyxy[:, 3].max() > 1.1 * size[1]):
-        notes.append(f"boxes reach beyond the {size[0]}x{size[1]} frame (boxes of another resolution?)")
+    w, h = size
+    if len(vb.xyxy):
+        x1, y1, x2, y2 = (float(v) for v in (vb.xyxy[:, 0].min(), vb.xyxy[:, 1].min(), vb.xyxy[:, 2].max(),
+                                              vb.xyxy[:, 3].max()))
+        if x1 < -0.1 * w or y1 < -0.1 * h or x2 > 1.1 * w or y2 > 1.1 * h:
+            notes.append(f"boxes reach beyond the {w}x{h} frame (x {x1:g}..{x2:g}, y {y1:g}..{y2:g}; boxes of "
+                         f"another resolution or another video?)")
     return notes
 
 
@@ -325,22 +334,38 @@ def summary_table(results: list[dict]) -> str:
     return format_table(rows, ["video", "top-1", "score", "frames", "time"])
 
 
+def check_outputs(args, videos: dict[str, Path]) -> None:
+    """Before any work: outputs are of the right kind and none of them would replace an input."""
+    to_stdout = args.json == "-"
+    outputs = []
+    if args.json and not to_stdout:
+        outputs.append(output_file(args.json, "--json"))
+    if args.save_tracks:
+        outputs.append(output_file(args.save_tracks, "--save-tracks"))
+    if args.render:
+        render = output_folder(args.render, "--render")
+        outputs += [render / f"{vid}{suffix}" for vid in videos for suffix in (".mp4", "_sheet.png")]
+    inputs = [*videos.values(), *(p for group in args.checkpoint for p in group), args.boxes, args.detector]
+    refuse_input_overwrite(outputs, inputs)
+
+
 def infer(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     videos = expand_videos(args.videos)
+    check_outputs(args, videos)
     s = load_session(args)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     to_stdout = args.json == "-"
     show = (lambda *a: None) if to_stdout else print
     log(f"{len(videos)} video(s), decoded at {SSV2_FPS} fps (the models' frame rate; other rates are resampled); "
         f"model: {' + '.join(m.name for m in s.members)} on {s.device}")
-    json_out, tmp = None, None
-    if args.json and not to_stdout:
+    json_out = partial = None
+    if args.json and not to_stdout:  # streamed to OUT.partial; OUT appears only when every video is done
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        json_out = open(tmp, "w")
+        partial = path.with_name(path.name + ".partial")
+        json_out = open(partial, "w")
     results = []
     try:
         for vid, path in videos.items():
@@ -357,10 +382,18 @@ def infer(args) -> int:
                 json_out.write(line + "\n")
                 json_out.flush()
             show(format_result(res))
-    finally:
+    except BaseException:
         if json_out is not None:
             json_out.close()
-            os.replace(tmp, args.json)
+            if results:
+                print(f"partial results of {len(results)} of {len(videos)} video(s) kept in {partial}; "
+                      f"{args.json} was not written", file=sys.stderr)
+            else:
+                partial.unlink()
+        raise
+    if json_out is not None:
+        json_out.close()
+        os.replace(partial, args.json)
     failed = [r for r in results if not r["ok"]]
     if len(results) > 1:
         show(summary_table(results))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from common.files import atomic_path
 from datasets.annotations import HAND, VideoBoxes
 from datasets.slots import assign_tracks
 from datasets.video import VideoReader
@@ -182,6 +183,5 @@ def _save_sheet(thumbs: list[Image.Image], path: Path) -> None:
     for k, t in enumerate(thumbs):
         r, c = divmod(k, cols)
         sheet.paste(t, (gap + c * (tw + gap), gap + r * (th + gap)))
-    tmp = path.with_name(f".{path.name}.tmp")
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")

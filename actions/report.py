@@ -10,6 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.files import atomic_path  # noqa: E402
+
+
+def _save(fig, out: str | Path) -> None:
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+
 
 def read_metrics(path: str | Path) -> list[dict]:
     path = Path(path)
@@ -33,8 +43,7 @@ def plot_curves(metrics: list[dict], out: str | Path) -> None:
         b.plot(x, [m.get("holdout_top1", np.nan) for m in epochs], label="held-out top-1")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.legend(), b.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def plot_per_class(per_class: dict, out: str | Path, title: str = "per-class top-1") -> None:
@@ -46,8 +55,7 @@ def plot_per_class(per_class: dict, out: str | Path, title: str = "per-class top
     ax.set_yticks(range(len(names)), [names[i][:60] for i in order], fontsize=6 if len(names) > 40 else 8)
     ax.set_xlim(0, 1), ax.set_xlabel("top-1 accuracy"), ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], out: str | Path) -> None:
@@ -62,8 +70,7 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], out: str 
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def format_table(rows: list[list], header: list[str]) -> str:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Sampler
 
+from common.errors import UserError
+
 
 class GlobalBatchSampler(Sampler[list[int]]):
     def __init__(self, num_samples: int, global_batch: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  shuffle: bool = True, drop_last: bool = True):
         if global_batch % world_size:
-            raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
+            raise UserError(f"batch_size {global_batch} is not divisible by the {world_size} processes")
         if num_samples < global_batch and drop_last:
-            raise ValueError(f"only {num_samples} training samples for a batch of {global_batch}; lower batch_size")
+            raise UserError(f"batch_size {global_batch} is larger than the {num_samples} training videos (the last "
+                            f"incomplete batch is dropped, so no step would run); lower batch_size")
         self.num_samples, self.global_batch, self.seed = num_samples, global_batch, seed
         self.rank, self.world_size, self.shuffle, self.drop_last = rank, world_size, shuffle, drop_last
         self.epoch = 0

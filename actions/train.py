@@ -21,14 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.cli import run_main
+from common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state, state_mismatch
+from common.cli import Parser, run_main
 from common.errors import UserError
+from common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
 from common.jsonio import write_json
 from datasets.ssv2 import class_names as ordered_class_names
 from datasets.ssv2 import load_labels
 
 from . import report
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, load_config, save_config, to_dict
 from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
@@ -37,6 +38,8 @@ from .metrics import summarize, topk_accuracy
 from .models import create_model
 
 EXIT_NAN = 3
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "curves.png",
+             "per_class.png", "confusion.png")
 
 
 def seed_everything(seed: int) -> None:
@@ -87,7 +90,12 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
             # other classes (few-shot novel classes): the output layer starts from its initialisation
             out_layer = output_layer(model)
             fresh = [name for name, p in model.named_parameters() if any(p is q for q in out_layer.parameters())]
-        missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in fresh}, strict=False)
+        state = {k: v for k, v in state.items() if k not in fresh}
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError:  # shapes differ: say which, in one line
+            raise UserError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
+                            f"({state_mismatch(model, state)})") from None
         missing = [k for k in missing if k not in fresh]
         if unexpected or missing:
             raise UserError(f"{cfg.init_checkpoint}: does not fit model {cfg.model} "
@@ -105,6 +113,20 @@ def checkpoint_state(model, optimizer, scheduler, epoch, cfg, data: Data, best, 
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
             "epoch": epoch, "config": to_dict(cfg), "class_names": data.class_names, "model_name": cfg.model,
             "model_args": dict(cfg.model_args), "rng": rng_state(), "best": best, "metrics": metrics}
+
+
+def model_args_diff(saved: dict, new: dict) -> list[str]:
+    """'key: saved -> new' for the builder arguments that differ (paths of *_checkpoint arguments aside:
+    a resumed run takes its weights from its own checkpoint)."""
+    unset = "(unset)"
+    keys = sorted(k for k in set(saved) | set(new) if not k.endswith("_checkpoint"))
+    return [f"{k}: {saved.get(k, unset)!r} -> {new.get(k, unset)!r}" for k in keys
+            if saved.get(k, unset) != new.get(k, unset)]
+
+
+def write_metrics(path: Path, metrics: list[dict]) -> None:
+    """metrics.jsonl, rewritten whole and atomically: it always holds whole lines, even on a full disk."""
+    write_text(path, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
 def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
@@ -126,6 +148,16 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     if dist.device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg, dist.world_size))
     log = print if dist.is_main else (lambda *a, **k: None)
+    out = Path(cfg.out)
+    last, best_path = out / "last.pt", out / "best.pt"
+    if not dry_run:
+        output_folder(out, "out=")
+        if last.exists() and not resume:
+            raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
+        # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
+        inputs = [cfg.init_checkpoint, cfg.boxes, *(v for k, v in cfg.model_args.items()
+                                                     if k.endswith("_checkpoint") and isinstance(v, str))]
+        refuse_input_overwrite([out / name for name in RUN_FILES], inputs, "out=")
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     inputs = model_inputs(model)
@@ -142,10 +174,6 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         cleanup_distributed()
         return 0
 
-    out = Path(cfg.out)
-    last, best_path = out / "last.pt", out / "best.pt"
-    if last.exists() and not resume:
-        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
     device = dist.device
     model.to(device)
     if dist.distributed:
@@ -162,7 +190,11 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         ckpt = load_checkpoint(last, map_location=device)
         if ckpt.get("model_name") != cfg.model:
             raise UserError(f"{last}: was trained as {ckpt.get('model_name')!r}, config says {cfg.model!r}")
-        model.load_state_dict(ckpt["model"])
+        diff = model_args_diff(dict(ckpt.get("model_args", {})), dict(cfg.model_args))
+        if diff:
+            raise UserError(f"{last}: the run was trained with other model_args ({'; '.join(diff)}); resume with "
+                            f"the run's values or choose another out=")
+        load_state(model, ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
         set_rng_state(ckpt["rng"])
@@ -172,7 +204,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         # metrics.jsonl holds exactly the epochs of the checkpoint we continue from
-        (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        write_metrics(out / "metrics.jsonl", metrics)
 
     loader = train_loader(data.train, cfg, dist)
     t_start = time.perf_counter()
@@ -205,10 +237,9 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
             state = checkpoint_state(model, optimizer, scheduler, epoch, cfg, data, best, metrics)
             save_checkpoint(state, last)
             if improved:
-                shutil.copyfile(last, out / ".best.tmp")
-                (out / ".best.tmp").replace(best_path)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+                with atomic_path(best_path) as tmp:
+                    shutil.copyfile(last, tmp)
+            write_metrics(out / "metrics.jsonl", metrics)
         held = (f" | held-out top-1 {row['holdout_top1']:.3f} top-5 {row['holdout_top5']:.3f}"
                 if "holdout_top1" in row else "")
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} | train loss {row['train_loss']:.4f} "
@@ -226,8 +257,9 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         results["evaluation"] = {"set": cfg.eval_set, "checkpoint": f"epoch {ckpt['epoch']}",
                                  "views": list(cfg.eval_views), **summary}
         if dist.is_main:
-            np.savez_compressed(out / "scores.npz", video_id=np.array(ids), scores=scores, label=labels,
-                                class_names=np.array(data.class_names))
+            with atomic_path(out / "scores.npz") as tmp:
+                np.savez_compressed(tmp, video_id=np.array(ids), scores=scores, label=labels,
+                                    class_names=np.array(data.class_names))
             report.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
             report.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
         log(f"{cfg.eval_set}: top-1 {summary['top1']:.4f} top-5 {summary['top5']:.4f} over {summary['videos']} videos "
@@ -240,10 +272,10 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m actions.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Config keys (set in the YAML file or as key=value): "
-                                       + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))
+    p = Parser(prog="python -m actions.train", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="Config keys (set in the YAML file or as key=value): "
+                      + ", ".join(f.name for f in TrainConfig.__dataclass_fields__.values()))
     p.add_argument("--config", help="YAML file with config keys (configs/synthetic/*.yaml, configs/ssv2/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. lr=0.02 epochs=5")
     p.add_argument("--resume", action="store_true", help="continue the run in `out` from its last checkpoint")

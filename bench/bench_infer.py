@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT.parent / "shared" / "fixtures" / "something_else_sample"
 
-from actions.checkpoint import save_checkpoint  # noqa: E402
+from common.checkpoint import save_checkpoint  # noqa: E402
 from actions.config import TrainConfig, to_dict  # noqa: E402
 from actions.infer import STAGES, build_parser, infer_video, load_session  # noqa: E402
 from actions.models import create_model  # noqa: E402

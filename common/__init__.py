@@ -1,4 +1,6 @@
-"""Plumbing every package shares: the user-error type, CLI helpers, JSON/checkpoint/weight-file I/O.
+"""Plumbing every package shares: the user-error type (`errors`), one-line CLI errors (`cli.run_main`),
+atomic files and folders and the guard against writing onto an input (`files`), JSON I/O (`jsonio`),
+checkpoint I/O (`checkpoint`, imports torch: load it only where checkpoints are needed).
 
 The lowest layer: `datasets`, `splits`, `tracking` and `actions` import it; it imports none of them.
 """

@@ -1,13 +1,48 @@
-"""Shared command-line plumbing: user mistakes become one line on stderr and exit code 2."""
+"""Shared command-line plumbing: user mistakes and file-system failures become one line and exit code 2.
+
+Every CLI of the project (`python -m datasets`, `datasets.synthetic`, `splits`, `tracking`,
+`actions.train` / `evaluate` / `fewshot` / `infer` / `demo`) runs its work through `run_main`:
+- a UserError (bad data, config key, flag, file) -> `error: <message>` on stderr, exit 2;
+- an OSError (disk full, file size limit, permission, a folder where a file is expected or the
+  reverse, a missing file) -> `error: <file>: <what happened>`, exit 2;
+- Ctrl-C -> `interrupted`, exit 130;
+- anything else is a bug: its traceback is kept, exit 1.
+"""
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from typing import Callable
 
 from .errors import UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (the file size limit, `ulimit -f`, was reached)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EISDIR: "is a folder, expected a file",
+    errno.ENOTDIR: "a part of this path is a file, expected a folder",
+    errno.ENOENT: "file not found",
+    errno.EEXIST: "already exists",
+    errno.ENOTEMPTY: "folder is not empty",
+}
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError: the file(s) it names and what happened, in words."""
+    reason = _REASONS.get(e.errno) or e.strerror or str(e) or type(e).__name__
+    names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+    if not names:  # e.g. FileNotFoundError("scene checkpoint ... not found"): its own words
+        plain = e.errno in _REASONS and e.strerror in (None, os.strerror(e.errno))
+        return reason if plain else (e.strerror or str(e) or reason)
+    return f"{' -> '.join(names)}: {reason}"
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,15 +54,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def run_main(main: Callable[[], int | None]) -> int:
-    """Call `main`; a UserError (bad input) or a missing file prints `error: ...` and returns 2."""
+    """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
     try:
         return int(main() or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except FileNotFoundError as e:
-        print(f"error: {e.filename}: file not found" if e.filename else f"error: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -3,7 +3,7 @@
   index-boxes PART.json... --out STORE   one-time conversion to the memory-mapped box store
   merge-boxes PART.json... --out FILE     merge part files into one Something-Else JSON
   inspect --boxes FILE_OR_STORE [--json]  per-video summary and totals
-  extract-frames VIDEO... --out DIR       write 12-fps JPEG frames in the official layout
+  extract-frames VIDEO... --out DIR [--overwrite]   12-fps JPEG frames in the official layout
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import run_main
+from common.cli import Parser, os_error_message, run_main
+from common.errors import UserError
+from common.files import output_file, output_folder, refuse_input_overwrite
 
 
 def _progress(iterable, desc: str, total: int):
@@ -35,6 +37,7 @@ def cmd_index_boxes(args: argparse.Namespace) -> int:
 def cmd_merge_boxes(args: argparse.Namespace) -> int:
     from .annotations import merge_annotations, save_annotations
 
+    refuse_input_overwrite([output_file(args.out, "--out")], args.parts, "--out")
     merged = merge_annotations(args.parts)
     save_annotations(args.out, merged)
     print(f"wrote {args.out}: {len(merged)} videos from {len(args.parts)} files")
@@ -100,6 +103,9 @@ def _frame_sizes(video_root: str) -> dict[str, list[int]]:
     from .video import find_video, open_video
 
     root = Path(video_root)
+    if not root.is_dir():
+        raise UserError(f"{root}: {'not found' if not root.exists() else 'is a file'}; --videos expects a folder "
+                        "of videos or frame folders")
     sizes = {}
     for p in sorted(root.iterdir()):
         vid = p.stem if p.is_file() else p.name
@@ -113,28 +119,35 @@ def _frame_sizes(video_root: str) -> dict[str, list[int]]:
 def cmd_extract_frames(args: argparse.Namespace) -> int:
     from .video import extract_frames
 
+    root = output_folder(args.out, "--out")
+    outs = {video: root / Path(video).name.split(".")[0] for video in args.videos}
+    refuse_input_overwrite(outs.values(), args.videos, "--out")
     failed = 0
-    for video in args.videos:
-        out = Path(args.out) / Path(video).name.split(".")[0]
+    for video, out in outs.items():
         try:
-            n = extract_frames(video, out, fps=args.fps)
+            n = extract_frames(video, out, fps=args.fps, overwrite=args.overwrite)
             print(f"{video}: {n} frames -> {out}")
-        except Exception as e:  # one bad video must not stop the others
-            print(f"error: {video}: {e}", file=sys.stderr)
+        except (UserError, OSError) as e:  # one bad video must not stop the others
+            msg = os_error_message(e) if isinstance(e, OSError) else str(e)
+            print(f"error: {msg if msg.startswith(str(video)) else f'{video}: {msg}'}", file=sys.stderr)
+            failed += 1
+        except Exception as e:  # a decoder failure on this video
+            print(f"error: {video}: {type(e).__name__}: {e}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m datasets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="python -m datasets", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = sub.add_parser("index-boxes", help="convert Something-Else JSON part files into a memory-mapped box store",
                        description="One-time conversion of Something-Else box JSON files (the release's parts) into "
                                    "an indexed store folder that all data-loader workers share without parsing JSON.")
     s.add_argument("parts", nargs="+", help="Something-Else annotation JSON files (bounding_box_smthsmth_part*.json)")
-    s.add_argument("--out", required=True, help="store folder to create (replaced if it exists)")
+    s.add_argument("--out", required=True, help="store folder to create (an existing box store is replaced; any "
+                                                 "other non-empty folder is refused)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_index_boxes)
 
@@ -155,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("extract-frames", help="write 12-fps JPEG frames (<out>/<id>/0001.jpg ...)")
     s.add_argument("videos", nargs="+")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="folder that receives one frame folder per video")
     s.add_argument("--fps", type=int, default=12)
+    s.add_argument("--overwrite", action="store_true", help="replace frame folders that already exist")
     s.set_defaults(func=cmd_extract_frames)
     return p
 

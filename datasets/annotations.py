@@ -82,14 +82,20 @@ class BoxSource(Protocol):
     def get(self, video_id: str) -> VideoBoxes: ...
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def finite_number(value: object, where: str, key: str) -> float:
-    """`value` as a finite float, or a UserError saying where (file, video, frame) and which field."""
+    """`value` as a float that stays finite in float32 (boxes and scores are stored as float32: 1e300
+    would become inf), or a UserError saying where (file, video, frame) and which field."""
     try:
         v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{where}: {key} is {value!r}, expected a number") from None
     if not math.isfinite(v):
         raise UserError(f"{where}: {key} is {v}, expected a finite number")
+    if abs(v) > FLOAT32_MAX:
+        raise UserError(f"{where}: {key} is {v:g}, beyond the float32 range (|x| <= {FLOAT32_MAX:.4g})")
     return v
 
 

@@ -21,8 +21,6 @@ Fields of the annotation tool (url, split, task_index) are not kept: they are no
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -30,6 +28,7 @@ import numpy as np
 
 from .annotations import VideoBoxes, load_annotations, parse_video
 from common.errors import UserError
+from common.files import atomic_folder, output_folder, refuse_input_overwrite
 from common.jsonio import read_json, write_json
 
 FORMAT = "something-else-box-store"
@@ -54,9 +53,29 @@ class _StringTable:
         np.save(folder / "strings_offsets.npy", offsets)
 
 
+def is_store(folder: Path) -> bool:
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return False
+    try:
+        return read_json(meta).get("format") == FORMAT
+    except (UserError, AttributeError):
+        return False
+
+
+def check_out(out: str | os.PathLike, sources: Iterable[str | os.PathLike] = ()) -> Path:
+    """`out` may be new, an empty folder, or a box store (replaced); anything else is refused."""
+    out = output_folder(out, "--out")
+    if out.is_dir() and any(out.iterdir()) and not is_store(out):
+        raise UserError(f"{out}: folder is not empty and is not a box store; choose a new --out folder")
+    refuse_input_overwrite([out], sources, "--out")
+    return out
+
+
 def build_store(videos: Iterable[VideoBoxes], out: str | os.PathLike, sources: list[str] | None = None) -> dict:
-    """Write a store folder from parsed videos (atomically: built beside `out`, then renamed)."""
-    out = Path(out)
+    """Write a store folder from parsed videos. Atomically: built beside `out`, then swapped in
+    (`common.files.atomic_folder`), so a kill at any instant leaves the old store or the new one."""
+    out = check_out(out, sources or [])
     strings = _StringTable()
     ids: list[str] = []
     video_frames = [0]
@@ -88,9 +107,7 @@ def build_store(videos: Iterable[VideoBoxes], out: str | os.PathLike, sources: l
         video_ph.append(len(placeholders))
     if not ids:
         raise UserError("no videos to store")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building."))
-    try:
+    with atomic_folder(out, replace=True) as tmp:
         width = max(len(i.encode()) for i in ids)
         id_bytes = np.array([i.encode() for i in ids], dtype=f"S{width}")
         order = np.argsort(id_bytes, kind="stable")
@@ -111,12 +128,6 @@ def build_store(videos: Iterable[VideoBoxes], out: str | os.PathLike, sources: l
         meta = {"format": FORMAT, "version": VERSION, "videos": len(ids), "frames": int(video_frames[-1]),
                 "boxes": int(frame_boxes[-1]), "strings": len(strings.index), "sources": sources or []}
         write_json(tmp / "meta.json", meta, indent=1)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 
@@ -126,6 +137,7 @@ def index_boxes(paths: list[str | os.PathLike], out: str | os.PathLike, progress
     Parts are read one at a time (peak memory is one part's JSON, not the merged file). A video
     in two parts must be identical in both; it is stored once.
     """
+    check_out(out, paths)  # before hours of parsing
     seen: dict[str, tuple[str, int]] = {}
 
     def videos():

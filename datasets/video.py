@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from common.errors import UserError
+from common.files import atomic_folder, output_folder, refuse_input_overwrite
 
 SSV2_FPS = 12
 VIDEO_EXTENSIONS = (".webm", ".mp4")
@@ -337,7 +337,8 @@ def list_videos(video_root: str | os.PathLike) -> dict[str, Path]:
     (cheaper than `find_video` per id for 200k videos). Files win over frame folders."""
     root = Path(video_root)
     if not root.is_dir():
-        raise UserError(f"{root}: video folder not found")
+        raise UserError(f"{root}: is a file, expected a folder of videos or frame folders" if root.exists()
+                        else f"{root}: video folder not found")
     found: dict[str, Path] = {}
     folders: dict[str, Path] = {}
     with os.scandir(root) as it:
@@ -403,28 +404,18 @@ def extract_frames(video_path: str | os.PathLike, out_dir: str | os.PathLike, fp
                    quality: int = 90, overwrite: bool = False) -> int:
     """Write the video's frames as `out_dir/0001.jpg ...` (the official frame-folder layout).
 
-    Frames are written into a temporary sibling folder which is renamed at the end, so an
-    interrupted extraction never leaves a partial folder under the final name. Returns the count.
+    Frames are written into a temporary sibling folder which replaces `out_dir` at the end
+    (`common.files.atomic_folder`), so an interrupted extraction never leaves a partial folder under
+    the final name. An existing non-empty `out_dir` is replaced only with `overwrite`. Returns the count.
     """
     from PIL import Image
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"{out_dir}: output folder exists and is not empty (pass overwrite=True)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    out_dir = output_folder(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise UserError(f"{out_dir}: frame folder exists and is not empty (extract-frames --overwrite replaces it)")
+    refuse_input_overwrite([out_dir], [video_path])
     count = 0
-    try:
-        with open_video(video_path, fps=fps) as reader:
-            for count, frame in enumerate(reader.iter_frames(), start=1):
-                Image.fromarray(frame).save(tmp / f"{count:04d}.jpg", quality=quality)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with atomic_folder(out_dir, replace=True) as tmp, open_video(video_path, fps=fps) as reader:
+        for count, frame in enumerate(reader.iter_frames(), start=1):
+            Image.fromarray(frame).save(tmp / f"{count:04d}.jpg", quality=quality)
     return count

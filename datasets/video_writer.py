@@ -6,12 +6,15 @@ rename at the end, so a killed process never leaves a half video under the final
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from common.files import atomic_path
 
 _CODECS = {".webm": "libvpx-vp9", ".mp4": "libx264", ".mkv": "libvpx-vp9"}
 
@@ -38,9 +41,13 @@ class VideoWriter:
                             "row-mt": "1", "lag-in-frames": "0"})
         else:
             options.update({"preset": "veryfast" if fast else "medium"})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp{self.path.suffix}")
-        self._container = av.open(str(self._tmp), mode="w")
+        self._atomic = atomic_path(self.path)  # the file appears under `path` only when complete
+        self._tmp = self._atomic.__enter__()
+        try:
+            self._container = av.open(str(self._tmp), mode="w")
+        except BaseException as e:
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
         self._stream = self._container.add_stream(codec, rate=Fraction(fps, 1))
         self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
         self._stream.options = options
@@ -65,11 +72,12 @@ class VideoWriter:
                 for packet in self._stream.encode():
                     self._container.mux(packet)
             self._container.close()
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-        finally:
-            if self._tmp.exists():
-                self._tmp.unlink()
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)  # renames into place, or removes the temporary file
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 12, crf: int = 32, fast: bool = True) -> None:

@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from common.cli import Parser, run_main
 from common.errors import UserError
+from common.files import output_folder, refuse_input_overwrite
 
 EPILOG = """\
 examples:
@@ -39,12 +41,12 @@ def _add_metadata_args(p: argparse.ArgumentParser, val_required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="se-splits",
         description="Make and check Something-Else splits of SSv2 metadata: the compositional split "
                     "(train 1A + 2B / validation 1B + 2A), its shuffled control, the few-shot split.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("compositional", help="search a compositional split and write it in the official format",
                        description="Pool the records, canonicalise nouns, search template groups 1/2 and noun sets "
@@ -136,10 +138,19 @@ def _metadata(args, need_val: bool) -> tuple[Path, Path, Path | None]:
     return args.labels, args.train, args.val
 
 
+def _check_out(out: Path, inputs: list, names: list[str]) -> None:
+    """--out must be a folder, and none of the files written there (`names`) may be an input."""
+    output_folder(out, "--out")
+    refuse_input_overwrite([out / n for n in names], inputs, "--out")
+
+
 def cmd_compositional(args) -> int:
     from . import compositional as comp
+    from . import io
 
     labels, train, val = _metadata(args, need_val=False)
+    _check_out(args.out, [labels, train, val, args.boxes], [io.LABELS, io.TRAIN, io.VALIDATION, io.OBJECTS_A,
+                                                           io.OBJECTS_B, io.NOUN_MAP, io.REPORT])
     options = comp.Options(rule=args.rule, min_per_side=args.min_per_side, min_noun_videos=args.min_noun_videos,
                            balance=args.balance, noun_balance=args.noun_balance, restarts=args.restarts,
                            merge_heads=args.merge_heads, seed=args.seed)
@@ -174,6 +185,7 @@ def cmd_compositional(args) -> int:
 def cmd_shuffled(args) -> int:
     from . import shuffled
 
+    output_folder(args.out, "--out")
     report = shuffled.run_shuffled(args.src, args.out, args.seed)
     if not args.quiet:
         print(shuffled.summary(report, args.out))
@@ -182,8 +194,12 @@ def cmd_shuffled(args) -> int:
 
 def cmd_fewshot(args) -> int:
     from . import fewshot
+    from . import io
 
     labels, train, val = _metadata(args, need_val=True)
+    written = [io.BASE_LABELS, io.FINETUNE_LABELS, io.BASE_TRAIN, io.BASE_VAL, io.REPORT, io.DRAWS_DIR]
+    written += [io.finetune_name(k, part) for k in args.shots for part in ("train", "val")]
+    _check_out(args.out, [labels, train, val, args.base_labels], written)
     result = fewshot.run_fewshot(labels, train, val, args.out, args.base_classes, args.shots, args.draws, args.seed,
                                  args.base_labels)
     if not args.quiet:
@@ -219,6 +235,8 @@ def cmd_stats(args) -> int:
         raise UserError(f"{args.folder}: no JSON files: neither SSv2 metadata (something-something-v2-train.json, "
                         f"-validation.json) nor a split folder (labels.json, train.json, validation.json, ...)")
     else:
+        if args.out is not None:
+            output_folder(args.out, "--out")
         text, _ = stats.stats(args.folder, plot=not args.no_plot, out=args.out, min_noun_videos=args.min_noun_videos)
     print(text)
     return 0
@@ -234,17 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        return COMMANDS[args.command](args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # unwritable output folder, disk full, ...
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ def read_pool_records(path: str | os.PathLike, labels: dict[str, int], labels_pa
         if not rec.placeholders:
             raise UserError(f"{path}: record {i} (id {rec.id}): no placeholders (template {rec.template!r} "
                             f"names {rec.template.count('[')} object(s)); every video needs its nouns")
+        slots = rec.template.count("[")
+        if len(rec.placeholders) > slots:  # the extra nouns would leak into objectsA/objectsB
+            raise UserError(f"{path}: record {i} (id {rec.id}): {len(rec.placeholders)} placeholders "
+                            f"{rec.placeholders} for template {rec.template!r}, which names {slots} object(s)")
         out.append(rec)
     return out
 

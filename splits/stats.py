@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
+from common.files import atomic_file, atomic_path
 from datasets.ssv2 import Record, template_to_class
 
 from . import io
@@ -65,10 +66,11 @@ def _plot(path: Path, classes: list[str], counts: dict[str, Counter], title: str
         ax.set_xticklabels([classes[j][:30] for j in order], rotation=90, fontsize=6)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _table(classes: list[str], counts: dict[str, Counter], head: int = 8) -> list[str]:
@@ -177,7 +179,7 @@ def stats(path: str | os.PathLike, plot: bool = True, out: str | os.PathLike | N
     out = Path(out) if out is not None else folder.path
     out.mkdir(parents=True, exist_ok=True)
     if parts:
-        with open(out / "class_counts.csv", "w", newline="") as f:
+        with atomic_file(out / "class_counts.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["class"] + list(counts))
             for c in classes:

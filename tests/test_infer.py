@@ -239,7 +239,7 @@ def test_bad_arguments_are_one_line_errors(ckpts, sample_videos, sample_dir, tmp
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(ckpts["stin"].read_bytes()[:2000])
     assert main([str(video), "--checkpoint", str(truncated), *map(str, boxes)]) == 2
-    assert "truncated.pt: not a readable checkpoint" in capsys.readouterr().err
+    assert "truncated.pt: not a checkpoint this tool can load safely" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.webm"), "--checkpoint", str(ckpts["stin"]), *map(str, boxes)]) == 2
     assert "missing.webm: video not found" in capsys.readouterr().err
     assert main([str(video), "--checkpoint", str(ckpts["stin"])]) == 2

@@ -170,7 +170,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
     torch.save({"model": {}}, tmp_path / "other.pt")
     assert main(["detect", str(clip), "--detector", str(tmp_path / "other.pt"), "--out", str(dets)]) == 2
     err = capsys.readouterr().err
-    assert "not a readable checkpoint" in err and "not a detector checkpoint" in err
+    assert "not a detector checkpoint this tool can load safely" in err and "not a detector checkpoint of" in err
 
 
 @pytest.mark.slow

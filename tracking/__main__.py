@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common.cli import Parser, run_main
 from common.errors import UserError
+from common.files import output_file, refuse_input_overwrite
 from datasets.video import expand_videos
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
@@ -229,6 +230,13 @@ def _set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _check_outputs(outputs: list, args) -> None:
+    """Before any work: output files are file names, and none of them is an input."""
+    outputs = [output_file(o, "--out") for o in outputs if o]
+    inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector]
+    refuse_input_overwrite(outputs, inputs, "--out")
+
+
 def run_detection(args, videos: dict[str, Path]) -> dict:
     from .detector import detect_video, load_detector
     from .train_detector import resolve_device
@@ -258,6 +266,7 @@ def run_detection(args, videos: dict[str, Path]) -> dict:
 def cmd_detect(args) -> int:
     from .detections import save_detections
 
+    _check_outputs([args.out], args)
     dets = run_detection(args, expand_videos(args.videos))
     save_detections(args.out, dets)
     print(f"wrote {args.out}: {len(dets)} video(s), {sum(len(d) for d in dets.values())} detections")
@@ -272,6 +281,7 @@ def cmd_track(args) -> int:
 
     if bool(args.videos) == bool(args.detections):
         raise UserError("give either --detections DETS.json or VIDEO... with --detector (not both, not neither)")
+    _check_outputs([args.out, args.save_detections], args)
     if args.detections:
         dets = load_detections(args.detections)
     else:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from datasets.annotations import HAND, VideoBoxes
+from common.checkpoint import check_format, load_state, read_torch_file, save_checkpoint
 from common.errors import UserError
+from datasets.annotations import HAND, VideoBoxes
 from datasets.video import open_video, video_id_of
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 
@@ -149,13 +149,7 @@ def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
+    obj = read_torch_file(path, "weights file")
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -332,15 +326,6 @@ def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device
 
 # -------------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file then os.replace: a killed run keeps the previous file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if path.is_dir():  # a training run folder
@@ -348,15 +333,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             if (path / name).is_file():
                 path = path / name
                 break
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: detector checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
-    except Exception as e:
-        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    ckpt = read_torch_file(path, "detector checkpoint")  # tensors and plain data only
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND or "model" not in ckpt:
         raise UserError(f"{path}: not a detector checkpoint of `python -m tracking train-detector` "
                         "(to start from other weights use train-detector --init / --backbone-weights)")
+    check_format(ckpt, path)
     ckpt["path"] = str(path)
     return ckpt
 
@@ -371,28 +354,8 @@ def load_detector(path: str | os.PathLike, device: torch.device | str = "cpu") -
     ckpt = read_checkpoint(path)
     spec = DetectorSpec.from_dict(ckpt["spec"])
     model = build_detector(spec)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise UserError(f"{ckpt['path']}: weights do not fit the {spec.arch} detector it describes ({str(e)[:200]})") from None
+    load_state(model, ckpt["model"], f"{ckpt['path']} ({spec.arch} detector)")
     return model.to(device).eval(), spec
-
-
-def rng_state() -> dict:
-    """Python/NumPy/torch RNG states in types `torch.load(weights_only=True)` accepts."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # -------------------------------------------------------------------------------- train/eval

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.annotations import open_boxes
+from common.checkpoint import rng_state, save_checkpoint, set_rng_state
 from common.errors import UserError
+from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
+from datasets.annotations import open_boxes
 from datasets.video import list_videos
 from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, TrainOptions, VideoItem, build_detector, collate,
                        default_spec, evaluate_ap, load_backbone_weights, load_detector_init, read_checkpoint,
-                       rng_state, save_checkpoint, set_rng_state, train_one_epoch, warmup_cosine)
+                       train_one_epoch, warmup_cosine)
 
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
@@ -128,8 +130,15 @@ def _json_safe(obj):
     return obj
 
 
+def write_metrics(path: Path, metrics: list[dict]) -> None:
+    """metrics.jsonl rewritten whole and atomically: whole lines only, even on a full disk."""
+    write_text(path, "".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
+
+
 def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
-    out = Path(opts.out)
+    out = output_folder(opts.out, "--out")
+    refuse_input_overwrite([out / n for n in ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")],
+                           [opts.boxes, opts.init, opts.backbone_weights], "--out")
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
@@ -193,7 +202,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         write_json(out / "config.json", _json_safe({
             "options": asdict(opts), "spec": spec_dict, "data": counts,
             "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}), indent=2)
-    (out / "metrics.jsonl").write_text("".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
+    write_metrics(out / "metrics.jsonl", metrics)
     log(f"data: {len(train_items)} training videos ({opts.frames_per_video} frames each per epoch), "
         f"{len(val_items)} held-out videos; {spec.arch} {spec.min_size}-{spec.max_size}px on {device}")
     for epoch in range(start_epoch, opts.epochs):
@@ -221,8 +230,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         if is_best:
             save_checkpoint({k: state[k] for k in ("kind", "spec", "model", "epoch", "metrics")}, best_path)
         save_checkpoint(state, last)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(_json_safe(row)) + "\n")
+        write_metrics(out / "metrics.jsonl", metrics)
         ap_text = f", held-out mAP@0.5 {row['map50']:.3f}" if "map50" in row and row["map50"] == row["map50"] else ""
         log(f"epoch {epoch}: loss {stats.get('loss', float('nan')):.4f}{ap_text} ({row['time_s']:.1f}s)")
     final = metrics[-1] if metrics else {}

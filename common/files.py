@@ -1,0 +1,227 @@
+"""Writing outputs without losing anything: atomic files and folders, and a guard for the inputs.
+
+- `atomic_path` / `atomic_file`: an output file appears under its name only once it is complete;
+  a killed or failing run (disk full, `ulimit -f`, Ctrl-C) leaves the previous file, never half a
+  file, and no temporary file behind.
+- `atomic_folder`: the same for a folder (a box store, a frame folder). An existing folder is
+  swapped out in one step (`renameat2(RENAME_EXCHANGE)` on Linux), so a kill at any instant leaves
+  the old folder or the new one; leftovers of killed runs are removed by the next run.
+- `refuse_input_overwrite`: an output that would replace one of the command's inputs (the same
+  file, through any link, or a folder holding an input) is refused before anything is written.
+- `output_file` / `output_folder`: a file where a folder is expected (or the reverse) is a
+  one-line UserError at the start of a command, not an OSError after an hour of work.
+Files get the usual permissions (0666/0777 less the umask), not mkstemp's private 0600/0700.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from .errors import UserError
+
+PathLike = str | os.PathLike
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """The same error with the output's name when it has none (a failed write() names no file)."""
+    if e.filename is not None:
+        return e
+    return OSError(e.errno, e.strerror or str(e), str(path))
+
+
+def output_file(path: PathLike, flag: str = "") -> Path:
+    """`path` as an output file name: refused (one line) when it is an existing folder or its parent is a file."""
+    path = Path(path)
+    what = f"{flag} " if flag else ""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; {what}expects a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent}: is a file, so {path} cannot be written")
+            break
+    return path
+
+
+def output_folder(path: PathLike, flag: str = "") -> Path:
+    """`path` as an output folder: refused (one line) when it is an existing file."""
+    path = Path(path)
+    what = f"{flag} " if flag else ""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: is a file; {what}expects a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent}: is a file, so the folder {path} cannot be made")
+            break
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside `path` (same suffix, so writers that go by the extension work);
+    it replaces `path` when the block ends without error and is removed otherwise."""
+    path = output_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise _named(e, path) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
+    """`with atomic_file(p) as f: f.write(...)`: an open file whose content replaces `p` at the end."""
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, mode, **kwargs) as f:
+                yield f
+        except OSError as e:
+            raise _named(e, Path(path)) from None
+
+
+def write_text(path: PathLike, text: str) -> None:
+    with atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def _remove(path: PathLike) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# --------------------------------------------------------------------------------- folders
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2). False where the OS or file system cannot."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(path: PathLike) -> list[Path]:
+    """Remove what killed runs left beside `path`: `.NAME.building.PID.TAG` of dead processes (and
+    `.NAME.building.TAG`, the name earlier versions used)."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for p in path.parent.glob(f".{path.name}.building.*"):
+        parts = p.name[len(path.name) + 2:].split(".")  # building, PID, TAG
+        dead = len(parts) == 2 or (len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])))
+        if p.is_dir() and dead:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(path: PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty folder beside `path` to fill; it becomes `path` when the block ends without error.
+
+    An existing non-empty `path` is replaced only with `replace=True` (the caller decides whether the
+    user asked for it); it is exchanged with the new folder in one step, then removed.
+    """
+    path = output_folder(path)
+    if path.is_dir() and any(path.iterdir()) and not replace:
+        raise UserError(f"{path}: folder exists and is not empty")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
+    tmp = path.with_name(f".{path.name}.building.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(mode=0o777)  # the umask applies, as for any new folder (mkdtemp would give 0700)
+    try:
+        yield tmp
+        if not path.exists():
+            os.rename(tmp, path)
+        elif _exchange(tmp, path):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old folder (a leftover is removed next time)
+        else:  # no atomic exchange here: move the old one aside, then the new one in
+            old = path.with_name(f".{path.name}.building.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(e, path) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------- guard
+
+def refuse_input_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike | None], flag: str = "") -> None:
+    """UserError when an output would replace an input: the same file (also through a link) or a
+    folder that holds an input. `outputs` are the files (or folders to replace) a command will write."""
+    by_key: dict = {}
+    for p in inputs:
+        if p is None or str(p) == "" or str(p) == "-":
+            continue
+        real = os.path.realpath(p)
+        for key in [real, *map(str, Path(real).parents)]:
+            by_key.setdefault(key, p)
+        with contextlib.suppress(OSError):
+            st = os.stat(p)
+            by_key.setdefault((st.st_dev, st.st_ino), p)
+    if not by_key:
+        return
+    for out in outputs:
+        if out is None or str(out) == "-":
+            continue
+        hit = by_key.get(os.path.realpath(out))
+        if hit is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(out)
+                hit = by_key.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            where = f" ({flag})" if flag else ""
+            same = os.path.realpath(hit) == os.path.realpath(out) or not Path(out).is_dir()
+            what = f"is the input {hit}" if same else f"holds the input {hit}"
+            raise UserError(f"{out}: output{where} {what}; refusing to overwrite an input (choose another output)")
