@@ -24,6 +24,7 @@ examples:
   se-splits fewshot --labels L.json --train T.json --val V.json --out runs/fewshot --shots 5 10 --draws 5
   se-splits validate runs/comp
   se-splits stats runs/comp
+  se-splits stats path/to/ssv2          (noun-verb bias of the metadata, beside real SSv2's)
 
 exit codes: 0 ok, 1 a protocol check failed (validate), 2 bad input, 130 interrupted
 """
@@ -100,11 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "else all)")
     p.add_argument("--quiet", action="store_true", help="print only failures")
 
-    p = sub.add_parser("stats", help="class counts, nouns per set, drops, class distribution plot",
-                       description="Writes stats.json, class_counts.csv and class_distribution.png.")
-    p.add_argument("folder", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="where to write (default: the split folder)")
+    p = sub.add_parser("stats", help="noun-verb bias of SSv2 metadata; class counts, drops and plots of a split",
+                       description="PATH is SSv2 metadata (a folder with something-something-v2-train.json / "
+                                   "-validation.json, or one record-list file): prints its noun-verb bias beside real "
+                                   "SSv2's. Or a split folder: class counts per side, nouns per set, drops, the "
+                                   "noun-verb bias of each side; writes stats.json, class_counts.csv and "
+                                   "class_distribution.png. The bias is measured on single-object templates and "
+                                   "nouns with >= --min-noun-videos videos: how often a noun's most frequent "
+                                   "template is the video's (against the nouns shuffled among the videos), the "
+                                   "mutual information beyond the shuffled control as a share of the template "
+                                   "entropy, and the share of a template's videos its 3 most frequent nouns cover.")
+    p.add_argument("folder", type=Path, metavar="PATH")
+    p.add_argument("--out", type=Path, default=None, help="where to write (split folders; default: the folder)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--min-noun-videos", type=int, default=10,
+                   help="nouns with fewer videos are left out of the bias figures (default 10, as measured on SSv2)")
     return ap
 
 
@@ -216,9 +227,17 @@ def cmd_validate(args) -> int:
 def cmd_stats(args) -> int:
     from . import stats
 
-    if args.out is not None:
-        output_folder(args.out, "--out")
-    text, _ = stats.stats(args.folder, plot=not args.no_plot, out=args.out)
+    if args.min_noun_videos < 1:
+        raise UserError("--min-noun-videos must be at least 1")
+    if stats.is_metadata(args.folder):
+        text, _ = stats.metadata_stats(args.folder, args.min_noun_videos)
+    elif args.folder.is_dir() and not any(args.folder.glob("*.json")):
+        raise UserError(f"{args.folder}: no JSON files: neither SSv2 metadata (something-something-v2-train.json, "
+                        f"-validation.json) nor a split folder (labels.json, train.json, validation.json, ...)")
+    else:
+        if args.out is not None:
+            output_folder(args.out, "--out")
+        text, _ = stats.stats(args.folder, plot=not args.no_plot, out=args.out, min_noun_videos=args.min_noun_videos)
     print(text)
     return 0
 

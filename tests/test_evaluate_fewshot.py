@@ -120,9 +120,25 @@ def test_fewshot_protocol_end_to_end(tmp_path):
     import torch
 
     base = torch.load(out / "base" / "best.pt", weights_only=False)
-    ft = torch.load(out / "finetune" / "2shot" / "draw_1" / "last.pt", weights_only=False)
+    ft = torch.load(out / "finetune" / "2shot" / "draw_1" / "best.pt", weights_only=True)
     assert len(ft["class_names"]) == 2 and set(ft["class_names"]).isdisjoint(base["class_names"])
     changed = [k for k in base["model"] if not torch.equal(base["model"][k], ft["model"][k])]
     assert changed == ["classifier.4.weight", "classifier.4.bias"], changed
+    # the novel classes never appear in base training
+    base_train = json.loads((out / "base" / "split" / "train.json").read_text())
+    assert {r["template"].replace("[", "").replace("]", "") for r in base_train}.isdisjoint(ft["class_names"])
     # the 2-shot fine-tuning set really had 2 videos per novel class
-    assert json.loads((out / "finetune" / "2shot" / "draw_0" / "results.json").read_text())["data"]["train"]["kept"] == 4
+    res2 = json.loads((out / "finetune" / "2shot" / "draw_0" / "results.json").read_text())
+    assert res2["train_videos"] == 4 and res2["evaluation"]["videos"] > 0
+    # the fine-tuned checkpoint alone scores the novel validation set as the stage did
+    ev = tmp_path / "ev"
+    fs_split = tmp_path / "novel"
+    fs_split.mkdir()
+    (fs_split / "labels.json").write_text((fs / "finetune_labels.json").read_text())
+    (fs_split / "validation.json").write_text((fs / "finetune_2shot_validation.json").read_text())
+    r = py("-m", "actions.evaluate", "--checkpoint", out / "finetune" / "2shot" / "draw_0" / "best.pt",
+           "--split", fs_split, "--boxes", boxes, "--workers", 0, "--out", ev)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((ev / "results.json").read_text())["models"][str(out / "finetune" / "2shot" / "draw_0" /
+                                                                      "best.pt")]["top1"] == pytest.approx(
+        res2["evaluation"]["top1"])

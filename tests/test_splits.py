@@ -538,6 +538,79 @@ def test_stats_on_official_labels_only_folder(official, tmp_path, capsys):
     assert (tmp_path / "st" / "stats.json").exists()
 
 
+def _bias_records(n: int, follow: float, seed: int = 0) -> list[dict]:
+    """Single-object records: with probability `follow` a template's own noun, else a uniform one."""
+    rng = np.random.default_rng(seed)
+    templates, nouns = TEMPLATES[:7], NOUNS[:10]
+    out = []
+    for i in range(n):
+        t = int(rng.integers(len(templates)))
+        noun = nouns[t] if rng.random() < follow else nouns[int(rng.integers(len(nouns)))]
+        out.append({"id": str(i), "label": "", "template": templates[t], "placeholders": [messy(noun, rng)]})
+    return out
+
+
+def test_noun_bias_figures_on_known_counts():
+    from datasets.ssv2 import Record
+    from splits.stats import noun_bias
+
+    # every noun with one template, messy spellings: the noun tells the template exactly
+    recs = [Record(str(i), TEMPLATES[i % 4], "", [messy(NOUNS[i % 4], np.random.default_rng(i))]) for i in range(80)]
+    extra = [Record("m1", TEMPLATES[7], "", ["box", "cup"]),  # two objects: left out
+             Record("r1", TEMPLATES[0], "", ["rare thing"])]  # a noun with fewer than 10 videos: left out
+    b = noun_bias(recs + extra)
+    assert (b["videos"], b["templates"], b["nouns"]) == (80, 4, 4)
+    assert b["noun_top_template_accuracy"] == 1.0 and b["majority_template_accuracy"] == 0.25
+    assert b["mutual_information_bits"] == pytest.approx(2.0) and b["template_entropy_bits"] == pytest.approx(2.0)
+    assert b["top3_noun_share_median"] == 1.0 and b["templates_per_noun_median"] == 1
+    assert b["noun_top_template_accuracy_shuffled"] < 0.6 and b["mutual_information_shuffled_bits"] < 0.3
+    assert b["mutual_information_share"] == pytest.approx((2.0 - b["mutual_information_shuffled_bits"]) / 2.0)
+    assert b["accuracy_gain"] == pytest.approx((1 - b["noun_top_template_accuracy_shuffled"])
+                                               / (1 - b["noun_top_template_accuracy_shuffled"]))
+    # nouns drawn independently of the template: nothing beyond the shuffled control
+    indep = [Record(r["id"], r["template"], "", r["placeholders"]) for r in _bias_records(4000, 0.0)]
+    b = noun_bias(indep)
+    assert abs(b["mutual_information_share"]) < 0.01 and abs(b["accuracy_gain"]) < 0.01
+    assert b["templates_per_noun_median"] == 7
+    # a planted bias is measured, and grows with it
+    weak, strong = (noun_bias([Record(r["id"], r["template"], "", r["placeholders"]) for r in _bias_records(4000, f)])
+                    for f in (0.2, 0.5))
+    assert 0.03 < weak["mutual_information_share"] < strong["mutual_information_share"]
+    assert weak["noun_top_template_accuracy_shuffled"] < weak["noun_top_template_accuracy"] \
+        < strong["noun_top_template_accuracy"]
+
+
+def test_stats_of_ssv2_metadata(tmp_path, capsys):
+    recs = _bias_records(1200, 0.3)
+    d = tmp_path / "meta"
+    write(d / "something-something-v2-labels.json", labels_of())
+    write(d / "something-something-v2-train.json", recs[:1000])
+    write(d / "something-something-v2-validation.json", recs[1000:])
+    rc, text, err = run(["stats", d], capsys)
+    assert rc == 0, err
+    header = text.splitlines()[1]
+    assert all(c in header for c in ("train", "validation", "both", "real SSv2 validation"))
+    for row in ("noun -> its top template (shuffled)", "share of H beyond shuffled",
+                "template's top-3 nouns, median (shuffled)", "19.8% (9.7%)", "12.9%", "33.0%"):
+        assert row in text
+    assert len(list(d.iterdir())) == 3  # metadata stats write nothing
+    # one record list, and a stricter noun threshold
+    rc, text, _ = run(["stats", d / "something-something-v2-train.json", "--min-noun-videos", "50"], capsys)
+    assert rc == 0 and "something-something-v2-train.json" in text.splitlines()[1]
+    rc, _, err = run(["stats", d, "--min-noun-videos", "5000"], capsys)
+    assert rc == 2 and "nothing to measure" in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_stats_show_the_bias_of_each_side(ssv2, tmp_path, capsys):
+    out = tmp_path / "comp"
+    assert run(comp_args(ssv2, out), capsys)[0] == 0
+    rc, text, _ = run(["stats", out, "--no-plot", "--min-noun-videos", "3"], capsys)
+    assert rc == 0 and "noun-verb bias (single-object templates)" in text
+    bias = load(out / "stats.json")["noun_bias"]
+    assert set(bias) == {"train", "validation"} and bias["train"]["videos"] > 0
+    assert "noun shortcut" in text and 0 <= load(out / "stats.json")["noun_shortcut"]["accuracy"] <= 1
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input: one line, exit code 2, no traceback
 

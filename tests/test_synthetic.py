@@ -9,12 +9,14 @@ import pytest
 
 from datasets.annotations import frame_number, load_annotations, parse_video
 from common.errors import UserError
-from datasets.ssv2 import class_names, load_labels, load_records, template_to_class
+from datasets.ssv2 import Record, class_names, load_labels, load_records, save_labels, save_records, template_to_class
 from datasets.synthetic import NOUNS, TEMPLATES, appearance_groups, dataset_stats, format_stats
 from datasets.synthetic.__main__ import main
+from datasets.synthetic.bias import affinity
 from datasets.synthetic.generate import ANNOTATIONS, SYNTHETIC, make_spec, render_spec
 from datasets.synthetic.render import build_scene
 from datasets.synthetic.templates import TEMPLATE_BY_TEXT
+from splits.stats import SSV2_VALIDATION_BIAS, noun_bias, noun_shortcut
 
 W, H, N, SEED = 192, 144, 8, 3  # small frames keep the tests fast; the geometry scales with the height
 META = ("something-something-v2-labels.json", "something-something-v2-train.json",
@@ -59,8 +61,8 @@ def test_nouns_and_appearance_groups():
         assert len({TEMPLATE_BY_TEXT[t].appearance for t in texts}) == len(texts)  # told apart by pixels only
 
 
-def test_verb_and_nouns_are_drawn_independently_and_uniformly():
-    specs = [make_spec(0, i, W, H) for i in range(6000)]
+def test_without_noun_bias_verb_and_nouns_are_drawn_independently_and_uniformly():
+    specs = [make_spec(0, i, W, H, noun_bias="none") for i in range(6000)]
     verbs = Counter(s.template for s in specs)
     assert set(verbs) == {t.text for t in TEMPLATES}
     expected = len(specs) / len(TEMPLATES)
@@ -74,6 +76,78 @@ def test_verb_and_nouns_are_drawn_independently_and_uniformly():
         assert 1 <= t.objects + len(s.distractors) <= 3
         assert 24 <= s.frames <= 48 and s.id.isdigit()
     assert {len(s.distractors) for s in specs} == {0, 1, 2}
+
+
+def _records(seed: int, videos: int, noun_bias: str = "ssv2") -> list[Record]:
+    return [Record(s.id, s.template, s.label, s.nouns)
+            for s in (make_spec(seed, i, W, H, noun_bias=noun_bias) for i in range(videos))]
+
+
+# The real figures (splits.stats.SSV2_VALIDATION_BIAS) in their chance-corrected forms, which the
+# generator's affinity was fitted to (datasets/synthetic/bias.py); tolerance: +-4 points for one
+# data set of the demo's size (1,000 videos; the spread between data-set seeds is about 2 points).
+TOLERANCE = 0.04
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_generated_metadata_carries_the_real_noun_verb_bias(seed):
+    b = noun_bias(_records(seed, 1000))
+    real = SSV2_VALIDATION_BIAS
+    assert abs(b["mutual_information_share"] - real["mutual_information_share"]) < TOLERANCE, b
+    assert abs(b["accuracy_gain"] - real["accuracy_gain"]) < TOLERANCE, b
+    assert b["noun_top_template_accuracy"] > b["noun_top_template_accuracy_shuffled"] + 0.05
+    assert b["top3_noun_share_median"] > b["top3_noun_share_median_shuffled"] + 0.05
+    assert b["nouns"] == len(NOUNS) and b["templates"] == sum(t.objects == 1 for t in TEMPLATES)
+    # every noun still occurs with several verbs (a compositional split exists)
+    pairs = Counter((r.template, r.placeholders[0]) for r in _records(seed, 1000))
+    for noun in NOUNS:
+        assert sum(1 for (_, n) in pairs if n == noun.name) >= 5, noun.name
+    # without the bias: nothing beyond chance
+    u = noun_bias(_records(seed, 1000, "none"))
+    assert abs(u["mutual_information_share"]) < 0.02 and abs(u["accuracy_gain"]) < 0.02
+
+
+def test_noun_bias_is_fixed_by_the_data_set_seed():
+    a, b = make_spec(3, 5, W, H), make_spec(3, 5, W, H)
+    assert (a.template, a.nouns, a.distractors) == (b.template, b.nouns, b.distractors)
+    table0, table1 = affinity(0, len(TEMPLATES), len(NOUNS)), affinity(1, len(TEMPLATES), len(NOUNS))
+    assert np.allclose(table0.sum(-1), 1) and (table0 > 0).all()
+    assert not np.allclose(table0, table1)  # other seed, other pairings
+    specs = [make_spec(0, i, W, H) for i in range(3000)]
+    for s in specs:
+        assert len(set(s.nouns)) == len(s.nouns) == TEMPLATE_BY_TEXT[s.template].objects
+        assert not set(s.distractors) & set(s.nouns)
+    with pytest.raises(ValueError):
+        make_spec(0, 0, W, H, noun_bias="strong")
+
+
+def test_split_tool_on_biased_metadata(tmp_path, capsys):
+    """The compositional split exists on the biased data, and the shuffled control keeps the natural
+    co-occurrence on both sides (its sides carry the bias of the whole set)."""
+    from splits.__main__ import main as splits_main
+
+    recs = _records(0, 1000)
+    save_labels(tmp_path / "something-something-v2-labels.json", {t.class_name: i for i, t in enumerate(TEMPLATES)})
+    save_records(tmp_path / "something-something-v2-train.json", recs[:800])
+    save_records(tmp_path / "something-something-v2-validation.json", recs[800:])
+    comp, shuf = tmp_path / "comp", tmp_path / "shuf"
+    assert splits_main(["compositional", "--data", str(tmp_path), "--out", str(comp), "--quiet"]) == 0
+    assert splits_main(["shuffled", "--from", str(comp), "--out", str(shuf), "--quiet"]) == 0
+    assert splits_main(["validate", str(comp), "--quiet"]) == 0
+    assert len(load_labels(comp / "labels.json")) == len(TEMPLATES)
+    a, b = json.loads((comp / "objectsA.json").read_text()), json.loads((comp / "objectsB.json").read_text())
+    assert len(a) >= 6 and len(b) >= 6
+    kept = len(json.loads((comp / "train.json").read_text())) + len(json.loads((comp / "validation.json").read_text()))
+    assert kept >= 800
+    for side in ("train", "validation"):
+        side_bias = noun_bias(load_records(shuf / f"{side}.json"), min_noun_videos=5)
+        assert side_bias["mutual_information_share"] > 0.05, side
+    # the noun -> template shortcut works across the shuffled split and fails across the compositional one
+    cut = {name: noun_shortcut(load_records(d / "train.json"), load_records(d / "validation.json"))
+           for name, d in (("comp", comp), ("shuf", shuf))}
+    assert cut["shuf"]["accuracy"] > cut["shuf"]["majority_accuracy"] + 0.05
+    assert cut["comp"]["accuracy"] < cut["comp"]["majority_accuracy"]
+    capsys.readouterr()
 
 
 # --------------------------------------------------------------------------- the written files

@@ -5,7 +5,8 @@ templates, written in the real SSv2 / Something-Else formats with the renderer's
 
     python -m datasets.synthetic --out data/synthetic --videos 240 --seed 0
 
-Modules: `templates` (verbs: motion scripts), `objects` (nouns: looks), `render` (scenes),
+Modules: `templates` (verbs: motion scripts), `objects` (nouns: looks), `bias` (which nouns a
+template is done with: SSv2's noun-verb bias, fitted to its statistics), `render` (scenes),
 `generate` (writing the data set, statistics).
 """
 from .generate import VERSION, VideoSpec, dataset_stats, format_stats, generate, make_spec, render_spec

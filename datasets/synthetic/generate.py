@@ -26,11 +26,12 @@ from common.errors import UserError
 from common.jsonio import read_json, write_json
 from ..ssv2 import Record, find_metadata, load_labels, load_records, save_labels, save_records
 from ..video_writer import write_video
+from .bias import BIASES, SPREAD, draw_nouns
 from .objects import NOUNS
 from .render import Rendered, build_scene, rasterise
 from .templates import TEMPLATE_BY_TEXT, TEMPLATES, appearance_groups
 
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: nouns drawn with the SSv2-strength noun-verb bias (noun_bias "ssv2")
 FPS = 12  # SSv2 videos are 12 fps
 MIN_FRAMES, MAX_FRAMES = 24, 48  # 2-4 s at 12 fps (SSv2 clips are 2-6 s; shorter keeps generation cheap)
 VALIDATION_FRACTION = 0.2
@@ -62,13 +63,23 @@ def video_id(index: int) -> str:
     return str(index + 1)
 
 
-def make_spec(seed: int, index: int, width: int, height: int) -> VideoSpec:
-    """Verb and nouns are drawn independently and uniformly: every verb-noun pair occurs and the
-    generator bakes in no correlation (the compositional split is made later by the split tool)."""
+def make_spec(seed: int, index: int, width: int, height: int, noun_bias: str = "ssv2",
+              spread: float = SPREAD) -> VideoSpec:
+    """The template is drawn uniformly. The nouns: with noun_bias "ssv2" from the template's fixed
+    affinity over nouns (`bias`: the strength of real SSv2's noun-verb bias, fitted to its
+    statistics; `spread` other than SPREAD only for fitting it); with "none" uniformly and
+    independently of the template (every verb-noun pair equally likely, as in version 1.0). The
+    compositional split is made later by the split tool."""
+    if noun_bias not in BIASES:
+        raise ValueError(f"noun_bias must be one of {', '.join(BIASES)}, got {noun_bias!r}")
     rng = np.random.default_rng([seed, index, 0])
-    template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+    t_index = int(rng.integers(len(TEMPLATES)))
+    template = TEMPLATES[t_index]
     names = [n.name for n in NOUNS]
-    picked = rng.choice(len(names), size=template.objects, replace=False)
+    if noun_bias == "none":
+        picked = rng.choice(len(names), size=template.objects, replace=False)
+    else:
+        picked = draw_nouns(rng, seed, t_index, template.objects, len(TEMPLATES), len(names), spread)
     nouns = [names[int(i)] for i in picked]
     # one to three objects in view: the placeholders plus unannotated distractors
     n_distractors = int(rng.integers(0, 4 - template.objects))
@@ -141,7 +152,7 @@ def _check_out(out: Path) -> list[str]:
 
 
 def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 320, height: int = 240,
-             workers: int = 1, progress: Callable | None = None) -> dict:
+             workers: int = 1, progress: Callable | None = None, noun_bias: str = "ssv2") -> dict:
     """Render `videos` videos into `out`; returns the synthetic.json content."""
     if videos < 1:
         raise ValueError("videos must be at least 1")
@@ -151,7 +162,7 @@ def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 32
     old_ids = _check_out(out)
     video_dir = out / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
-    specs = [make_spec(seed, i, width, height) for i in range(videos)]
+    specs = [make_spec(seed, i, width, height, noun_bias) for i in range(videos)]
     jobs = [(s, str(video_dir)) for s in specs]
     results: dict[str, tuple[list[dict], dict]] = {}
     if workers > 1 and videos > 1:
@@ -183,7 +194,8 @@ def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 32
         "version": VERSION,
         "settings": {"seed": seed, "videos": videos, "width": width, "height": height, "fps": FPS,
                      "min_frames": MIN_FRAMES, "max_frames": MAX_FRAMES,
-                     "validation_fraction": VALIDATION_FRACTION},
+                     "validation_fraction": VALIDATION_FRACTION, "noun_bias": noun_bias,
+                     **({"noun_bias_spread": SPREAD} if noun_bias == "ssv2" else {})},
         "templates": [t.text for t in TEMPLATES],
         "nouns": [n.name for n in NOUNS],
         "appearance_only": appearance_groups(),
