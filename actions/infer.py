@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -364,7 +365,7 @@ def infer(args) -> int:
     s = load_session(args)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     to_stdout = args.json == "-"
-    show = (lambda *a: None) if to_stdout else print
+    show = (lambda *a: None) if to_stdout else functools.partial(print, flush=True)  # a video's result as soon as it is done
     log(f"{len(videos)} video(s), decoded at {SSV2_FPS} fps (the models' frame rate; other rates are resampled); "
         f"model: {' + '.join(m.name for m in s.members)} on {s.device}")
     json_out = partial = None
