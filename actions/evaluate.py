@@ -27,13 +27,13 @@ from .data import eval_loader, make_dataset, model_inputs, split_files
 from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
-from .models import create_model
+from .models import architecture_args, create_model
 from .report import format_table
 
 
 def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the model a checkpoint was trained as and load its weights (no other file needed)."""
-    args = {k: v for k, v in ckpt.get("model_args", {}).items() if not k.endswith("_checkpoint")}
+    args = architecture_args(ckpt.get("model_args", {}))  # the weights come from the checkpoint only
     model = create_model(ckpt["model_name"], len(ckpt["class_names"]), **args)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -15,6 +15,7 @@ from . import scene as _scene
 from . import stin as _stin
 from .fusion import FusionModel, ScoreEnsemble, fuse_scores, freeze_
 from .i3d import I3DResNet50, i3d_r50
+from .mobilenet import MobileNetV2Video, i3d_mobilenet_v2, tsm_mobilenet_v2
 from .scene import SceneModel, load_backbone_weights, read_state_dict
 from .stin import STIN, stin_official, stin_preset
 from .strg import STRG
@@ -28,6 +29,8 @@ SCENE_MODELS = {
     "swin3d_t": _scene.swin3d_t,
     "s3d": _scene.s3d,
     "small3d": _scene.small3d,
+    "tsm_mobilenet_v2": tsm_mobilenet_v2,
+    "i3d_mobilenet_v2": i3d_mobilenet_v2,
 }
 
 
@@ -97,6 +100,17 @@ def model_kwargs(name: str) -> list[str]:
     return [p.name for p in params if p.kind in kinds and p.name != "num_classes"]
 
 
+WEIGHT_SOURCE_ARGS = ("pretrained", "backbone_weights")  # where initial weights come from, not what the model is
+
+
+def architecture_args(args: dict) -> dict:
+    """Model options minus the weight sources (`pretrained`, `backbone_weights`, `*_checkpoint`), also
+    inside nested options such as `scene_kwargs`: what rebuilds a trained model's architecture before its
+    checkpoint's weights are loaded, without reading the files it was initialised from."""
+    return {k: architecture_args(v) if isinstance(v, dict) else v for k, v in args.items()
+            if k not in WEIGHT_SOURCE_ARGS and not k.endswith("_checkpoint")}
+
+
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Build model `name` with `num_classes` outputs; kwargs are the builder's options."""
     if name not in MODELS:
@@ -114,8 +128,10 @@ __all__ = [
     "STRG",
     "FusionModel",
     "I3DResNet50",
+    "MobileNetV2Video",
     "SceneModel",
     "ScoreEnsemble",
+    "architecture_args",
     "create_model",
     "freeze_",
     "fuse_scores",

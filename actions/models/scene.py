@@ -173,6 +173,19 @@ class Small3D(nn.Sequential):
 
 
 # ----------------------------------------------------------------------------- model
+def trunk_map(backbone: nn.Module, batch: dict) -> torch.Tensor:
+    """The trunk's feature map of a batch: from `frames` [B,3,T,H,W], or from `frame_features` (the
+    output of the trunk's frozen per-frame part, read from `actions.feature_cache`) when the batch has
+    them and the trunk has a `temporal_features` part to finish with."""
+    cached = batch.get("frame_features")
+    if cached is not None and hasattr(backbone, "temporal_features"):
+        return backbone.temporal_features(cached)
+    frames = batch["frames"]
+    if frames.dim() != 5 or frames.shape[1] != 3:
+        raise ValueError(f"{type(backbone).__name__}: frames must be [B,3,T,H,W], got {list(frames.shape)}")
+    return backbone(frames)
+
+
 class SceneModel(nn.Module):
     """Trunk -> global mean over (T,H,W) -> Linear(D, feature_dim)+ReLU -> dropout -> linear.
 
@@ -191,10 +204,7 @@ class SceneModel(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
-        frames = batch["frames"]
-        if frames.dim() != 5 or frames.shape[1] != 3:
-            raise ValueError(f"{type(self.backbone).__name__}: frames must be [B,3,T,H,W], got {list(frames.shape)}")
-        return self.backbone(frames)
+        return trunk_map(self.backbone, batch)
 
     def features(self, batch: dict) -> torch.Tensor:
         return self.proj(self.feature_map(batch).mean((2, 3, 4)))

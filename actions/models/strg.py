@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, roi_align
 
-from .scene import SceneModel
+from .scene import SceneModel, trunk_map
 from .stin import masked_mean, masked_apply
 
 
@@ -140,10 +140,7 @@ class STRG(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
-        frames = batch["frames"]
-        if frames.dim() != 5 or frames.shape[1] != 3:
-            raise ValueError(f"STRG: frames must be [B,3,T,H,W], got {list(frames.shape)}")
-        return self.backbone(frames)
+        return trunk_map(self.backbone, batch)
 
     def graph_features(self, fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean of the graph-convolved region nodes [B, node_dim] (zero for a video without boxes)."""
