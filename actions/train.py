@@ -30,7 +30,7 @@ from datasets.ssv2 import load_labels
 from . import report
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, load_config, save_config, to_dict
-from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader
+from .data import Data, build_data, eval_loader, model_inputs, split_files, train_loader, use_feature_cache
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
@@ -148,6 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
     device = dist.device
     model.to(device)
+    data = use_feature_cache(cfg, model, data, dist, log)
     if dist.distributed:
         model = synchronize_batchnorm(model, device)
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -2,16 +2,15 @@
 import pytest
 
 from actions.config import load_config
-from actions.models import create_model
+from actions.models import architecture_args, create_model
 from configs import CONFIG_DIR
 
 CONFIGS = sorted(CONFIG_DIR.glob("*/*.yaml"))
 
 
 def without_checkpoints(args: dict) -> dict:
-    """Model options minus local weight files (the runs they point at do not exist in a test)."""
-    return {k: without_checkpoints(v) if isinstance(v, dict) else v for k, v in args.items()
-            if not k.endswith("_checkpoint") and k != "backbone_weights"}
+    """Model options minus weight files (the runs and files they point at need not exist in a test)."""
+    return architecture_args(args)
 
 
 def test_the_strg_rows_ship():
