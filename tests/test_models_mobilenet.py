@@ -175,3 +175,23 @@ def test_trunks_in_fusion_ensemble_and_strg(net2d_file, tmp_path, scene):
         cached = strg({**strg_batch, "frames": None, "frame_features": strg.backbone.frame_features(batch["frames"])})
     assert out.shape == (2, 3)
     torch.testing.assert_close(cached, out)
+
+
+def test_depthwise_temporal_conv_trains_like_conv3d():
+    from actions.models.mobilenet import DepthwiseConv3dReplicateT
+
+    torch.manual_seed(0)
+    model = create_model("i3d_mobilenet_v2", 3, frozen_blocks=15)
+    conv = model.backbone.features[16].conv[1][0]
+    assert type(conv) is DepthwiseConv3dReplicateT and conv.weight.shape == (960, 1, 3, 3, 3)
+    x = torch.randn(2, 960, 5, 4, 4, requires_grad=True)
+    y = conv(x)  # the 2D-tap path (gradients needed)
+    ref = F.conv3d(F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate"), conv.weight, None, 1, (0, 1, 1), 1, 960)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    gy = torch.randn_like(y)
+    g_taps = torch.autograd.grad(y, (x, conv.weight), gy)
+    g_ref = torch.autograd.grad(ref, (x, conv.weight), gy)
+    for a, b in zip(g_taps, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), ref, rtol=1e-5, atol=1e-5)
