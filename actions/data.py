@@ -161,7 +161,7 @@ def use_feature_cache(cfg: TrainConfig, model: torch.nn.Module, data: Data, dist
                                  video_paths={r.id: p for r, p in zip(ds.items, ds.video_paths)})
         cache = cache or FrameFeatureCache(root, trunk, reference)
         if dist.is_main:
-            computed = cache.fill(reference, dist.device, cfg.batch_size, cfg.workers)
+            computed = cache.fill(trunk, reference, dist.device, cfg.batch_size, cfg.workers)
             if computed:
                 log(f"feature_cache: computed {computed} of {len(reference)} {name} videos into {cache.folder}")
         served[name] = CachedClips(ds, reference, cache)

@@ -82,8 +82,9 @@ class FrameFeatureCache:
     """One folder per (frozen weights, clip recipe); one file per video. See the module docstring."""
 
     def __init__(self, root: str | os.PathLike, trunk: nn.Module, reference: ClipDataset):
-        self.trunk = trunk
-        recipe = {"format": FORMAT, "trunk": trunk.frozen_digest(), "sampler": _describe(reference.rgb_sampler),
+        # the trunk is not kept: data-loader workers get copies of this object (pickled under spawn)
+        self.digest = trunk.frozen_digest()
+        recipe = {"format": FORMAT, "trunk": self.digest, "sampler": _describe(reference.rgb_sampler),
                   "view": _describe(reference.view_transform), "mean": list(reference.mean), "std": list(reference.std)}
         self.key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
         self.folder = Path(root).expanduser() / self.key
@@ -121,18 +122,20 @@ class FrameFeatureCache:
         return [i for i, p in enumerate(reference.video_paths) if self.load(p) is None]
 
     @torch.no_grad()
-    def fill(self, reference: ClipDataset, device: torch.device | str = "cpu", batch_size: int = 16, workers: int = 0,
-             progress: bool = True) -> int:
-        """Compute the entries `reference`'s videos lack. Returns how many were computed."""
+    def fill(self, trunk: nn.Module, reference: ClipDataset, device: torch.device | str = "cpu", batch_size: int = 16,
+             workers: int = 0, progress: bool = True) -> int:
+        """Compute with `trunk` the entries `reference`'s videos lack. Returns how many were computed."""
+        if trunk.frozen_digest() != self.digest:
+            raise ValueError("FrameFeatureCache.fill: the trunk's frozen weights are not those this cache is keyed by")
         todo = self.missing(reference)
         if not todo:
             return 0
         loader = torch.utils.data.DataLoader(_EvalClips(reference, todo), batch_size=batch_size, num_workers=workers,
                                              collate_fn=_collate_clips, worker_init_fn=_one_thread)
-        self.trunk.eval()
+        trunk.eval()
         for pixels, rgb_index, sizes, items in tqdm(loader, desc="caching frame features", unit="batch",
                                                     disable=not progress, leave=False):
-            feats = self.trunk.frame_features(pixels.to(device)).float().cpu()
+            feats = trunk.frame_features(pixels.to(device)).float().cpu()
             for f, idx, size, i in zip(feats, rgb_index, sizes, items):
                 self.save(reference.video_paths[i], Entry(f, idx, size))
         return len(todo)

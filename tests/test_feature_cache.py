@@ -49,8 +49,8 @@ def test_cached_items_equal_the_pixel_path(synth, tmp_path):
     assert trunk is model.backbone
     reference = clips(synth, train=False)
     cache = FrameFeatureCache(tmp_path, trunk, reference)
-    assert cache.fill(reference, batch_size=3) == len(reference) == 8
-    assert cache.fill(reference) == 0  # everything reused
+    assert cache.fill(trunk, reference, batch_size=3) == len(reference) == 8
+    assert cache.fill(trunk, reference) == 0  # everything reused
     assert json.loads((cache.folder / "recipe.json").read_text())["trunk"] == trunk.frozen_digest()
     for train in (False, True):
         ds = clips(synth, train=train)
@@ -78,14 +78,16 @@ def test_cache_is_rebuilt_when_video_weights_or_view_change(synth, tmp_path):
     trunk = create_model("tsm_mobilenet_v2", 5, frozen_blocks=4).backbone
     reference = clips(synth, train=False)
     cache = FrameFeatureCache(tmp_path, trunk, reference)
-    cache.fill(reference)
+    cache.fill(trunk, reference)
     assert not list(cache.folder.glob(".*.tmp")), "temporary files left behind"
     video = Path(reference.video_paths[0])
     os.utime(video, ns=(video.stat().st_atime_ns, video.stat().st_mtime_ns + 10**9))  # a re-rendered video
     assert cache.missing(reference) == [0]
-    assert cache.fill(reference) == 1
+    assert cache.fill(trunk, reference) == 1
     other_weights = create_model("tsm_mobilenet_v2", 5, frozen_blocks=4).backbone  # another random init
     assert FrameFeatureCache(tmp_path, other_weights, reference).folder != cache.folder
+    with pytest.raises(ValueError, match="not those this cache is keyed by"):
+        cache.fill(other_weights, reference)
     assert FrameFeatureCache(tmp_path, create_model("tsm_mobilenet_v2", 5, frozen_blocks=5).backbone,
                              reference).folder != cache.folder
     bigger = ClipDataset(reference.items, reference.labels, None, data / "videos", load_frames=True,
