@@ -130,8 +130,11 @@ class FrameFeatureCache:
         todo = self.missing(reference)
         if not todo:
             return 0
+        # its own generator: filling must not draw from the global RNG, or a run that fills the cache would
+        # train differently from the same run on a warm cache
         loader = torch.utils.data.DataLoader(_EvalClips(reference, todo), batch_size=batch_size, num_workers=workers,
-                                             collate_fn=_collate_clips, worker_init_fn=_one_thread)
+                                             collate_fn=_collate_clips, worker_init_fn=_one_thread,
+                                             generator=torch.Generator())
         trunk.eval()
         for pixels, rgb_index, sizes, items in tqdm(loader, desc="caching frame features", unit="batch",
                                                     disable=not progress, leave=False):

@@ -3,6 +3,7 @@ gives, entries are reused, rebuilt when the video, the weights or the view chang
 then each MobileNetV2 trunk overfits a handful of videos through the training CLI (with and without the cache)."""
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,11 @@ def test_cached_items_equal_the_pixel_path(synth, tmp_path):
     assert trunk is model.backbone
     reference = clips(synth, train=False)
     cache = FrameFeatureCache(tmp_path, trunk, reference)
-    assert cache.fill(trunk, reference, batch_size=3) == len(reference) == 8
+    rng = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    assert cache.fill(trunk, reference, batch_size=3, workers=1) == len(reference) == 8
+    # filling draws nothing from the global generators: a run trains the same on a cold or a warm cache
+    assert torch.equal(rng[0], torch.get_rng_state()) and (rng[1] == np.random.get_state()[1]).all()
+    assert rng[2] == random.getstate()
     assert cache.fill(trunk, reference) == 0  # everything reused
     assert json.loads((cache.folder / "recipe.json").read_text())["trunk"] == trunk.frozen_digest()
     for train in (False, True):
