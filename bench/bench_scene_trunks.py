@@ -1,7 +1,7 @@
 """Scene trunks on CPU: eval and training clips/s at the demo's clip size, against small3d and r3d_18 measured
 in the same run (calls interleaved, so load from other processes hits all alike).
 
-    python bench/bench_scene_trunks.py                 # ~3 min on 2 cores
+    python bench/bench_scene_trunks.py                 # ~3 min on 2 cores, 1 thread as the demo trains
     python bench/bench_scene_trunks.py --side 112 --threads 4
 
 Rows: small3d and r3d_18 (the baselines, random init), the two MobileNetV2 trunks trained whole (the
@@ -24,7 +24,7 @@ from bench_models import eval_step_fn, timed, train_step_fn  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the demo's setting, base.yaml)")
     ap.add_argument("--batch", type=int, default=16, help="clips per step (the demo's batch)")
     ap.add_argument("--side", type=int, default=128, help="input side (the demo's scene input_size)")
     ap.add_argument("--frames", type=int, default=8)
