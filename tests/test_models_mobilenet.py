@@ -160,6 +160,12 @@ def test_trunks_in_fusion_ensemble_and_strg(net2d_file, tmp_path, scene):
             assert torch.equal(fusion.scene.state_dict()[k], v), k
     F.cross_entropy(fusion(batch), batch["label"]).backward()
     assert all(p.grad is None for p in fusion.scene.parameters())
+    joint = create_model("fusion", 3, scene=scene, stin="stin_oie", scene_kwargs={"frozen_blocks": 14},
+                         stin_kwargs={"feature_dim": 32}, scene_checkpoint=str(ckpt)).train()
+    F.cross_entropy(joint(batch), batch["label"]).backward()  # joint: the trained blocks learn, frozen ones not
+    trunk = joint.scene.backbone
+    assert all(p.grad is not None for p in trunk.features[14:].parameters())
+    assert all(p.grad is None for p in trunk.frozen_part().parameters())
     ensemble = ScoreEnsemble([scene_model.eval(), create_model("stin_oie", 3, feature_dim=32).eval()])
     with torch.no_grad():
         assert torch.allclose(ensemble(batch).exp().sum(1), torch.ones(2))
