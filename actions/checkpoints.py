@@ -2,7 +2,7 @@
 
 A checkpoint of `actions.train` holds, besides the weights, `model_name` and `model_args` (the builder's
 arguments), `class_names` and `config`. Some builder arguments say where the initial weights came from,
-not what the network is (`backbone_weights`, `scene_checkpoint`, `stin_checkpoint`, also inside the
+not what the network is (`pretrained`, `backbone_weights`, `scene_checkpoint`, `stin_checkpoint`, also inside the
 `*_kwargs` of a fusion model): as with torchvision's `get_model(name, weights=...)`, they are kept apart
 from the architecture. Rebuilding leaves them out (the checkpoint's own weights replace whatever they
 loaded, and the files need not exist any more), and a resumed run may name other paths for them.
@@ -19,8 +19,8 @@ from .models import create_model
 
 
 def is_weight_source(key: str) -> bool:
-    """A builder argument naming a file the initial weights are read from."""
-    return key.endswith("_checkpoint") or key.endswith("_weights")
+    """A builder argument naming the file (or known weight name, `common.weights`) initial weights are read from."""
+    return key == "pretrained" or key.endswith("_checkpoint") or key.endswith("_weights")
 
 
 def without_weight_sources(model_args: dict) -> dict:

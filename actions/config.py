@@ -65,6 +65,8 @@ class TrainConfig:
     out: str = "runs/default"
     eval_views: list = field(default_factory=lambda: [1, 1])  # final evaluation: clips x crops
     max_videos: int = 0  # use only the first N training videos (0: all); for quick checks
+    feature_cache: str = ""  # folder for a trunk's frozen per-frame features (actions.feature_cache); "auto":
+    # $XDG_CACHE_HOME/something-else/frame-features; empty: off (pixels every epoch)
     log_every: int = 20
 
     def validate(self) -> None:

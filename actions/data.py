@@ -21,6 +21,7 @@ from datasets.ssv2 import Record, class_names, load_labels, load_records
 
 from .config import TrainConfig
 from .distributed import DistInfo
+from .feature_cache import CachedClips, FrameFeatureCache, default_cache_root, frozen_frame_trunk
 from .samplers import GlobalBatchSampler, ShardSampler
 
 
@@ -118,6 +119,37 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
             raise UserError(f"{eval_path}: none of its {len(eval_recs)} videos can be used ({evaluation.report})")
         report["evaluation"] = evaluation.report
     return Data(names, labels, train, holdout, evaluation, report)
+
+
+def use_feature_cache(cfg: TrainConfig, model: torch.nn.Module, data: Data, dist: DistInfo, log=print) -> Data:
+    """With `cfg.feature_cache`, serve the frozen per-frame part of the model's trunk from the on-disk
+    cache (filled first where entries are missing) instead of decoding pixels: see `actions.feature_cache`.
+    Multi-view evaluation sets keep reading pixels. Returns `data` unchanged when there is nothing to cache."""
+    if not cfg.feature_cache:
+        return data
+    trunk = frozen_frame_trunk(model)
+    if trunk is None:
+        log(f"feature_cache: {cfg.model} has no frozen per-frame trunk part (frozen_blocks > 0); reading pixels")
+        return data
+    root = default_cache_root() if cfg.feature_cache == "auto" else Path(cfg.feature_cache)
+    served: dict[str, CachedClips | None] = {}
+    cache = None
+    for name in ("train", "holdout", "evaluation"):
+        ds = getattr(data, name)
+        if ds is None or ds.num_views != 1:
+            served[name] = ds
+            continue
+        reference = make_dataset(cfg, ds.items, data.labels, needs_boxes=False, needs_frames=True, train=False,
+                                 video_paths={r.id: p for r, p in zip(ds.items, ds.video_paths)})
+        cache = cache or FrameFeatureCache(root, trunk, reference)
+        if dist.is_main:
+            computed = cache.fill(trunk, reference, dist.device, cfg.batch_size, cfg.workers)
+            if computed:
+                log(f"feature_cache: computed {computed} of {len(reference)} {name} videos into {cache.folder}")
+        served[name] = CachedClips(ds, reference, cache)
+    if dist.distributed:
+        torch.distributed.barrier()  # the main process filled the cache
+    return Data(data.class_names, data.labels, served["train"], served["holdout"], served["evaluation"], data.report)
 
 
 def _worker_init(_: int) -> None:

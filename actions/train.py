@@ -34,7 +34,7 @@ from datasets.ssv2 import load_labels
 from . import report
 from .checkpoints import weight_files, without_weight_sources
 from .config import TrainConfig, load_config, save_config, to_dict
-from .data import Data, build_data, eval_loader, model_inputs, train_loader
+from .data import Data, build_data, eval_loader, model_inputs, train_loader, use_feature_cache
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
@@ -168,6 +168,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
 
     device = dist.device
     model.to(device)
+    data = use_feature_cache(cfg, model, data, dist, log)
     if dist.distributed:
         model = synchronize_batchnorm(model, device)
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -15,6 +15,7 @@ from . import scene as _scene
 from . import stin as _stin
 from .fusion import FusionModel, ScoreEnsemble, fuse_scores
 from .i3d import I3DResNet50, i3d_r50
+from .mobilenet import MobileNetV2Video, i3d_mobilenet_v2, tsm_mobilenet_v2
 from .scene import SceneModel, load_backbone_weights, read_state_dict
 from .stin import STIN, stin_official, stin_preset
 from .strg import STRG
@@ -28,6 +29,8 @@ SCENE_MODELS = {
     "swin3d_t": _scene.swin3d_t,
     "s3d": _scene.s3d,
     "small3d": _scene.small3d,
+    "tsm_mobilenet_v2": tsm_mobilenet_v2,
+    "i3d_mobilenet_v2": i3d_mobilenet_v2,
 }
 
 
@@ -114,6 +117,7 @@ __all__ = [
     "STRG",
     "FusionModel",
     "I3DResNet50",
+    "MobileNetV2Video",
     "SceneModel",
     "ScoreEnsemble",
     "create_model",

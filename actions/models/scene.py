@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models import video as tvv
 
@@ -152,9 +153,53 @@ class Small3D(nn.Sequential):
 
 
 # ----------------------------------------------------------------------------- model
-class SceneModel(nn.Module):
-    """Trunk -> global mean over (T,H,W) -> Linear(D, feature_dim)+ReLU -> dropout -> linear.
+def trunk_map(backbone: nn.Module, batch: dict) -> torch.Tensor:
+    """The trunk's feature map of a batch: from `frames` [B,3,T,H,W], or from `frame_features` (the
+    output of the trunk's frozen per-frame part, read from `actions.feature_cache`) when the batch has
+    them and the trunk has a `temporal_features` part to finish with."""
+    cached = batch.get("frame_features")
+    if cached is not None and hasattr(backbone, "temporal_features"):
+        return backbone.temporal_features(cached)
+    frames = batch["frames"]
+    if frames.dim() != 5 or frames.shape[1] != 3:
+        raise ValueError(f"{type(backbone).__name__}: frames must be [B,3,T,H,W], got {list(frames.shape)}")
+    return backbone(frames)
 
+
+class FrameOrderHead(nn.Module):
+    """A trunk map -> per-frame spatial mean -> Linear(D, frame_dim)+ReLU per frame -> the `num_frames`
+    frame vectors concatenated in time order [B, num_frames * frame_dim].
+
+    The mean over time that I3D and TSM end with cannot tell a clip from its reverse ("pushing left to
+    right" from "right to left", "opening" from "closing") unless the trunk has learned to; with frozen
+    or barely trained ImageNet features it has not, and this head keeps the order. The map's time length
+    is pooled (adaptive mean) to `num_frames` when it differs.
+    """
+
+    def __init__(self, in_dim: int, num_frames: int = 8, frame_dim: int = 128):
+        super().__init__()
+        if num_frames < 1 or frame_dim < 1:
+            raise ValueError(f"num_frames and frame_dim must be positive, got {num_frames}, {frame_dim}")
+        self.num_frames, self.out_dim = num_frames, num_frames * frame_dim
+        self.frame = nn.Sequential(nn.Linear(in_dim, frame_dim), nn.ReLU(inplace=True))
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        x = fmap.mean((3, 4))  # [B,D,T']
+        if x.shape[2] != self.num_frames:
+            x = F.adaptive_avg_pool1d(x, self.num_frames)
+        return self.frame(x.transpose(1, 2)).flatten(1)
+
+
+def pool_map(fmap: torch.Tensor, proj: nn.Module, frame_head: nn.Module | None = None) -> torch.Tensor:
+    """The scene feature of a trunk map: `proj` of its global mean, or of `frame_head`'s ordered frames."""
+    return proj(fmap.mean((2, 3, 4)) if frame_head is None else frame_head(fmap))
+
+
+class SceneModel(nn.Module):
+    """Trunk -> pooling -> Linear(., feature_dim)+ReLU -> dropout -> linear.
+
+    Pooling: head="mean" (default) the global mean over (T,H,W), as I3D and TSM; head="frames" the
+    `FrameOrderHead` (frames in time order, `num_frames` x `frame_dim`).
     `features(batch)` is the pooled `feature_dim` (512) scene feature used by fusion;
     `feature_map(batch)` is the trunk's map, e.g. for RoIAlign heads.
     """
@@ -162,21 +207,23 @@ class SceneModel(nn.Module):
     needs_frames = True
     needs_boxes = False
 
-    def __init__(self, backbone: nn.Module, num_classes: int, feature_dim: int = 512, dropout: float = 0.5):
+    def __init__(self, backbone: nn.Module, num_classes: int, feature_dim: int = 512, dropout: float = 0.5,
+                 head: str = "mean", num_frames: int = 8, frame_dim: int = 128):
         super().__init__()
+        if head not in ("mean", "frames"):
+            raise ValueError(f"head must be 'mean' or 'frames', got {head!r}")
         self.backbone = backbone
         self.num_classes, self.feature_dim = num_classes, feature_dim
-        self.proj = nn.Sequential(nn.Linear(backbone.out_dim, feature_dim), nn.ReLU(inplace=True))
+        self.frame_head = FrameOrderHead(backbone.out_dim, num_frames, frame_dim) if head == "frames" else None
+        pooled_dim = backbone.out_dim if self.frame_head is None else self.frame_head.out_dim
+        self.proj = nn.Sequential(nn.Linear(pooled_dim, feature_dim), nn.ReLU(inplace=True))
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
-        frames = batch["frames"]
-        if frames.dim() != 5 or frames.shape[1] != 3:
-            raise ValueError(f"{type(self.backbone).__name__}: frames must be [B,3,T,H,W], got {list(frames.shape)}")
-        return self.backbone(frames)
+        return trunk_map(self.backbone, batch)
 
     def features(self, batch: dict) -> torch.Tensor:
-        return self.proj(self.feature_map(batch).mean((2, 3, 4)))
+        return pool_map(self.feature_map(batch), self.proj, self.frame_head)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.classifier(self.features(batch))

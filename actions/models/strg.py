@@ -19,7 +19,7 @@ so box and feature map share coordinates by construction. The mask is STIN's slo
 (frame, slot) is not a node. It gets no feature, no edge in any graph, and stays out of the mean.
 A video with no box at all is classified from the global feature alone.
 
-Submodule names `backbone` / `proj` equal those of `SceneModel`, so a trained scene stream
+Submodule names `backbone` / `proj` / `frame_head` equal those of `SceneModel`, so a trained scene stream
 initialises STRG directly (`create_model("strg", ..., scene_checkpoint=...)`).
 """
 
@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, roi_align
 
-from .scene import SceneModel
 from .layers import masked_apply, masked_mean
+from .scene import SceneModel, pool_map, trunk_map
 
 
 def node_boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -131,7 +131,8 @@ class STRG(nn.Module):
     def __init__(self, scene: SceneModel, num_classes: int, *, node_dim: int = 512, graph_layers: int = 3,
                  roi_size: int = 7, similarity_dim: int | None = None, dropout: float = 0.5):
         super().__init__()
-        self.backbone, self.proj = scene.backbone, scene.proj  # names as SceneModel: its weights load
+        # names as SceneModel: its weights load
+        self.backbone, self.proj, self.frame_head = scene.backbone, scene.proj, scene.frame_head
         self.num_classes, self.node_dim, self.roi_size = num_classes, node_dim, roi_size
         self.region_proj = nn.Sequential(nn.Linear(scene.backbone.out_dim, node_dim), nn.ReLU(inplace=True))
         self.similarity = SimilarityGraph(node_dim, similarity_dim or node_dim)
@@ -140,10 +141,7 @@ class STRG(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
-        frames = batch["frames"]
-        if frames.dim() != 5 or frames.shape[1] != 3:
-            raise ValueError(f"STRG: frames must be [B,3,T,H,W], got {list(frames.shape)}")
-        return self.backbone(frames)
+        return trunk_map(self.backbone, batch)
 
     def graph_features(self, fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean of the graph-convolved region nodes [B, node_dim] (zero for a video without boxes)."""
@@ -166,7 +164,7 @@ class STRG(nn.Module):
         if boxes.dim() != 4 or boxes.shape[0] != fmap.shape[0] or tuple(mask.shape) != tuple(boxes.shape[:3]):
             raise ValueError(f"STRG: rgb_boxes must be [B,T,N,4] with rgb_box_mask [B,T,N], got "
                              f"{list(boxes.shape)} and {list(mask.shape)}")
-        scene = self.proj(fmap.mean((2, 3, 4)))
+        scene = pool_map(fmap, self.proj, self.frame_head)
         return torch.cat([scene, self.graph_features(fmap, boxes, mask)], 1)
 
     def forward(self, batch: dict) -> torch.Tensor:
