@@ -44,7 +44,7 @@ from .config import TrainConfig, load_config
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
 from .models import fuse_scores
-from .report import format_table
+from .report import format_table, report_at_end
 from .train import train
 
 
@@ -378,8 +378,10 @@ def demo(args) -> int:
     summary["findings"] = checks
     summary["wall_seconds"] = clock.total()
     summary["seconds"] = {k: round(v, 1) for k, v in clock.parts.items()}
+    summary["args"], summary["ensembles"] = vars(args), {k: list(ENSEMBLES[k][1]) for k in ensembles}  # for the report
     write_json(out / "results.json", summary, indent=1)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in clock.parts.items()))
+    report_at_end(out)
     return 0
 
 

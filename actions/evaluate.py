@@ -29,7 +29,7 @@ from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
 from .models import fuse_scores
-from .report import format_table
+from .report import format_table, report_at_end
 
 
 def parse_views(text: str) -> tuple[int, int]:
@@ -109,8 +109,10 @@ def evaluate(args) -> int:
         with atomic_path(out / "scores.npz") as tmp:
             np.savez_compressed(tmp, video_id=np.array(common), scores=fused, label=labels,
                                 class_names=np.array(names))
+        results.update({k: v for k, v in (("boxes", args.boxes), ("videos", args.videos)) if v})  # for the report
         write_json(out / "results.json", results, indent=1)
         print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")
+        report_at_end(out)
     return 0
 
 

@@ -45,7 +45,7 @@ from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .checkpoints import model_from_checkpoint
 from .metrics import softmax, summarize
-from .report import format_table
+from .report import format_table, report_at_end
 from .train import output_layer, train
 
 
@@ -239,6 +239,7 @@ def fewshot(args) -> int:
     write_json(out / "fewshot_results.json", summary, indent=1)
     print(format_table(rows, ["novel classes", "draws", "top-1 (95% CI)", "top-5 (95% CI)"]))
     print(f"wrote {out / 'fewshot_results.json'}")
+    report_at_end(out)
     return 0
 
 

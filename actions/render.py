@@ -156,7 +156,7 @@ def render_video(reader: VideoReader, boxes: FrameBoxes, title: str, out_dir: st
     n = len(reader)
     w, h = reader.size
     layout = layout_for(w, h)
-    pick = set(np.unique(np.linspace(0, n - 1, min(SHEET_FRAMES, n)).round().astype(int)).tolist())
+    pick = set(sheet_indices(n))
     thumbs: list[Image.Image] = []
     video = out_dir / f"{name}.mp4"
     with VideoWriter(video, layout.width, layout.height, fps=12, crf=crf) as writer:
@@ -164,17 +164,38 @@ def render_video(reader: VideoReader, boxes: FrameBoxes, title: str, out_dir: st
             out = draw_frame(frame, boxes.by_frame.get(i, []), title, f"{i + 1}/{n}", layout)
             writer.write(out)
             if i in pick:
-                thumb = Image.fromarray(out)
-                if thumb.width > SHEET_WIDTH:
-                    thumb = thumb.resize((SHEET_WIDTH, round(thumb.height * SHEET_WIDTH / thumb.width)), Image.BILINEAR)
-                thumbs.append(thumb)
+                thumbs.append(_thumb(out))
         count = writer.count
     sheet = out_dir / f"{name}_sheet.png"
-    _save_sheet(thumbs, sheet)
+    with atomic_path(sheet) as tmp:
+        sheet_image(thumbs).save(tmp, format="PNG")
     return Rendered(video, sheet, count, layout)
 
 
-def _save_sheet(thumbs: list[Image.Image], path: Path) -> None:
+def contact_sheet(reader: VideoReader, boxes: FrameBoxes, title: str) -> Image.Image:
+    """The contact sheet of `render_video` alone: only its frames are decoded and drawn, no video is
+    written (the HTML report shows one per validation video it picks)."""
+    n = len(reader)
+    layout = layout_for(*reader.size)
+    picks = sheet_indices(n)
+    frames = reader.get_frames(picks)
+    return sheet_image([_thumb(draw_frame(f, boxes.by_frame.get(i, []), title, f"{i + 1}/{n}", layout))
+                        for i, f in zip(picks, frames)])
+
+
+def sheet_indices(n: int) -> list[int]:
+    """The frames of a contact sheet: up to SHEET_FRAMES, evenly spaced over the n frames."""
+    return np.unique(np.linspace(0, n - 1, min(SHEET_FRAMES, n)).round().astype(int)).tolist()
+
+
+def _thumb(frame: np.ndarray) -> Image.Image:
+    thumb = Image.fromarray(frame)
+    if thumb.width > SHEET_WIDTH:
+        thumb = thumb.resize((SHEET_WIDTH, round(thumb.height * SHEET_WIDTH / thumb.width)), Image.BILINEAR)
+    return thumb
+
+
+def sheet_image(thumbs: list[Image.Image]) -> Image.Image:
     cols = min(SHEET_COLUMNS, len(thumbs))
     rows = math.ceil(len(thumbs) / cols)
     tw, th = thumbs[0].size
@@ -183,5 +204,4 @@ def _save_sheet(thumbs: list[Image.Image], path: Path) -> None:
     for k, t in enumerate(thumbs):
         r, c = divmod(k, cols)
         sheet.paste(t, (gap + c * (tw + gap), gap + r * (th + gap)))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    return sheet

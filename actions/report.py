@@ -1,7 +1,17 @@
-"""Human-readable outputs of a run: curves, per-class accuracy, confusion matrix, text tables."""
+"""Human-readable outputs of a run: curves, per-class accuracy, confusion matrix, text tables, and
+`python -m actions.report PATH [--out report.html]`: one self-contained HTML page per output folder.
+
+PATH is a run folder of `actions.train`, the demo's output folder (`make demo`, `make table-full`),
+an output folder of `actions.fewshot` or the `--out` folder of `actions.evaluate`; the page goes to
+PATH/report.html unless --out says otherwise. The page needs nothing but a browser: the plots are
+PNG data URIs, there is no script and nothing is fetched (see `actions.report_pages`). The demo,
+`actions.train`, `actions.fewshot` and `actions.evaluate --out` write it at the end of their run.
+"""
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common.files import atomic_path  # noqa: E402
+from common.cli import Parser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.files import atomic_path, write_text  # noqa: E402
 
 
 def _save(fig, out: str | Path) -> None:
@@ -29,10 +41,17 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_curves(metrics: list[dict], out: str | Path) -> None:
+    fig = curves_figure(metrics)
+    if fig is not None:
+        _save(fig, out)
+
+
+def curves_figure(metrics: list[dict]):
+    """Loss and top-1 per epoch, training vs held-out; None without epochs."""
     epochs = [m for m in metrics if m.get("kind") == "epoch"]
     if not epochs:
-        return
-    x = [m["epoch"] for m in epochs]
+        return None
+    x = [m["epoch"] + 1 for m in epochs]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(x, [m["train_loss"] for m in epochs], label="train")
     if any("holdout_loss" in m for m in epochs):
@@ -42,8 +61,13 @@ def plot_curves(metrics: list[dict], out: str | Path) -> None:
     if any("holdout_top1" in m for m in epochs):
         b.plot(x, [m.get("holdout_top1", np.nan) for m in epochs], label="held-out top-1")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.legend(), b.grid(alpha=0.3)
+    if len(x) < 15:
+        a.set_xticks(x), b.set_xticks(x)
+    for ax in (a, b):
+        for line in ax.get_lines():
+            line.set_marker("o" if len(x) < 30 else "")
     fig.tight_layout()
-    _save(fig, out)
+    return fig
 
 
 def plot_per_class(per_class: dict, out: str | Path, title: str = "per-class top-1") -> None:
@@ -80,3 +104,75 @@ def format_table(rows: list[list], header: list[str]) -> str:
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+# --------------------------------------------------------------------------- the HTML report
+def page_kind(folder: Path) -> str:
+    """Which page a folder gets: table (the demo), fewshot, evaluation or run."""
+    from common.jsonio import read_json
+
+    if (folder / "fewshot_results.json").is_file():
+        return "fewshot"
+    if (folder / "results.json").is_file():
+        results = read_json(folder / "results.json")
+        if isinstance(results, dict):
+            if "rows" in results:
+                return "table"
+            if "models" in results:
+                return "evaluation"
+            if "model" in results:
+                return "run"
+    raise UserError(f"{folder}: not a run, demo, few-shot or evaluation folder (no results.json of "
+                    f"actions.train, actions.demo or actions.evaluate, no fewshot_results.json)")
+
+
+def write_report(path: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML page of the output folder `path` (default `path`/report.html); returns where."""
+    from common.files import output_file
+
+    from . import report_pages
+
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"{folder}: not found")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: is a file, expected an output folder (run, demo, few-shot or evaluation)")
+    target = output_file(Path(out) if out else folder / "report.html", "--out")
+    kind = page_kind(folder)
+    build = {"table": report_pages.table_page, "run": report_pages.run_page, "fewshot": report_pages.fewshot_page,
+             "evaluation": report_pages.evaluation_page}[kind]
+    text = build(folder, target)
+    write_text(target, text)
+    return target
+
+
+def report_at_end(folder: str | Path, log=print) -> Path | None:
+    """The end-of-run hook of the commands: write folder/report.html, and say so. A report that
+    cannot be made is a warning: the run's results are already written and stay valid."""
+    try:
+        path = write_report(folder)
+    except Exception as e:  # noqa: BLE001 - never lose a finished run to its report
+        print(f"warning: no report.html for {folder}: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+    log(f"report: {path}")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m actions.report", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", metavar="PATH", help="a run, demo, few-shot or evaluation output folder")
+    p.add_argument("--out", help="the HTML file to write (default PATH/report.html)")
+    return p
+
+
+def _report(args) -> int:
+    print(f"wrote {write_report(args.path, args.out)}")
+    return 0
+
+
+main = command(build_parser, _report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

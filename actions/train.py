@@ -2,7 +2,8 @@
 
 The run folder (`out`) gets: config.yaml (resolved), last.pt / best.pt (atomic, every epoch),
 metrics.jsonl (one line per epoch), results.json (held-out selection + final evaluation),
-scores.npz (per-video scores of the evaluation set), curves.png, per_class.png, confusion.png.
+scores.npz (per-video scores of the evaluation set), curves.png, per_class.png, confusion.png and
+report.html (`python -m actions.report`: the whole run on one page).
 Under `torchrun --nproc_per_node=K` the same command trains with DistributedDataParallel.
 Exit codes: 0 done, 2 bad input/config, 3 stopped on a non-finite loss (last good checkpoint kept).
 """
@@ -42,7 +43,7 @@ from .models import create_model
 
 EXIT_NAN = 3
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "curves.png",
-             "per_class.png", "confusion.png")
+             "per_class.png", "confusion.png", "report.html")
 
 
 def seed_everything(seed: int) -> None:
@@ -260,6 +261,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     if dist.is_main:
         write_json(out / "results.json", results, indent=1)
         report.plot_curves(report.read_metrics(out / "metrics.jsonl"), out / "curves.png")
+        report.report_at_end(out, log)
     cleanup_distributed()
     return 0
 

@@ -295,6 +295,12 @@ def noun_shortcut(train: list[Record], validation: list[Record]) -> dict:
 
 def format_noun_bias(figures: dict[str, dict], reference: dict | None = SSV2_VALIDATION_BIAS) -> str:
     """A table: one column per record set (e.g. train, validation), plus the real SSv2 reference."""
+    return format_rows(*noun_bias_rows(figures, reference))
+
+
+def noun_bias_rows(figures: dict[str, dict], reference: dict | None = SSV2_VALIDATION_BIAS
+                   ) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of `format_noun_bias` (also the HTML report's table)."""
     cols = dict(figures)
     if reference is not None:
         cols["real SSv2 validation"] = reference
@@ -327,8 +333,8 @@ def format_noun_bias(figures: dict[str, dict], reference: dict | None = SSV2_VAL
             ("  share of H beyond shuffled", pct("mutual_information_share")),
             ("template's top-3 nouns, median (shuffled)", pct("top3_noun_share_median", "top3_noun_share_median_shuffled")),
             ("templates per noun, median", per_noun)]
-    return format_rows(["noun-verb bias (single-object templates)"] + list(cols),
-                       [[name] + [f(d) for d in cols.values()] for name, f in rows])
+    return (["noun-verb bias (single-object templates)"] + list(cols),
+            [[name] + [f(d) for d in cols.values()] for name, f in rows])
 
 
 def metadata_stats(path: str | os.PathLike, min_noun_videos: int = 10) -> tuple[str, dict]:
