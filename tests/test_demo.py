@@ -80,3 +80,83 @@ def test_rerun_resumes_and_bad_settings_are_one_line(demo_run, capsys):
     (old / "compositional").mkdir(parents=True)  # runs of a demo that wrote no demo.json
     assert main(OVERRIDES + ["--data", str(data), "--out", str(old)] + ARGS) == 2
     assert "older demo" in capsys.readouterr().err
+
+
+def results_cells(dom: str) -> dict[str, list[str]]:
+    """Row title -> the 'mean ± spread' of each cell of the report's results table (as the browser has it)."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.inside, self.cell, self.value = {}, False, None, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.inside = a.get("id") == "results"
+            elif self.inside and tag == "tr":
+                self.row = []
+            elif self.inside and tag == "td":
+                self.cell = ""
+            elif self.inside and tag == "span" and "v" in (a.get("class") or "").split():
+                self.value = ""
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif self.inside and tag == "span" and self.value is not None:
+                self.row.append(self.value)
+                self.value = None
+            elif self.inside and tag == "td" and self.cell is not None:
+                if not self.row:
+                    self.row.append(self.cell.strip())
+                elif self.cell.strip() == "-":
+                    self.row.append("-")
+                self.cell = None
+            elif self.inside and tag == "tr" and self.row:
+                self.rows[self.row[0]] = self.row[1:]
+
+        def handle_data(self, data):
+            if self.value is not None:
+                self.value += data
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Cells()
+    parser.feed(dom)
+    return parser.rows
+
+
+def test_report_in_a_browser(demo_run, tmp_path):
+    """make demo's report.html in headless Chromium: no console error, every image decodes, the table's
+    numbers are results.json's, the page paints (JavaScript off); one run's page too."""
+    import numpy as np
+    from PIL import Image
+
+    from browser import INSTALL, find_chromium, load
+
+    if find_chromium() is None:
+        pytest.skip(f"headless Chromium not found; install it with `{INSTALL}`")
+    _, out = demo_run
+    res = json.loads((out / "results.json").read_text())
+    shot = tmp_path / "report.png"
+    page = load(out / "report.html", tmp_path, screenshot=shot)
+    assert page.console == [] and page.failed == []
+    assert len(page.images) >= 2 and all(done and width > 0 for done, width in page.images), page.images
+    want = {}
+    for row in res["rows"].values():
+        cells = [f"{row[s][f'{m}_mean']:.1f} ± {row[s][f'{m}_std']:.1f}" for s in ("compositional", "shuffled")
+                 for m in ("top1", "top5")]
+        base = np.array(row["fewshot"]["base_top1"])
+        cells.append(f"{base.mean():.1f} ± {base.std(ddof=1) if len(base) > 1 else 0.0:.1f}")
+        cells += [f"{row['fewshot']['shots'][k]['top1_mean']:.1f} ± {row['fewshot']['shots'][k]['top1_ci95']:.1f}"
+                  for k in ("1", "2")]
+        want[row["title"]] = cells
+    assert results_cells(page.dom) == want
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (2400, 1300)
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 50  # text, tables, charts
+    run = load(out / "compositional" / "seed0" / "stin" / "report.html", tmp_path)
+    assert run.console == [] and run.failed == []
+    assert len(run.images) >= 5 and all(done and width > 0 for done, width in run.images)  # curves, sheets, ...

@@ -116,6 +116,9 @@ def test_fewshot_protocol_end_to_end(tmp_path):
         assert [d["draw"] for d in draws] == [0, 1]
         m, h = mean_ci([d["top1"] for d in draws])
         assert res["shots"][k]["top1_mean"] == pytest.approx(m) and res["shots"][k]["top1_ci95"] == pytest.approx(h)
+        # the few-shot page written at the end shows it (and links the base run's own page)
+        page = (out / "report.html").read_text()
+        assert f"{100 * m:.1f} ± {100 * h:.1f}</span>" in page and 'href="base/report.html"' in page
     # fine-tuning trained only the output layer (a new one: other classes); the rest is the base model
     import torch
 

@@ -187,7 +187,7 @@ def test_cli_out_and_errors(run, tmp_path, capsys):
     assert "expects a file name" in capsys.readouterr().err
 
 
-def test_console_script_and_module(run, tmp_path):
+def test_module_runs_as_a_command(run, tmp_path):
     out, *_ = run
     r = subprocess.run([sys.executable, "-m", "actions.report", str(out), "--out", str(tmp_path / "r.html")],
                        capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
