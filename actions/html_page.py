@@ -98,7 +98,7 @@ th{background:#f0f2f6;font-weight:600} td.n,th.n{text-align:right}
 table.results td{white-space:nowrap} table.results td:first-child{white-space:normal;font-weight:600}
 small,.muted{color:#6b7385} .best{font-weight:700;color:#0b5cad}
 pre{background:#f3f4f7;border:1px solid #e1e4ea;border-radius:4px;padding:8px 10px;overflow-x:auto;
- font-size:12px;white-space:pre-wrap;word-break:break-all}
+ font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 code{font-size:12px} img{max-width:100%;height:auto;display:block;margin:6px 0}
 .bar{background:#dfe7f3;height:10px;width:160px;border-radius:2px}
 .bar i{display:block;height:10px;background:#2f6fc0;border-radius:2px}

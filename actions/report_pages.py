@@ -228,12 +228,14 @@ def run_page(folder: Path, out: Path) -> str:
     if rates:
         top += [("samples/s (training)", f"{np.mean(rates):.1f}"), ("time per epoch", seconds(float(np.mean(epoch_s))))]
     body = [cards(top)]
-    fig = report.curves_figure(metrics)
-    if fig is not None:
+    curves = file_uri(folder / "curves.png")  # written by actions.train at the end, from the same metrics
+    if curves is None and metrics:
+        curves = figure_uri(report.curves_figure(metrics))
+    if curves is not None:
         body.append(section("Loss and accuracy per epoch", tag("p", "Training (running average over the epoch) "
                                                                     "vs the held-out part of the training set, "
                                                                     "on which the checkpoint is chosen.", cls="muted"),
-                            img(figure_uri(fig), "loss and accuracy curves"), id="curves"))
+                            img(curves, "loss and accuracy curves"), id="curves"))
     if ev:
         ckpt = ev.get("checkpoint", "")
         body.append(section("Evaluation", table(
@@ -312,11 +314,15 @@ def fewshot_chart(series: dict[str, dict[int, tuple[float, float]]], title: str)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for name, points in series.items():
+    every_k = sorted({k for points in series.values() for k in points})
+    step = 0.025 * ((every_k[-1] - every_k[0]) or 1) if every_k else 0
+    for i, (name, points) in enumerate(series.items()):
         ks = sorted(points)
-        ax.errorbar(ks, [points[k][0] for k in ks], yerr=[points[k][1] for k in ks], marker="o", capsize=4,
-                    label=name)
-        ax.set_xticks(ks)
+        shift = (i - (len(series) - 1) / 2) * step  # side by side, so that the intervals do not hide each other
+        ax.errorbar([k + shift for k in ks], [points[k][0] for k in ks], yerr=[points[k][1] for k in ks], marker="o",
+                    capsize=4, label=name)
+    ax.set_xticks(every_k)
+    ax.set_ylim(0, 100)
     ax.set_xlabel("examples per novel class (k)")
     ax.set_ylabel("novel top-1 (%)")
     ax.set_title(title, fontsize=10)
@@ -587,7 +593,9 @@ def table_page(folder: Path, out: Path) -> str:
         total = results.get("wall_seconds") or sum(parts_s.values())
         rows = [[k, seconds(v), pct(v / total if total else None, 0), bar(v / total if total else 0)]
                 for k, v in parts_s.items()]
-        body.append(section("Wall time", tag("p", f"{seconds(total)} in all; per part:", cls="muted"),
+        body.append(section("Wall time", tag("p", f"{seconds(total)} in all, per part below: the demo call that wrote "
+                                                  f"results.json (runs it found finished and read back cost it "
+                                                  f"nothing).", cls="muted"),
                             table(["part", "time", "share", ""], rows, id="wall"), id="time"))
     title = "Something-Else on the synthetic benchmark" + (" (full table)" if args.get("full") else "")
     return page(title, generated(folder), body)
