@@ -120,7 +120,7 @@ def page_kind(folder: Path) -> str:
                 return "table"
             if "models" in results:
                 return "evaluation"
-            if "model" in results:
+            if "model" in results or "evaluation" in results:  # a training run, a few-shot stage
                 return "run"
     raise UserError(f"{folder}: not a run, demo, few-shot or evaluation folder (no results.json of "
                     f"actions.train, actions.demo or actions.evaluate, no fewshot_results.json)")

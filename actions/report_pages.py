@@ -27,6 +27,8 @@ from .html_page import (Raw, details, esc, figure_uri, file_uri, image_uri, img,
 
 SHEET_VIDEOS = 4  # validation videos with a contact sheet on a run page (the surest right and wrong ones)
 CONFUSED_PAIRS = 10
+BOX_JSON_LIMIT = 200 * 2 ** 20  # a box JSON file above this is not loaded for the contact sheets (use a box store)
+CONFUSION_IMAGE_CLASSES = 60  # confusion.png is embedded up to this many classes (174 make a 5,000-px image)
 
 
 # ----------------------------------------------------------------------------------- small pieces
@@ -159,11 +161,15 @@ def video_sheets(cfg: dict, scores: dict | None, limit: int = SHEET_VIDEOS) -> R
         return join([tag("p", f"No contact sheets: the video folder {video_root or '(none in the config)'} "
                               f"is not there.", cls="muted")])
     boxes, box_note = None, ""
-    if cfg.get("boxes"):
+    box_path = Path(cfg["boxes"]) if cfg.get("boxes") else None
+    if box_path is not None and box_path.is_file() and box_path.stat().st_size > BOX_JSON_LIMIT:
+        box_note = (f"boxes not drawn: {box_path} is a {box_path.stat().st_size / 2 ** 30:.1f} GB JSON file; "
+                    f"a box store (python -m datasets index-boxes) is read without loading it whole")
+    elif box_path is not None:
         try:
-            boxes = open_boxes(cfg["boxes"])
+            boxes = open_boxes(box_path)
         except Exception as e:  # the sheets still show the frames
-            box_note = f"boxes not drawn ({cfg['boxes']}: {e})"
+            box_note = f"boxes not drawn ({box_path}: {e})"
     figures, notes = [], [box_note] if box_note else []
     for i in picks:
         vid = scores["video_id"][i]
@@ -213,7 +219,8 @@ def run_page(folder: Path, out: Path) -> str:
     metrics = [m for m in report.read_metrics(folder / "metrics.jsonl") if m.get("kind") == "epoch"]
     scores = read_scores(folder / "scores.npz")
     ev = results.get("evaluation") or {}
-    model = results.get("model", cfg.get("model", "?"))
+    model = results.get("model") or cfg.get("model") or (
+        f"few-shot stage, {results['shots']}-shot draw {results.get('draw', 0)}" if "shots" in results else "?")
     rates = [m["train_samples"] / m["train_seconds"] for m in metrics if m.get("train_seconds") and "train_samples" in m]
     epoch_s = [m["train_seconds"] for m in metrics if "train_seconds" in m]
     best = results.get("best") or {}
@@ -247,7 +254,8 @@ def run_page(folder: Path, out: Path) -> str:
         sheets = sheets_section(cfg, scores)
         if sheets is not None:
             body.append(sheets)
-        conf = file_uri(folder / "confusion.png")
+        n_classes = len(ev.get("per_class") or {})
+        conf = file_uri(folder / "confusion.png") if n_classes <= CONFUSION_IMAGE_CLASSES else None
         if conf:
             body.append(section("Confusion matrix", details("show (rows: true class, normalised)",
                                                             img(conf, "confusion matrix")), id="confusion"))
