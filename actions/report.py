@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.cli import Parser, command  # noqa: E402
@@ -61,8 +62,8 @@ def curves_figure(metrics: list[dict]):
     if any("holdout_top1" in m for m in epochs):
         b.plot(x, [m.get("holdout_top1", np.nan) for m in epochs], label="held-out top-1")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.legend(), b.grid(alpha=0.3)
-    if len(x) < 15:
-        a.set_xticks(x), b.set_xticks(x)
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (a, b):
         for line in ax.get_lines():
             line.set_marker("o" if len(x) < 30 else "")

@@ -244,7 +244,8 @@ def run_page(folder: Path, out: Path) -> str:
                                                                     "on which the checkpoint is chosen.", cls="muted"),
                             img(curves, "loss and accuracy curves"), id="curves"))
     if ev:
-        ckpt = ev.get("checkpoint", "")
+        # results.json counts epochs from 0 ("epoch 19" of 20): shown as the log and the curves count them
+        ckpt = f"epoch {best['epoch'] + 1}" if best.get("epoch", -1) >= 0 else ev.get("checkpoint", "")
         body.append(section("Evaluation", table(
             ["set", "videos", "top-1", "top-5", "mean class accuracy", "checkpoint", "views"],
             [[ev.get("set", ""), ev.get("videos", ""), pct(ev.get("top1")), pct(ev.get("top5")),
