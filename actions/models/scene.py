@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.models import video as tvv
 
 from common.checkpoint import read_state_dict
+from common.errors import UserError
 
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")  # classification heads of torchvision models
 
@@ -44,8 +45,8 @@ def load_state_checked(
 
     Keys under `ignore_prefixes` are skipped on both sides (e.g. a classification head of a
     different size). If no key matches but the file holds a whole scene model (keys under
-    'backbone.'), its trunk part is used. Raises ValueError naming the file and the
-    missing / unexpected / mis-shaped keys.
+    'backbone.'), its trunk part is used. Raises a UserError (a ValueError) naming the file and the
+    missing / unexpected / mis-shaped keys: a file for another architecture never loads in part.
     """
     ignore = tuple(ignore_prefixes)
     own = {k: v for k, v in module.state_dict().items() if not k.startswith(ignore)}
@@ -66,7 +67,7 @@ def load_state_checked(
             parts.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:5])}")
-        raise ValueError("; ".join(parts))
+        raise UserError("; ".join(parts))
     module.load_state_dict(state, strict=False)
 
 
@@ -208,7 +209,7 @@ class SceneModel(nn.Module):
     needs_boxes = False
 
     def __init__(self, backbone: nn.Module, num_classes: int, feature_dim: int = 512, dropout: float = 0.5,
-                 head: str = "mean", num_frames: int = 8, frame_dim: int = 128):
+                 head: str = "mean", num_frames: int = 8, frame_dim: int = 128, proj_relu: bool = True):
         super().__init__()
         if head not in ("mean", "frames"):
             raise ValueError(f"head must be 'mean' or 'frames', got {head!r}")
@@ -216,7 +217,8 @@ class SceneModel(nn.Module):
         self.num_classes, self.feature_dim = num_classes, feature_dim
         self.frame_head = FrameOrderHead(backbone.out_dim, num_frames, frame_dim) if head == "frames" else None
         pooled_dim = backbone.out_dim if self.frame_head is None else self.frame_head.out_dim
-        self.proj = nn.Sequential(nn.Linear(pooled_dim, feature_dim), nn.ReLU(inplace=True))
+        act = [nn.ReLU(inplace=True)] if proj_relu else []  # the official I3D head has none (`i3d_r50(official=True)`)
+        self.proj = nn.Sequential(nn.Linear(pooled_dim, feature_dim), *act)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
