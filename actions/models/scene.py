@@ -1,6 +1,6 @@
 """Scene (pixel) models: a 3D CNN trunk -> global average pool -> 512-d feature -> classifier.
 
-Trunks come from torchvision.models.video (r3d_18, mc3_18, r2plus1d_18, swin3d_t, s3d), built
+Trunks come from torchvision.models.video (r3d_18, mc3_18, r2plus1d_18, swin3d_t, s3d, mvit_v1_b), built
 with weights=None; pretrained weights come only from local files (`load_backbone_weights`).
 `small3d` is a tiny trunk for CPU demos. The I3D ResNet-50 trunk lives in `i3d.py`.
 
@@ -124,6 +124,34 @@ class S3DTrunk(nn.Module):
         return self.features(x)
 
 
+class MViTTrunk(nn.Module):
+    """torchvision MViT (mvit_v1_b) without its head; returns the patch tokens as a map [B,C,T/2,H/32,W/32].
+
+    Its positional encoding has a fixed size: clips must be 16x224x224 (`num_rgb_frames=16`,
+    `input_size=224`). The scene model pools the patch tokens (torchvision's classifier reads the class
+    token instead; a Kinetics file's head is not used here either way).
+    """
+
+    def __init__(self, net: tvv.MViT):
+        super().__init__()
+        self.conv_proj, self.pos_encoding, self.blocks, self.norm = net.conv_proj, net.pos_encoding, net.blocks, net.norm
+        self.out_dim = net.norm.normalized_shape[0]
+        pe = net.pos_encoding
+        self.clip_size = (pe.temporal_size * net.conv_proj.stride[0], *(s * net.conv_proj.stride[1] for s in pe.spatial_size))
+
+    def forward(self, x):
+        if tuple(x.shape[2:]) != self.clip_size:
+            raise ValueError(f"mvit_v1_b takes clips of {'x'.join(map(str, self.clip_size))} (T x H x W; its positional "
+                             f"encoding has a fixed size), got {'x'.join(map(str, x.shape[2:]))}: set num_rgb_frames=16, "
+                             f"input_size=224")
+        x = self.pos_encoding(self.conv_proj(x).flatten(2).transpose(1, 2))
+        thw = (self.pos_encoding.temporal_size, *self.pos_encoding.spatial_size)
+        for block in self.blocks:
+            x, thw = block(x, thw)
+        x = self.norm(x)[:, 1:]  # without the class token
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *thw)
+
+
 def _conv_bn(c_in, c_out, kernel, stride):
     pad = tuple(k // 2 for k in kernel)
     return [
@@ -237,6 +265,7 @@ TORCHVISION_TRUNKS = {
     "r2plus1d_18": (tvv.r2plus1d_18, VideoResNetTrunk),
     "swin3d_t": (tvv.swin3d_t, SwinTrunk),
     "s3d": (tvv.s3d, S3DTrunk),
+    "mvit_v1_b": (tvv.mvit_v1_b, MViTTrunk),
 }
 
 
@@ -277,3 +306,4 @@ mc3_18 = functools.partial(torchvision_scene, "mc3_18")
 r2plus1d_18 = functools.partial(torchvision_scene, "r2plus1d_18")
 swin3d_t = functools.partial(torchvision_scene, "swin3d_t")
 s3d = functools.partial(torchvision_scene, "s3d")
+mvit_v1_b = functools.partial(torchvision_scene, "mvit_v1_b")
