@@ -167,7 +167,8 @@ class STIN(nn.Module):
     def features(self, batch: dict) -> torch.Tensor:
         """Pooled video feature [B, feature_dim] (the mean over tracks)."""
         boxes, box_ids, box_mask = batch["boxes"], batch["box_ids"], batch["box_mask"]
-        self._check(boxes, box_ids, box_mask)
+        if not torch.jit.is_tracing():  # a traced graph keeps no Python checks (and should not warn about them)
+            self._check(boxes, box_ids, box_mask)
         B, T, N, _ = boxes.shape
         C = self.feature_dim
         box_mask = box_mask.bool()
