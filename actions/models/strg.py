@@ -74,6 +74,20 @@ def region_features(fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor,
     return out
 
 
+def pool_time(fmap: torch.Tensor, frames: int) -> torch.Tensor:
+    """`F.adaptive_avg_pool3d(fmap, (frames, H, W))` [B,D,T,H,W] -> [B,D,frames,H,W] as a product with its
+    constant [frames, T] averaging matrix: the same numbers, and it exports (ONNX's adaptive pooling
+    needs an output size dividing the input's; a trunk's T/4 time steps are pooled *up* to T box frames)."""
+    t_in = int(fmap.shape[2])
+    if t_in == frames:
+        return fmap
+    weights = torch.zeros(frames, t_in, dtype=fmap.dtype, device=fmap.device)
+    for i in range(frames):
+        start, end = (i * t_in) // frames, -(-((i + 1) * t_in) // frames)
+        weights[i, start:end] = 1.0 / (end - start)
+    return torch.einsum("bdthw,st->bdshw", fmap, weights)
+
+
 def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     """IoU between all boxes of each video: boxes [B,M,4] (cx,cy,w,h) -> [B,M,M]."""
     xyxy = box_convert(boxes, "cxcywh", "xyxy")
@@ -155,7 +169,7 @@ class STRG(nn.Module):
     def graph_features(self, fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean of the graph-convolved region nodes [B, node_dim] (zero for a video without boxes)."""
         B, T, N, _ = boxes.shape
-        fmap = F.adaptive_avg_pool3d(fmap, (T, fmap.shape[3], fmap.shape[4]))  # trunk time -> box frames
+        fmap = pool_time(fmap, int(T))  # trunk time -> box frames
         dense = not self.training  # eval: no gathers, fixed shapes (export-friendly), same result
         regions = region_features(fmap, boxes, mask, self.roi_size, dense=dense)  # [B,T,N,D]
         x = masked_apply(self.region_proj, regions, mask, self.node_dim, dense).reshape(B, T * N, self.node_dim)
