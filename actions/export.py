@@ -136,7 +136,7 @@ def metadata(ckpt: dict, model_name: str, specs: list[Input], fmt: str, source: 
 def write_torchscript(wrapper: BatchModel, example: tuple, path: Path, meta: dict) -> None:
     with torch.no_grad(), quiet_tracing():
         traced = torch.jit.trace(wrapper, example, check_trace=False)
-    torch.jit.save(traced, str(path), _extra_files={META_KEY + ".json": json.dumps(meta)})
+        torch.jit.save(traced, str(path), _extra_files={META_KEY + ".json": json.dumps(meta)})
 
 
 def write_onnx(wrapper: BatchModel, example: tuple, path: Path, meta: dict, names: list[str]) -> None:
