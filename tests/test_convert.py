@@ -135,3 +135,33 @@ def test_a_pickle_that_runs_code_is_refused(labels, tmp_path, capsys):
         assert len(lines) == 1 and "could run code" in lines[0] and str(evil) in lines[0], lines
         assert not marker.exists()
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_converted_model_is_the_base_of_the_fewshot_protocol(sample_dir, labels, tmp_path, capsys):
+    import json
+
+    from actions.fewshot import main as fewshot
+
+    ckpt = save_official(randomise(OfficialSTIN("stin_oie_nl")), tmp_path / "coord_latent_nl_best.pth.tar",
+                         "coord_latent_nl", "module.")
+    assert convert(capsys, ckpt, "--labels", labels, "--out", tmp_path / "base.pt")[0] == 0
+    folder = tmp_path / "fewshot"
+    folder.mkdir()
+    (folder / "base_labels.json").write_text(labels.read_text())
+    novel = ["Tearing something into two pieces", "Throwing something"]
+    (folder / "finetune_labels.json").write_text(json.dumps({n: str(i) for i, n in enumerate(novel)}))
+    for name, ids in (("training", ["2", "4"]), ("validation", ["2003", "6981", "57082", "862"])):
+        recs = [{"id": v, "label": novel[i % 2], "template": novel[i % 2], "placeholders": []} for i, v in enumerate(ids)]
+        (folder / f"finetune_1shot_{name}.json").write_text(json.dumps(recs))
+    rc = fewshot(["--fewshot", str(folder), "--base", str(tmp_path / "base.pt"), f"boxes={sample_dir / 'annotations.json'}",
+                  f"out={tmp_path / 'run'}", "workers=0", "device=cpu"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "given with --base" in out.out and "1-shot" in out.out
+    draw = tmp_path / "run" / "finetune" / "1shot" / "draw_0"
+    result = json.loads((draw / "results.json").read_text())
+    assert result["train_top1"] == 1.0 and result["evaluation"]["videos"] == 4
+    tuned = load_checkpoint(draw / "best.pt")
+    assert tuned["class_names"] == novel and tuned["model_args"]["official"] is True
+    assert tuned["config"]["official_slots"]  # the base model's inputs, not the defaults
+    assert not (tmp_path / "run" / "base").exists()
