@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import torch
 
@@ -66,6 +65,9 @@ def detect_model(state: dict, path) -> str:
                         f"does not copy), so it has no equal here: convert its STIN and I3D checkpoints instead")
     if any(k.startswith("i3D.") for k in state) and "fc.weight" in state:
         return "i3d_r50"
+    if is_official_i3d_state(state):
+        raise UserError(f"{path}: an official I3D trunk (e.g. the Kinetics kinetics-res50.pth), not a Something-Else "
+                        f"model: give it to i3d_r50 as model_args.backbone_weights")
     if "coord_to_feature.0.weight" in state:
         if any(k.startswith("nonlocal_fusion.") for k in state):
             return "stin_oie_nl"
@@ -80,7 +82,7 @@ def _shape(state: dict, key: str, path) -> torch.Size:
     return state[key].shape
 
 
-def stin_from_official(state: dict, name: str, num_slots: int, path) -> tuple[dict, dict, int]:
+def stin_from_official(state: dict, num_slots: int, path) -> tuple[dict, dict, int]:
     """(builder arguments, state dict, classes) of an official STIN checkpoint."""
     C = _shape(state, "coord_to_feature.3.weight", path)[0]
     T = _shape(state, "box_feature_fusion.0.weight", path)[1] // C
@@ -128,7 +130,7 @@ def convert_something_else(path: str | os.PathLike, labels_path: str | os.PathLi
             raise UserError(f"{path}: an official {OFFICIAL_NAMES[found]} checkpoint, not global_i3d (--model {name})")
         args, state, classes = i3d_from_official(state, path)
     else:
-        args, state, classes = stin_from_official(state, name, num_slots, path)
+        args, state, classes = stin_from_official(state, num_slots, path)
     if classes != len(names):
         raise UserError(f"{labels_path}: {len(names)} classes, but {path} was trained for {classes}")
     net = create_model(name, classes, **args)

@@ -12,7 +12,7 @@ from actions.checkpoints import model_from_checkpoint
 from actions.convert import main
 from actions.models import create_model
 from common.checkpoint import load_checkpoint
-from official_reference import OfficialGlobalI3D, OfficialI3D, OfficialSTIN, randomise
+from official_reference import OfficialGlobalI3D, OfficialSTIN, randomise
 from sample_batch import sample_batch
 
 OFFICIAL = {"stin": "coord", "stin_oie": "coord_latent", "stin_oie_nl": "coord_latent_nl"}

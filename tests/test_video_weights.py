@@ -2,7 +2,6 @@
 mvit_v1_b) and ImageNet 2D ResNet-50 (inflated into i3d_r50). Files are torchvision's own state dicts, named
 as torchvision names them (`<model>-<first 8 hex digits of sha256>.pth`); they load strictly, a damaged or
 renamed file and a file of another architecture are one-line errors (exit 2 through the CLI)."""
-import os
 import shutil
 from pathlib import Path
 
