@@ -43,7 +43,7 @@ from datasets.ssv2 import Record, class_names, load_labels, load_records
 from .config import TrainConfig, load_config, to_dict
 from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
-from .checkpoints import model_from_checkpoint
+from .checkpoints import config_of, model_from_checkpoint
 from .metrics import softmax, summarize
 from .report import format_table, report_at_end
 from .train import output_layer, train
@@ -130,8 +130,9 @@ def fit_output_layer(x: np.ndarray, y: np.ndarray, num_classes: int, *, weight_d
 
 
 def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Path, shots: list[int], draws: int,
-                         log=print) -> dict[int, list[dict]]:
-    """Fit a novel output layer on top of the base model of `base_run` for every k and draw.
+                         log=print, base_checkpoint: Path | None = None) -> dict[int, list[dict]]:
+    """Fit a novel output layer on top of the base model of `base_run` (or `base_checkpoint`, e.g. a
+    converted official model) for every k and draw.
 
     Writes out/finetune/<k>shot/draw_<d>/{results.json, scores.npz, best.pt}; a stage whose
     results.json exists is read back, not redone. Returns {k: [{draw, top1, top5, ...}]}.
@@ -150,9 +151,10 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
             files = shot_files[k] if d == 0 else find_shot_files(draw_dir(folder, d))[k]
             plan.append((k, d, out / "finetune" / f"{k}shot" / f"draw_{d}", files["train"], shot_files[k]["val"]))
     todo = [p for p in plan if not (p[2] / "results.json").exists()]
+    base_checkpoint = Path(base_checkpoint or base_run / "best.pt")
     if todo:
         device = pick_device(cfg.device)
-        ckpt = load_checkpoint(base_run / "best.pt")
+        ckpt = load_checkpoint(base_checkpoint)
         model = model_from_checkpoint(ckpt, device)
         records = {}
         for _, _, _, train_set, val_set in todo:
@@ -161,7 +163,7 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
                     records[path] = load_records(path, finetune_labels)
         unique = {r.id: r for recs in records.values() for r in recs}
         feats = penultimate_features(model, cfg, list(unique.values()), finetune_labels, device)
-        log(f"few-shot: features of {len(feats)} videos from {base_run / 'best.pt'}")
+        log(f"few-shot: features of {len(feats)} videos from {base_checkpoint}")
         for k, d, stage, train_set, val_set in todo:
             tr, va = records[train_set], records[val_set]
             y_tr = np.array([finetune_labels[r.class_name] for r in tr])
@@ -178,12 +180,12 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
             save_checkpoint({"model": state, "class_names": names, "model_name": ckpt["model_name"],
                              "model_args": ckpt.get("model_args", {}), "epoch": 0,
                              "config": {**to_dict(cfg), "split": str(folder), "trainable": "last",
-                                        "init_checkpoint": str(base_run / "best.pt")}}, stage / "best.pt")
+                                        "init_checkpoint": str(base_checkpoint)}}, stage / "best.pt")
             with atomic_path(stage / "scores.npz") as tmp:
                 np.savez_compressed(tmp, video_id=np.array([r.id for r in va]), scores=softmax(logits), label=y_va,
                                     class_names=np.array(names))
             write_json(stage / "results.json", {
-                "mode": "last", "shots": k, "draw": d, "base": str(base_run / "best.pt"),
+                "mode": "last", "shots": k, "draw": d, "base": str(base_checkpoint),
                 "train_set": str(train_set), "train_videos": len(tr), "weight_decay": cfg.weight_decay, **fit,
                 "evaluation": {"set": str(val_set), **summary}}, indent=1)
     results: dict[int, list[dict]] = {}
@@ -194,23 +196,44 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
 
 
 # --------------------------------------------------------------------------- the CLI
+MODEL_INPUT_KEYS = ("model", "model_args", "num_box_frames", "num_slots", "official_slots", "num_rgb_frames",
+                    "rgb_sampler", "input_size", "crop", "frame_size")
+
+
+def base_model_config(cfg: TrainConfig, path: Path, base_labels: Path) -> TrainConfig:
+    """`cfg` (data paths, running options) with the model and its input settings of the base checkpoint."""
+    ckpt = load_checkpoint(path)
+    if "class_names" not in ckpt or "model_name" not in ckpt:
+        raise UserError(f"{path}: not a checkpoint of actions.train or actions.convert (no class names / model name)")
+    if list(ckpt["class_names"]) != class_names(load_labels(base_labels)):
+        raise UserError(f"{path}: its classes differ from those of {base_labels}")
+    own = config_of(ckpt, {})
+    return dataclasses.replace(cfg, **{k: getattr(own, k) for k in MODEL_INPUT_KEYS})
+
+
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
     folder, out = Path(args.fewshot), output_folder(cfg.out, "out=")
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
-    missing = [n for n, p in files.items() if p is None]
+    needed = (BASE_LABELS, FINETUNE_LABELS) if args.base else tuple(files)  # --base: no base training
+    missing = [n for n in needed if files[n] is None]
     if missing:
         raise UserError(f"{folder}: not a few-shot split folder (missing {', '.join(missing)}); "
                         f"make one with `python -m splits fewshot`")
-    base_split = stage_split(out / "base" / "split", files[BASE_LABELS], files[BASE_TRAIN], files[BASE_VAL])
-    base = run_stage(dataclasses.replace(cfg, split=str(base_split), out=str(out / "base")))
-    base_ckpt = out / "base" / "best.pt"
-    print(f"base classes: top-1 {base['evaluation']['top1']:.4f} top-5 {base['evaluation']['top5']:.4f}")
+    if args.base:  # a base model trained elsewhere (e.g. converted from the official release)
+        base_ckpt, base = Path(args.base), None
+        cfg = base_model_config(cfg, base_ckpt, files[BASE_LABELS])
+        print(f"base model: {base_ckpt} (given with --base, not trained here)")
+    else:
+        base_split = stage_split(out / "base" / "split", files[BASE_LABELS], files[BASE_TRAIN], files[BASE_VAL])
+        base = run_stage(dataclasses.replace(cfg, split=str(base_split), out=str(out / "base")))
+        base_ckpt = out / "base" / "best.pt"
+        print(f"base classes: top-1 {base['evaluation']['top1']:.4f} top-5 {base['evaluation']['top5']:.4f}")
 
     shot_files = find_shot_files(folder)
     shots = args.shots or sorted(shot_files)
     if args.mode == "last":
-        results = finetune_last_layers(out / "base", cfg, folder, out, shots, args.draws)
+        results = finetune_last_layers(out / "base", cfg, folder, out, shots, args.draws, base_checkpoint=base_ckpt)
     else:
         results = {}
         for k in shots:
@@ -230,7 +253,7 @@ def fewshot(args) -> int:
                                          max_videos=0)
                 res = run_stage(ft)["evaluation"]
                 results.setdefault(k, []).append({"draw": d, "top1": res["top1"], "top5": res["top5"]})
-    rows, summary = [], {"base": base["evaluation"]["top1"], "mode": args.mode, "shots": {}}
+    rows, summary = [], {"base": base["evaluation"]["top1"] if base else str(base_ckpt), "mode": args.mode, "shots": {}}
     for k, rs in results.items():
         m1, c1 = mean_ci([r["top1"] for r in rs])
         m5, c5 = mean_ci([r["top5"] for r in rs])
@@ -251,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", nargs="*", type=int, help="which k-shot sets (default: all in the folder)")
     p.add_argument("--draws", type=int, default=1, help="independent draws of each k-shot set to use (default 1)")
     p.add_argument("--mode", default="last", choices=["last", "head", "all"], help="what fine-tuning trains")
+    p.add_argument("--base", metavar="CKPT", help="a trained base model (e.g. `python -m actions.convert` output) "
+                                                  "instead of training one; its inputs follow its own config")
     p.add_argument("--finetune-epochs", type=int, default=20, help="--mode head/all: SGD epochs (default 20)")
     p.add_argument("--finetune-lr", type=float, default=0.01, help="--mode head/all: learning rate (default 0.01)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. out=runs/fewshot")

@@ -13,6 +13,9 @@ What the models see is built exactly as in evaluation: one record through `ClipD
 sampling, crop and slot filling), with the checkpoint's own configuration; the checkpoint alone
 gives the model, its class names and that configuration.
 
+Exported models: `--runtime onnx` (onnxruntime) or `--runtime torchscript` with `--checkpoint MODEL.onnx`
+(or .pt) written by `python -m actions.export`; the file carries the class names and configuration.
+
 Ensembles (the paper's score-fusion rows): several checkpoints (`--checkpoint A.pt B.pt`, or the
 option repeated) with `--weights`; scores are the weighted mean of their softmax outputs.
 
@@ -114,7 +117,13 @@ class Session:
 
 # ------------------------------------------------------------------------------------- loading
 
-def load_member(path: str, weight: float, device: torch.device) -> tuple[Member, list[str]]:
+def load_member(path: str, weight: float, device: torch.device, runtime: str = "eager") -> tuple[Member, list[str]]:
+    if runtime != "eager":  # a file of `actions.export`: its metadata holds what the checkpoint would
+        from .export import load_exported
+
+        model = load_exported(path, runtime, device)
+        return (Member(str(path), model, config_of(model.meta, {}), f"{model.meta['model_name']} ({runtime})", weight),
+                list(model.meta["class_names"]))
     ckpt = load_checkpoint(path)
     for key in ("model_name", "class_names"):
         if key not in ckpt:
@@ -142,7 +151,7 @@ def load_session(args) -> Session:
         raise UserError(f"--device: {e}") from None
     members, names = [], None
     for path, w in zip(paths, weights):
-        member, member_names = load_member(path, w, device)
+        member, member_names = load_member(path, w, device, args.runtime)
         if names is not None and member_names != names:
             raise UserError(f"{path}: its classes differ from those of {paths[0]}: an ensemble needs one label space")
         names = member_names
@@ -423,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", nargs="+", action="append", required=True, metavar="MODEL.pt",
                    help="checkpoint(s) written by actions.train (best.pt); several = score-fusion ensemble")
     p.add_argument("--weights", nargs="+", type=float, help="one weight per checkpoint for the ensemble (default equal)")
+    p.add_argument("--runtime", default="eager", choices=["eager", "onnx", "torchscript"],
+                   help="eager: --checkpoint are checkpoints (default); onnx / torchscript: they are files of "
+                        "`python -m actions.export`, run by onnxruntime / TorchScript")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--boxes", help="Something-Else box JSON or box store with the videos' boxes (video id = file name)")
     g.add_argument("--detector", metavar="DET.pt", help="detector checkpoint (python -m tracking train-detector): "

@@ -27,6 +27,7 @@ from torch import nn
 from .cli import os_error_message
 from .errors import UserError
 from .files import atomic_file, input_file
+from .weights import check_name_hash
 
 FORMAT = "something-else-checkpoint"
 VERSION = 1
@@ -113,7 +114,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def read_state_dict(path: str | os.PathLike, what: str = "weights file") -> dict[str, torch.Tensor]:
     """A state dict from a local file: a plain one, or one under 'model' or 'state_dict' of a checkpoint
-    dict (this project's, torchvision's, most others'). A DistributedDataParallel 'module.' prefix is removed."""
+    dict (this project's, torchvision's, most others'). A DistributedDataParallel 'module.' prefix is removed.
+    A file named the torchvision way (`<model>-<sha256 prefix>.pth`) must match its name (`check_name_hash`)."""
+    check_name_hash(path)
     obj = read_torch_file(path, what)
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):

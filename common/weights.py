@@ -4,7 +4,10 @@
 - a known name (`KNOWN_WEIGHTS`, e.g. "mobilenet_v2_imagenet"): the file an installed package ships,
   found without importing the package; its size and sha256 are checked before it is returned;
 - anything else: a local file path (a user's own torchvision-format file). A file named like a known
-  one (torchvision names files `<arch>-<first 8 hex of sha256>.pth`) is checked against that one's hash.
+  one is checked against that one's size and hash; any other file named the torchvision way,
+  `<torchvision model name>-<hex digits>.pth` (e.g. `r3d_18-b3b3357e.pth`), is checked as torchvision's
+  own loader does: its sha256 must start with those digits (`check_name_hash`, also run by
+  `common.checkpoint.read_state_dict` on every weight file it reads).
 
 A missing package, a missing file or a wrong hash is a `UserError` naming the file and the command that
 installs it. Hashes are cached per (path, size, mtime), so building many models re-reads nothing.
@@ -13,9 +16,11 @@ the weights.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +95,31 @@ def verify(path: Path, weights: WeightFile) -> Path:
     return path
 
 
+_TORCHVISION_NAME = re.compile(r"^([a-z0-9_]+)-([0-9a-f]{8,64})\.pth$")
+
+
+@functools.cache
+def _torchvision_model_names() -> frozenset[str]:
+    import torchvision.models
+
+    return frozenset(torchvision.models.list_models())
+
+
+def check_name_hash(path: str | os.PathLike) -> None:
+    """torchvision's file-name check (`load_state_dict_from_url(check_hash=True)`): a file named
+    `<model>-<hex>.pth`, `<model>` a torchvision model name, must have a sha256 starting with `<hex>`.
+    A mismatch is a damaged or truncated download, or another file under that name: a UserError."""
+    path = Path(path)
+    m = _TORCHVISION_NAME.match(path.name)
+    if m is None or m.group(1) not in _torchvision_model_names() or not path.is_file():
+        return
+    digest = file_sha256(path)
+    if not digest.startswith(m.group(2)):
+        raise UserError(f"{path}: its name says sha256 {m.group(2)}... (torchvision names weight files "
+                        f"<model>-<first hex digits of sha256>.pth) but the file's sha256 is {digest[:16]}...: "
+                        f"a damaged or incomplete download, or another file under this name")
+
+
 def resolve_weights(spec: str | os.PathLike) -> Path:
     """The verified path of a known weight name, or an existing local weight file."""
     text = os.fspath(spec)
@@ -110,4 +140,5 @@ def resolve_weights(spec: str | os.PathLike) -> Path:
     for weights in KNOWN_WEIGHTS.values():
         if path.name == weights.filename:
             verify(path, weights)
+    check_name_hash(path)
     return path

@@ -28,6 +28,7 @@ SCENE_MODELS = {
     "r2plus1d_18": _scene.r2plus1d_18,
     "swin3d_t": _scene.swin3d_t,
     "s3d": _scene.s3d,
+    "mvit_v1_b": _scene.mvit_v1_b,
     "small3d": _scene.small3d,
     "tsm_mobilenet_v2": tsm_mobilenet_v2,
     "i3d_mobilenet_v2": i3d_mobilenet_v2,

@@ -10,15 +10,22 @@ from __future__ import annotations
 import torch
 
 
-def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int) -> torch.Tensor:
+def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int, rowwise: bool = False) -> torch.Tensor:
     """Apply a row-wise `fn` ([M,D] -> [M,out_dim]) to x[..., D] where `mask` is True.
 
     Rows where `mask` is False are zero in the output. Gathering the real rows (instead of
     zeroing afterwards) is what keeps padding out of BatchNorm's batch statistics.
+    `rowwise=True` says `fn` treats each row on its own (no BatchNorm in training mode, e.g. a model
+    in eval mode): then `fn` runs on every row and the others are zeroed, the same result without
+    the data-dependent gather (whose row count depends on the mask), so the graph has fixed shapes
+    and exports to TorchScript and ONNX with a dynamic batch size.
     """
     lead = x.shape[:-1]
     if mask is None:
         return fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
+    if rowwise:  # masked_fill, not a product: whatever padding gives (even inf/NaN) becomes 0
+        y = fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
+        return y.masked_fill(~mask.unsqueeze(-1), 0.0)
     rows = x[mask]
     if rows.shape[0] == 0:  # no real entry in the whole batch
         return x.new_zeros(*lead, out_dim)

@@ -1,6 +1,6 @@
 """Scene (pixel) models: a 3D CNN trunk -> global average pool -> 512-d feature -> classifier.
 
-Trunks come from torchvision.models.video (r3d_18, mc3_18, r2plus1d_18, swin3d_t, s3d), built
+Trunks come from torchvision.models.video (r3d_18, mc3_18, r2plus1d_18, swin3d_t, s3d, mvit_v1_b), built
 with weights=None; pretrained weights come only from local files (`load_backbone_weights`).
 `small3d` is a tiny trunk for CPU demos. The I3D ResNet-50 trunk lives in `i3d.py`.
 
@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.models import video as tvv
 
 from common.checkpoint import read_state_dict
+from common.errors import UserError
 
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")  # classification heads of torchvision models
 
@@ -44,8 +45,8 @@ def load_state_checked(
 
     Keys under `ignore_prefixes` are skipped on both sides (e.g. a classification head of a
     different size). If no key matches but the file holds a whole scene model (keys under
-    'backbone.'), its trunk part is used. Raises ValueError naming the file and the
-    missing / unexpected / mis-shaped keys.
+    'backbone.'), its trunk part is used. Raises a UserError (a ValueError) naming the file and the
+    missing / unexpected / mis-shaped keys: a file for another architecture never loads in part.
     """
     ignore = tuple(ignore_prefixes)
     own = {k: v for k, v in module.state_dict().items() if not k.startswith(ignore)}
@@ -66,7 +67,7 @@ def load_state_checked(
             parts.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:5])}")
-        raise ValueError("; ".join(parts))
+        raise UserError("; ".join(parts))
     module.load_state_dict(state, strict=False)
 
 
@@ -121,6 +122,34 @@ class S3DTrunk(nn.Module):
 
     def forward(self, x):
         return self.features(x)
+
+
+class MViTTrunk(nn.Module):
+    """torchvision MViT (mvit_v1_b) without its head; returns the patch tokens as a map [B,C,T/2,H/32,W/32].
+
+    Its positional encoding has a fixed size: clips must be 16x224x224 (`num_rgb_frames=16`,
+    `input_size=224`). The scene model pools the patch tokens (torchvision's classifier reads the class
+    token instead; a Kinetics file's head is not used here either way).
+    """
+
+    def __init__(self, net: tvv.MViT):
+        super().__init__()
+        self.conv_proj, self.pos_encoding, self.blocks, self.norm = net.conv_proj, net.pos_encoding, net.blocks, net.norm
+        self.out_dim = net.norm.normalized_shape[0]
+        pe = net.pos_encoding
+        self.clip_size = (pe.temporal_size * net.conv_proj.stride[0], *(s * net.conv_proj.stride[1] for s in pe.spatial_size))
+
+    def forward(self, x):
+        if tuple(x.shape[2:]) != self.clip_size:
+            raise ValueError(f"mvit_v1_b takes clips of {'x'.join(map(str, self.clip_size))} (T x H x W; its positional "
+                             f"encoding has a fixed size), got {'x'.join(map(str, x.shape[2:]))}: set num_rgb_frames=16, "
+                             f"input_size=224")
+        x = self.pos_encoding(self.conv_proj(x).flatten(2).transpose(1, 2))
+        thw = (self.pos_encoding.temporal_size, *self.pos_encoding.spatial_size)
+        for block in self.blocks:
+            x, thw = block(x, thw)
+        x = self.norm(x)[:, 1:]  # without the class token
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *thw)
 
 
 def _conv_bn(c_in, c_out, kernel, stride):
@@ -208,7 +237,7 @@ class SceneModel(nn.Module):
     needs_boxes = False
 
     def __init__(self, backbone: nn.Module, num_classes: int, feature_dim: int = 512, dropout: float = 0.5,
-                 head: str = "mean", num_frames: int = 8, frame_dim: int = 128):
+                 head: str = "mean", num_frames: int = 8, frame_dim: int = 128, proj_relu: bool = True):
         super().__init__()
         if head not in ("mean", "frames"):
             raise ValueError(f"head must be 'mean' or 'frames', got {head!r}")
@@ -216,7 +245,8 @@ class SceneModel(nn.Module):
         self.num_classes, self.feature_dim = num_classes, feature_dim
         self.frame_head = FrameOrderHead(backbone.out_dim, num_frames, frame_dim) if head == "frames" else None
         pooled_dim = backbone.out_dim if self.frame_head is None else self.frame_head.out_dim
-        self.proj = nn.Sequential(nn.Linear(pooled_dim, feature_dim), nn.ReLU(inplace=True))
+        act = [nn.ReLU(inplace=True)] if proj_relu else []  # the official I3D head has none (`i3d_r50(official=True)`)
+        self.proj = nn.Sequential(nn.Linear(pooled_dim, feature_dim), *act)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
     def feature_map(self, batch: dict) -> torch.Tensor:
@@ -235,6 +265,7 @@ TORCHVISION_TRUNKS = {
     "r2plus1d_18": (tvv.r2plus1d_18, VideoResNetTrunk),
     "swin3d_t": (tvv.swin3d_t, SwinTrunk),
     "s3d": (tvv.s3d, S3DTrunk),
+    "mvit_v1_b": (tvv.mvit_v1_b, MViTTrunk),
 }
 
 
@@ -275,3 +306,4 @@ mc3_18 = functools.partial(torchvision_scene, "mc3_18")
 r2plus1d_18 = functools.partial(torchvision_scene, "r2plus1d_18")
 swin3d_t = functools.partial(torchvision_scene, "swin3d_t")
 s3d = functools.partial(torchvision_scene, "s3d")
+mvit_v1_b = functools.partial(torchvision_scene, "mvit_v1_b")

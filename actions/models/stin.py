@@ -13,9 +13,10 @@ Pipeline, per video (T box frames, N slots, C features):
   mean over tracks -> classifier
 
 Masking (`mask_empty=True`, the default): an empty slot/frame is not a box. Every MLP is
-applied to the real entries only (gathered rows), so BatchNorm statistics never see padding
-and whatever coordinates sit in an empty slot cannot change any output. Empty entries are
-zero, are left out of the spatial mean of the others and of the non-local attention, and a
+applied to the real entries only: gathered rows in training, so BatchNorm statistics never see
+padding; in eval mode every row with the empty ones zeroed after, the same result with fixed
+shapes (what TorchScript/ONNX export needs). Whatever coordinates sit in an empty slot cannot
+change any output. Empty entries are zero, are left out of the spatial mean of the others and of the non-local attention, and a
 track with no box in any frame is left out of the mean over tracks.
 `mask_empty=False` reproduces the official behaviour: every slot counts, the spatial message
 is (sum - self) / (N - 1) and the track mean is over all N slots.
@@ -166,18 +167,20 @@ class STIN(nn.Module):
     def features(self, batch: dict) -> torch.Tensor:
         """Pooled video feature [B, feature_dim] (the mean over tracks)."""
         boxes, box_ids, box_mask = batch["boxes"], batch["box_ids"], batch["box_mask"]
-        self._check(boxes, box_ids, box_mask)
+        if not torch.jit.is_tracing():  # a traced graph keeps no Python checks (and should not warn about them)
+            self._check(boxes, box_ids, box_mask)
         B, T, N, _ = boxes.shape
         C = self.feature_dim
         box_mask = box_mask.bool()
         mask = box_mask if self.mask_empty else None  # [B,T,N] or None (all real)
 
-        f = masked_apply(self.coord_to_feature, boxes.float(), mask, C)  # [B,T,N,C]
+        rowwise = not self.training  # eval: no batch statistics, so no gather (export-friendly, `masked_apply`)
+        f = masked_apply(self.coord_to_feature, boxes.float(), mask, C, rowwise)  # [B,T,N,C]
         if self.oie:
             # Per-frame identity, 0 (padding embedding) where the box is absent: official.
             frame_ids = box_ids.long()[:, None, :].expand(B, T, N) * box_mask.long()
             f = torch.cat([f, self.category_embed_layer(frame_ids)], -1)
-            f = masked_apply(self.coord_category_fusion, f, mask, C)
+            f = masked_apply(self.coord_category_fusion, f, mask, C, rowwise)
 
         # Spatial interaction: each box with the mean of the other boxes of its frame.
         others = f.sum(2, keepdim=True) - f
@@ -186,12 +189,12 @@ class STIN(nn.Module):
         else:
             n_others = mask.sum(2, keepdim=True) - mask.long()  # [B,T,N]
             others = others / n_others.unsqueeze(-1).clamp(min=1).to(f.dtype)
-        f = masked_apply(self.spatial_node_fusion, torch.cat([f, others], -1), mask, C)
+        f = masked_apply(self.spatial_node_fusion, torch.cat([f, others], -1), mask, C, rowwise)
 
         # Temporal interaction: a track is its T frame features concatenated (frame order).
         tracks = f.transpose(1, 2).reshape(B, N, T * C)
         track_mask = None if mask is None else mask.any(1)  # [B,N]
-        h = masked_apply(self.box_feature_fusion, tracks, track_mask, C)  # [B,N,C]
+        h = masked_apply(self.box_feature_fusion, tracks, track_mask, C, rowwise)  # [B,N,C]
 
         for layer in self.nonlocal_fusion:
             h = self._nonlocal(layer, h, track_mask)
@@ -204,7 +207,7 @@ class STIN(nn.Module):
         def pointwise(rows):  # Conv1d(k=1)+BN+ReLU on rows [M,C]
             return relu(bn(conv(rows.unsqueeze(-1)))).squeeze(-1)
 
-        return masked_apply(pointwise, x, track_mask, self.feature_dim)
+        return masked_apply(pointwise, x, track_mask, self.feature_dim, not self.training)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.classifier(self.features(batch))

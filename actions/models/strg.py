@@ -41,21 +41,30 @@ def node_boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tenso
 
 
 def region_features(fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor, roi_size: int = 7,
-                    sampling_ratio: int = 2) -> torch.Tensor:
+                    sampling_ratio: int = 2, dense: bool = False) -> torch.Tensor:
     """RoIAlign of a time-aligned feature map at the real boxes, max-pooled over the RoI grid.
 
     fmap [B,D,T,H,W] (time already matched to the box frames), boxes [B,T,N,4] normalised
     (cx,cy,w,h), mask [B,T,N]. Returns [B,T,N,D], zero where the mask is False.
+    `dense=True` pools at every (frame, slot) box and zeroes the empty ones after: the same result
+    (each RoI is pooled on its own) with fixed shapes instead of the mask's data-dependent gather, which
+    is what TorchScript/ONNX export needs.
     """
     B, D, T, H, W = fmap.shape
-    if tuple(boxes.shape[:2]) != (B, T) or tuple(mask.shape) != tuple(boxes.shape[:3]):
+    if not torch.jit.is_tracing() and (tuple(boxes.shape[:2]) != (B, T) or tuple(mask.shape) != tuple(boxes.shape[:3])):
         raise ValueError(f"region_features: feature map {list(fmap.shape)} (time-pooled) does not match "
                          f"boxes {list(boxes.shape)} / mask {list(mask.shape)}")
     N = boxes.shape[2]
+    planes = fmap.permute(0, 2, 1, 3, 4).reshape(B * T, D, H, W)  # one image per (video, frame)
+    if dense:
+        rois = node_boxes_xyxy(boxes.reshape(B * T * N, 4).to(fmap.dtype), H, W)
+        plane = torch.arange(B * T, device=fmap.device).repeat_interleave(N).to(fmap.dtype).unsqueeze(1)
+        pooled = roi_align(planes, torch.cat([plane, rois], 1), roi_size, spatial_scale=1.0,
+                           sampling_ratio=sampling_ratio, aligned=True)  # [B*T*N,D,r,r]
+        return pooled.amax((2, 3)).reshape(B, T, N, D).masked_fill(~mask.unsqueeze(-1), 0.0)
     idx = mask.nonzero(as_tuple=False)  # [K,3] (b, t, n)
     if idx.shape[0] == 0:
         return fmap.new_zeros(B, T, N, D)
-    planes = fmap.permute(0, 2, 1, 3, 4).reshape(B * T, D, H, W)  # one image per (video, frame)
     rois = node_boxes_xyxy(boxes[idx[:, 0], idx[:, 1], idx[:, 2]].to(fmap.dtype), H, W)
     plane = (idx[:, 0] * T + idx[:, 1]).to(fmap.dtype).unsqueeze(1)
     pooled = roi_align(planes, torch.cat([plane, rois], 1), roi_size, spatial_scale=1.0,
@@ -63,6 +72,20 @@ def region_features(fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor,
     out = pooled.new_zeros(B, T, N, D)  # pooled's dtype: RoIAlign may run in float32 under autocast
     out[idx[:, 0], idx[:, 1], idx[:, 2]] = pooled.amax((2, 3))
     return out
+
+
+def pool_time(fmap: torch.Tensor, frames: int) -> torch.Tensor:
+    """`F.adaptive_avg_pool3d(fmap, (frames, H, W))` [B,D,T,H,W] -> [B,D,frames,H,W] as a product with its
+    constant [frames, T] averaging matrix: the same numbers, and it exports (ONNX's adaptive pooling
+    needs an output size dividing the input's; a trunk's T/4 time steps are pooled *up* to T box frames)."""
+    t_in = int(fmap.shape[2])
+    if t_in == frames:
+        return fmap
+    weights = torch.zeros(frames, t_in, dtype=fmap.dtype, device=fmap.device)
+    for i in range(frames):
+        start, end = (i * t_in) // frames, -(-((i + 1) * t_in) // frames)
+        weights[i, start:end] = 1.0 / (end - start)
+    return torch.einsum("bdthw,st->bdshw", fmap, weights)
 
 
 def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
@@ -146,9 +169,10 @@ class STRG(nn.Module):
     def graph_features(self, fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean of the graph-convolved region nodes [B, node_dim] (zero for a video without boxes)."""
         B, T, N, _ = boxes.shape
-        fmap = F.adaptive_avg_pool3d(fmap, (T, fmap.shape[3], fmap.shape[4]))  # trunk time -> box frames
-        regions = region_features(fmap, boxes, mask, self.roi_size)  # [B,T,N,D]
-        x = masked_apply(self.region_proj, regions, mask, self.node_dim).reshape(B, T * N, self.node_dim)
+        fmap = pool_time(fmap, int(T))  # trunk time -> box frames
+        dense = not self.training  # eval: no gathers, fixed shapes (export-friendly), same result
+        regions = region_features(fmap, boxes, mask, self.roi_size, dense=dense)  # [B,T,N,D]
+        x = masked_apply(self.region_proj, regions, mask, self.node_dim, dense).reshape(B, T * N, self.node_dim)
         real = mask.reshape(B, T * N)
         graphs = [self.similarity(x, real), *temporal_graphs(boxes, mask)]
         for layer in self.graph_layers:
@@ -161,7 +185,8 @@ class STRG(nn.Module):
                              "dataset with rgb_boxes=True")
         boxes, mask = batch["rgb_boxes"].float(), batch["rgb_box_mask"].bool()
         fmap = self.feature_map(batch)
-        if boxes.dim() != 4 or boxes.shape[0] != fmap.shape[0] or tuple(mask.shape) != tuple(boxes.shape[:3]):
+        if not torch.jit.is_tracing() and (boxes.dim() != 4 or boxes.shape[0] != fmap.shape[0]
+                                           or tuple(mask.shape) != tuple(boxes.shape[:3])):
             raise ValueError(f"STRG: rgb_boxes must be [B,T,N,4] with rgb_box_mask [B,T,N], got "
                              f"{list(boxes.shape)} and {list(mask.shape)}")
         scene = pool_map(fmap, self.proj, self.frame_head)
