@@ -141,7 +141,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
     first = (run / "metrics.jsonl").read_text().splitlines()
     assert len(first) == 1
     row = json.loads(first[0])
-    assert {"loss", "loss_classifier", "lr", "map50", "ap50_hand", "ap50_object", "heldout_frames"} <= set(row)
+    assert {"loss", "classification", "lr", "map50", "map", "ap50_hand", "ap50_object", "ap_hand", "heldout_frames"} <= set(row)
     assert row["heldout_frames"] > 0 and (row["map50"] is None or 0 <= row["map50"] <= 1)
 
     assert main(["train-detector", *common, "--epochs", "1"]) == 2  # refuses to overwrite a run
