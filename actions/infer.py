@@ -19,8 +19,8 @@ option repeated) with `--weights`; scores are the weighted mean of their softmax
 Output per video: the top-k classes with probabilities, the models used, the frame count and rate,
 where the boxes came from, and the time per stage:
   decode  open the video, decode it (once, when any stage reads pixels: the detector, a pixel model
-          or the overlay all read those frames; a video of more than 2 GiB of frames is decoded by
-          each stage instead) and build the model input
+          or the overlay all read those frames; a video longer than 5 minutes is decoded by each
+          stage instead) and build the model input
   detect  detector on every 12-fps frame; track: tracker + identities
   model   forward passes;  render: drawing and encoding the overlay (with --render)
 A table on the terminal; `--json OUT.jsonl` one JSON object per video (`-` for stdout, no table).
@@ -67,7 +67,8 @@ from .models import fuse_scores
 from .report import format_table
 
 STAGES = ("decode", "detect", "track", "model")
-MAX_DECODED_BYTES = 2 << 30  # a video up to this size (frames x H x W x 3) is decoded once for every stage
+# a video of up to this many 12-fps frames (5 minutes; 1.1 GB at SSv2's 427x240) is decoded once for every stage
+MAX_DECODED_FRAMES = 3600
 
 
 @dataclass
@@ -276,15 +277,16 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
         start = time.perf_counter()
         video = None  # the decoded frames, when a stage reads pixels: decoded once, read by every stage
         with open_video(path) as reader:
-            n, size = len(reader), reader.size
-            res.update(num_frames=n, fps=reader.fps, native_fps=reader.native_fps, native_frames=reader.native_len,
-                       resampled=reader.resampled, fps_note=fps_note(reader), size=list(size))
+            n = len(reader)
             if s.detector is not None or s.render_dir is not None or s.needs_frames:
-                if n * size[0] * size[1] * 3 <= MAX_DECODED_BYTES:
+                if n <= MAX_DECODED_FRAMES:
                     video = DecodedVideo(reader.read_all(), reader)
                 else:
-                    res["notes"].append(f"{n} frames of {size[0]}x{size[1]} are more than {MAX_DECODED_BYTES >> 20} MiB: "
-                                        "each stage decodes the video itself")
+                    res["notes"].append(f"{n} frames are more than {MAX_DECODED_FRAMES} to hold in memory: each stage "
+                                        "decodes the video itself")
+            size = video.size if video is not None else reader.size
+            res.update(num_frames=n, fps=reader.fps, native_fps=reader.native_fps, native_frames=reader.native_len,
+                       resampled=reader.resampled, fps_note=fps_note(reader), size=list(size))
         clock.add("decode", start)
         boxes, source = s.boxes, s.boxes_name or None
         if s.detector is not None:

@@ -69,8 +69,8 @@ naming the file, video, frame and label; zero-width/height boxes are ignored.
 
 """
 
-TRACK_SPLIT_HELP = """Detect, track and assign identities on every video of a split's record lists (--sets, default
-all of them: train, validation, ...): one Something-Else box JSON, each video as `track VIDEO
+TRACK_SPLIT_HELP = """Detect, track and assign identities on every video of a split's record lists (--sets; default its
+train, validation and test lists): one Something-Else box JSON, each video as `track VIDEO
 --detector` writes it, that the training CLI reads as it reads ground truth (`boxes=TRACKS.json`, or
 a box store made with `datasets index-boxes`).
 
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts = sub.add_parser("track-split", help="detect -> track -> identities over every video of a split (sharded, resumable)",
                         description=TRACK_SPLIT_HELP + IDENTITY_RULE, formatter_class=fmt)
     ts.add_argument("--split", required=True, help="split folder (its record lists name the videos)")
-    ts.add_argument("--sets", nargs="+", metavar="SET", help="record lists to cover (default: all, e.g. train validation)")
+    ts.add_argument("--sets", nargs="+", metavar="SET", help="record lists to cover (default: train, validation and test, those there are)")
     ts.add_argument("--videos", required=True, help="folder of <id>.webm/.mp4 videos or <id>/ frame folders")
     ts.add_argument("--out", required=True, help="tracks JSON to write (with N shards: OUT.part<K>of<N>.json)")
     ts.add_argument("--shard", metavar="K/N", help="process shard K of N (from 0; default: torchrun's RANK/WORLD_SIZE, else 0/1)")

@@ -111,4 +111,4 @@ def frcnn_options(spec) -> dict:
                 rpn_post_nms_top_n_train=spec.proposals_train, box_batch_size_per_image=spec.roi_samples)
 
 
-HEADS = {"frcnn": frcnn, "fcos": fcos, "retinanet": retinanet, "frcnn_c4": frcnn_c4}
+HEADS = {"fcos": fcos, "frcnn": frcnn, "retinanet": retinanet, "frcnn_c4": frcnn_c4}

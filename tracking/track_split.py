@@ -55,12 +55,16 @@ def part_path(out: str | os.PathLike, shard: tuple[int, int]) -> Path:
     return out if n == 1 else out.with_name(f"{out.stem}.part{k}of{n}{out.suffix}")
 
 
+STANDARD_SETS = ("train", "validation", "test")
+
+
 def split_video_ids(split: str | os.PathLike, sets: list[str] | None = None) -> list[str]:
-    """Ids of the split's record lists (`sets`, default all), in file order, each once."""
+    """Ids of the split's record lists (`sets`; default its train, validation and test lists), in file
+    order, each once."""
     files = split_files(split, "--split", need_labels=False)
-    names = sets or list(files.sets)
+    names = sets or [s for s in STANDARD_SETS if s in files.sets]
     if not names:
-        raise UserError(f"{files.folder}: no record lists (train.json, validation.json, ...) in the split folder")
+        raise UserError(f"{files.folder}: no train, validation or test list in the split folder (name others with --sets)")
     seen: dict[str, None] = {}
     for name in names:
         path = files.records(name)

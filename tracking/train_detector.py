@@ -50,8 +50,9 @@ def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
-                    scaler=None, progress=None) -> dict:
-    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
+                    scaler=None, progress=None, clip_grad: float | None = None) -> dict:
+    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr.
+    `clip_grad`: largest gradient norm (clipped above it; None: no clipping)."""
     model.train()
     sums: dict[str, float] = {}
     steps = frames = 0
@@ -67,12 +68,18 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torc
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
         optimizer.zero_grad(set_to_none=True)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         if scaler is not None:
             scaler.scale(loss).backward()
+            if clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
             optimizer.step()
         scheduler.step()
         steps += 1
@@ -151,6 +158,7 @@ class TrainOptions:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100
+    clip_grad: float | None = 10.0  # gradient-norm clipping (a few videos per step make noisy gradients)
     workers: int = 0
     device: str = "auto"
     amp: bool = False
@@ -330,7 +338,7 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         t0 = time.perf_counter()
         train_set.set_epoch(epoch)
         try:
-            stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress)
+            stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress, opts.clip_grad)
         except FloatingPointError as e:
             raise UserError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
         row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
