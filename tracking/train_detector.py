@@ -153,6 +153,7 @@ class TrainOptions:
     epochs: int | None = 12  # None: 12, or the run's own when resuming
     frames_per_video: int = 4
     eval_frames_per_video: int = 8
+    eval_every: int = 1  # held-out AP every this many epochs and after the last (0: after the last only)
     batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
     lr: float = 0.01
     momentum: float = 0.9
@@ -342,12 +343,16 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         except FloatingPointError as e:
             raise UserError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
         row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
-        if val_items:
+        evaluated = bool(val_items) and (epoch == opts.epochs - 1 or (opts.eval_every and (epoch + 1) % opts.eval_every == 0))
+        if evaluated:
+            start = time.perf_counter()
             row.update(ap_row(evaluate_ap(model, val_loader, device, spec.classes, progress, ignore)))
+            row["eval_time_s"] = round(time.perf_counter() - start, 2)
         metrics.append(row)
         score = row.get("map50", math.nan)
         score = -1.0 if math.isnan(score) else score  # NaN: no held-out ground truth
-        is_best = score >= best["map50"] if val_items else True  # no held-out videos: the latest is "best"
+        # no held-out videos: the latest is "best"; an epoch without evaluation is never "best"
+        is_best = (score >= best["map50"] if evaluated else False) if val_items else True
         if is_best:
             best = {"epoch": epoch, "map50": score}
         state = {"kind": CHECKPOINT_KIND, "spec": spec_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
