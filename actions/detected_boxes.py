@@ -5,8 +5,9 @@ ground-truth boxes. Here, for one split: the hand/object detector (`python -m tr
 ImageNet MobileNetV2 + FCOS) trained on the frames of the split's training videos only, with the
 generator's exact boxes; its held-out AP on the split's validation videos (also with the generator's
 unannotated distractor objects ignored); then detect -> track -> identities on every video of the
-split (`python -m tracking track-split`) into one Something-Else box JSON; and the MOT figures of those
-tracks against the ground truth of the validation videos. The box model then trains and is evaluated
+split (`python -m tracking track-split`, two shards at once, merged with `datasets merge-boxes`) into
+one Something-Else box JSON; and the MOT figures of those tracks against the ground truth of the
+validation videos. The box model then trains and is evaluated
 on the tracked boxes exactly as on the ground-truth ones (`boxes=` of its config).
 
 Every step is the user's command, resumable, and skipped when its output exists.
@@ -17,9 +18,32 @@ from pathlib import Path
 
 from common.jsonio import read_json, write_json
 
-# The detector recipe: 15 minutes of training on 2 CPU cores at the demo's 128x96 (see the README)
+# The detector recipe (README, "Tracked boxes"): under 15 minutes on 2 shared CPU cores at the demo's 128x96
 DETECTOR_OPTIONS = ["--epochs", "24", "--frames-per-video", "2", "--batch-size", "8", "--eval-frames-per-video", "8",
-                    "--lr", "0.01", "--warmup-iters", "200", "--threads", "1", "--workers", "1"]
+                    "--eval-every", "0", "--lr", "0.01", "--warmup-iters", "200", "--threads", "1", "--workers", "1"]
+SHARDS = 2  # track-split processes at once, one torch thread each (the demo's 2 cores)
+
+
+def track_split_in_shards(split_dir: Path, videos: Path, detector: Path, tracks: Path, shards: int,
+                          extra: list[str]) -> None:
+    """`track-split --shard K/N` in N processes at once, then `datasets merge-boxes` of their parts."""
+    import subprocess
+    import sys
+
+    from datasets.__main__ import main as datasets
+    from tracking.track_split import part_path
+
+    procs = [subprocess.Popen([sys.executable, "-m", "tracking", "track-split", "--split", str(split_dir),
+                               "--videos", str(videos), "--detector", str(detector), "--out", str(tracks),
+                               "--shard", f"{k}/{shards}", "--batch-size", "8", "--threads", "1", *extra])
+             for k in range(shards)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(max(codes))
+    parts = [str(part_path(tracks, (k, shards))) for k in range(shards)]
+    code = datasets(["merge-boxes", *parts, "--out", str(tracks)]) if shards > 1 else 0
+    if code:
+        raise SystemExit(code)
 
 
 def front_end(data: Path, out: Path, split: str, quiet: bool = True) -> dict:
@@ -45,11 +69,7 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True) -> dict:
             raise SystemExit(code)
     tracks = folder / "tracks.json"
     if not tracks.exists():
-        code = tracking(["track-split", "--split", str(split_dir), "--videos", str(data / "videos"),
-                         "--detector", str(detector), "--out", str(tracks), "--batch-size", "8", "--threads", "1",
-                         *common])
-        if code:
-            raise SystemExit(code)
+        track_split_in_shards(split_dir, data / "videos", detector, tracks, SHARDS, common)
     mot_file = folder / "mot.json"
     if not mot_file.exists():
         from datasets.annotations import open_boxes
