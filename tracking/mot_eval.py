@@ -176,7 +176,7 @@ def evaluate(gt: BoxSource | Mapping[str, VideoBoxes], pred: BoxSource | Mapping
         for k in COUNTS:
             total[k] += counts[k]
         result.per_video[vid] = rates(counts) | identity_check(g, p, iou_threshold)
-    result.extra = sorted(pred_ids - set(gt_ids))
+    result.extra = sorted(pred_ids - set(_ids(gt)))  # predicted videos without any ground truth
     result.overall = rates(total)
     result.overall["videos"] = len(gt_ids)
     for k in IDENTITY_FIGURES:
