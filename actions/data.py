@@ -64,8 +64,9 @@ def model_inputs(model: torch.nn.Module) -> dict[str, bool]:
 def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int], *, needs_boxes: bool,
                  needs_frames: bool, train: bool, needs_rgb_boxes: bool = False, boxes=None,
                  views: tuple[int, int] = (1, 1), source: str = "", seed: int | None = None,
-                 video_paths=None) -> ClipDataset:
-    """`video_paths` (id -> file or frame folder) replaces `cfg.videos` when given (inference)."""
+                 video_paths=None, video_opener=None) -> ClipDataset:
+    """`video_paths` (id -> file or frame folder) replaces `cfg.videos` when given (inference);
+    `video_opener` (path -> VideoReader, default `open_video`) lets inference hand over frames it decoded."""
     if needs_boxes and boxes is None:
         if not cfg.boxes:
             raise UserError("this model reads boxes: set `boxes` to a Something-Else JSON or box store")
@@ -82,7 +83,8 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
         rgb_sampler=cfg.rgb_sampler,
         train=train, input_size=cfg.input_size, crop=cfg.crop, num_clips=views[0], num_crops=views[1],
         default_frame_size=tuple(cfg.frame_size) if cfg.frame_size else None,
-        seed=cfg.seed if seed is None else seed, source=source)
+        seed=cfg.seed if seed is None else seed, source=source,
+        **({"video_opener": video_opener} if video_opener is not None else {}))
 
 
 def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_train: bool = True,

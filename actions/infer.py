@@ -21,8 +21,10 @@ option repeated) with `--weights`; scores are the weighted mean of their softmax
 
 Output per video: the top-k classes with probabilities, the models used, the frame count and rate,
 where the boxes came from, and the time per stage:
-  decode  open the video and build the model input (sampled frames are decoded here)
-  detect  detector on every 12-fps frame (decodes the video itself); track: tracker + identities
+  decode  open the video, decode it (once, when any stage reads pixels: the detector, a pixel model
+          or the overlay all read those frames; a video longer than 5 minutes is decoded by each
+          stage instead) and build the model input
+  detect  detector on every 12-fps frame; track: tracker + identities
   model   forward passes;  render: drawing and encoding the overlay (with --render)
 A table on the terminal; `--json OUT.jsonl` one JSON object per video (`-` for stdout, no table).
 `--render DIR` writes DIR/<id>.mp4 (boxes coloured by identity, slot ids, predicted label) and
@@ -35,6 +37,7 @@ Exit codes: 0 every video done, 1 some video failed, 2 bad arguments (one line o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -56,7 +59,7 @@ from common.jsonio import write_json
 from datasets.annotations import AnnotationFile, BoxSource, VideoBoxes, open_boxes
 from datasets.clip_dataset import collate
 from datasets.ssv2 import Record
-from datasets.video import SSV2_FPS, expand_videos, open_video
+from datasets.video import SSV2_FPS, DecodedVideo, VideoReader, expand_videos, open_video
 
 from .config import TrainConfig
 from .data import make_dataset, model_inputs
@@ -68,6 +71,8 @@ from .models import fuse_scores
 from .report import format_table
 
 STAGES = ("decode", "detect", "track", "model")
+# a video of up to this many 12-fps frames (5 minutes; 1.1 GB at SSv2's 427x240) is decoded once for every stage
+MAX_DECODED_FRAMES = 3600
 
 
 @dataclass
@@ -109,6 +114,10 @@ class Session:
     @property
     def needs_boxes(self) -> bool:
         return any(m.inputs["needs_boxes"] for m in self.members)
+
+    @property
+    def needs_frames(self) -> bool:
+        return any(m.inputs["needs_frames"] for m in self.members)
 
     @property
     def num_slots(self) -> int:
@@ -203,7 +212,7 @@ def fps_note(reader) -> str:
     return f"{reader.fps:g} fps, as the models were trained"
 
 
-def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock) -> AnnotationFile:
+def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock, video: VideoReader | None = None) -> AnnotationFile:
     """Detector on every frame -> tracker -> Something-Else identities (hand, 0000, ...)."""
     from tracking.detector import detect_video
     from tracking.identities import IdentityConfig, assign_identities, identities_to_records
@@ -216,8 +225,8 @@ def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock) -> AnnotationF
 
         bar = tqdm(desc=f"detecting {path.name}", unit="frame", file=sys.stderr, leave=False)
     try:
-        det = detect_video(s.detector, path, s.device, vid, s.detector_batch, s.score_threshold,
-                           progress=bar.update if bar is not None else None)
+        det = detect_video(s.detector, video if video is not None else path, s.device, vid, s.detector_batch,
+                           s.score_threshold, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
@@ -248,7 +257,7 @@ def box_notes(vb: VideoBoxes, num_frames: int, size: tuple[int, int]) -> list[st
 
 
 def score(s: Session, vid: str, path: Path, boxes: BoxSource | None, size: tuple[int, int],
-          clock: Clock) -> torch.Tensor:
+          clock: Clock, video: VideoReader | None = None) -> torch.Tensor:
     """Fused probabilities [K]: each checkpoint sees one record through ClipDataset, as in evaluation."""
     logits = []
     for m in s.members:
@@ -256,7 +265,7 @@ def score(s: Session, vid: str, path: Path, boxes: BoxSource | None, size: tuple
         cfg = dataclasses.replace(m.cfg, frame_size=[size[0], size[1]])  # boxes are pixels of THIS video
         ds = make_dataset(cfg, [Record(vid)], None, **m.inputs, train=False,
                           boxes=boxes if m.inputs["needs_boxes"] else None, views=s.views, source=str(path),
-                          video_paths={vid: path})
+                          video_paths={vid: path}, video_opener=None if video is None else (lambda _p: video))
         if len(ds) == 0:
             raise UserError(f"{path}: cannot be scored by {m.path} ({', '.join(r for _, r in ds.skipped)})")
         batch = to_device(collate([ds[i] for i in range(len(ds))]), s.device)
@@ -276,14 +285,22 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
                  "views": f"{s.views[0]}x{s.views[1]}", "notes": []}
     try:
         start = time.perf_counter()
+        video = None  # the decoded frames, when a stage reads pixels: decoded once, read by every stage
         with open_video(path) as reader:
-            n, size = len(reader), reader.size
+            n = len(reader)
+            if s.detector is not None or s.render_dir is not None or s.needs_frames:
+                if n <= MAX_DECODED_FRAMES:
+                    video = DecodedVideo(reader.read_all(), reader)
+                else:
+                    res["notes"].append(f"{n} frames are more than {MAX_DECODED_FRAMES} to hold in memory: each stage "
+                                        "decodes the video itself")
+            size = video.size if video is not None else reader.size
             res.update(num_frames=n, fps=reader.fps, native_fps=reader.native_fps, native_frames=reader.native_len,
                        resampled=reader.resampled, fps_note=fps_note(reader), size=list(size))
         clock.add("decode", start)
         boxes, source = s.boxes, s.boxes_name or None
         if s.detector is not None:
-            boxes, source = tracked_boxes(s, vid, path, clock), s.detector_name
+            boxes, source = tracked_boxes(s, vid, path, clock, video), s.detector_name
         vb = boxes.get(vid) if boxes is not None and vid in boxes else None
         if vb is None and s.needs_boxes:
             raise UserError(f"{path}: no boxes for video {vid} in {s.boxes_name}")
@@ -293,7 +310,7 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
                                 else f"{path}: the detector found no hand or object to track")
             res["notes"] += box_notes(vb, n, size)
         res["boxes"] = {"source": source, "tracks": vb.track_ids() if vb is not None else []}
-        probs = score(s, vid, path, boxes, size, clock)
+        probs = score(s, vid, path, boxes, size, clock, video)
         top = probs.topk(s.topk)
         res["topk"] = [{"label": s.class_names[int(i)], "score": round(float(p), 6), "index": int(i)}
                        for p, i in zip(top.values, top.indices)]
@@ -302,7 +319,7 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
 
             start = time.perf_counter()
             best = res["topk"][0]
-            with open_video(path) as reader:
+            with (contextlib.nullcontext(video) if video is not None else open_video(path)) as reader:
                 out = render_video(reader, FrameBoxes.from_video_boxes(vb, s.num_slots),
                                    f"{best['label']} {100 * best['score']:.0f}%", s.render_dir, vid)
             res["render"] = {"video": str(out.video), "sheet": str(out.sheet), "frames": out.frames}

@@ -287,6 +287,32 @@ class FrameFolderReader(VideoReader):
         return np.stack(out)
 
 
+class DecodedVideo(VideoReader):
+    """A video decoded once and held in memory, read like any VideoReader: so that the stages of
+    inference (detector, the model's clip sampling, the overlay) share one decode. The frames are the
+    source reader's (already at its fps); `native_*` and `resampled` are the source's too."""
+
+    backend = "memory"
+
+    def __init__(self, frames: np.ndarray, source: VideoReader):
+        super().__init__(source.path, len(frames), source.fps, (frames.shape[2], frames.shape[1]), fps=None)
+        self.frames = frames
+        self.native_fps, self.native_len, self.resampled = source.native_fps, source.native_len, source.resampled
+        self.source_backend = source.backend
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def _native(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self.frames)):
+            raise IndexError(f"{self.path}: frame indices {idx.min()}..{idx.max()} outside 0..{len(self.frames) - 1}")
+        return idx
+
+    def _read(self, native_sorted_unique: np.ndarray) -> np.ndarray:
+        return self.frames[native_sorted_unique]
+
+
 def _check_shape(frames: np.ndarray, reader: VideoReader) -> np.ndarray:
     if reader._size is None and frames.ndim == 4:
         reader._size = (frames.shape[2], frames.shape[1])

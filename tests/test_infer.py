@@ -198,8 +198,17 @@ def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp
     assert len(decode(tmp_path / "r" / "clip24.mp4")) == 38
 
 
-def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys):
+def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys, monkeypatch):
+    from datasets import video as video_module
     from tracking.detector import build_detector, default_spec, save_detector
+
+    decoded = []  # frames the decoders hand out: each frame once, for the detector, the model and the overlay
+    for cls in (video_module.PyAVReader, video_module.DecordReader, video_module.FrameFolderReader):
+        def spy(self, wanted, _read=cls._read):
+            frames = _read(self, wanted)
+            decoded.append(len(frames))
+            return frames
+        monkeypatch.setattr(cls, "_read", spy)
 
     torch.manual_seed(0)
     spec = default_spec("mobilenet_v3", min_size=64, max_size=96)  # tiny input: fast on a CPU
@@ -212,6 +221,7 @@ def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys)
                             tmp_path / "det.pt", "--save-tracks", tmp_path / "tracks.json", "--render",
                             tmp_path / "r", capsys=capsys)
     assert rc == 0, err
+    assert sum(decoded) == res["num_frames"] == 33
     check_topk(res, ckpts["names"], 5)
     assert res["timings"]["detect"] > 0 and res["timings"]["track"] > 0
     assert "det.pt (mobilenet_v3, 64 px) + tracker" in res["boxes"]["source"]
@@ -219,6 +229,23 @@ def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys)
     assert tracks.video_ids() == ["151201"] and len(tracks.data["151201"]) == 33  # a record per 12-fps frame
     assert res["boxes"]["tracks"] == tracks.get("151201").track_ids() == ["0000", "0001", "0002"]
     assert len(decode(tmp_path / "r" / "151201.mp4")) == 33
+    # the same tracks as `tracking detect` then `tracking track` by hand (the detections file keeps boxes
+    # to 0.01 px and scores to 1e-4, hence the tolerance), and exactly those of `tracking track VIDEO`
+    from tracking.__main__ import main as tracking
+
+    video = str(sample_videos / "151201.webm")
+    assert tracking(["detect", video, "--detector", str(tmp_path / "det.pt"), "--out", str(tmp_path / "d.json"),
+                     "--quiet"]) == 0
+    assert tracking(["track", "--detections", str(tmp_path / "d.json"), "--out", str(tmp_path / "by_hand.json")]) == 0
+    assert tracking(["track", video, "--detector", str(tmp_path / "det.pt"), "--out", str(tmp_path / "e2e.json"),
+                     "--quiet"]) == 0
+    capsys.readouterr()
+    saved = json.loads((tmp_path / "tracks.json").read_text())
+    assert saved == json.loads((tmp_path / "e2e.json").read_text())
+    by_hand = AnnotationFile.load(tmp_path / "by_hand.json").get("151201")
+    mine = tracks.get("151201")
+    assert mine.track == by_hand.track and np.array_equal(mine.frame_index, by_hand.frame_index)
+    assert np.array_equal(mine.box_frame, by_hand.box_frame) and np.allclose(mine.xyxy, by_hand.xyxy, atol=0.05)
     rc, (again,), err = infer(sample_videos / "151201.webm", "--checkpoint", ckpts["stin"], "--boxes",
                               tmp_path / "tracks.json", capsys=capsys)
     assert rc == 0, err

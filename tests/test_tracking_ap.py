@@ -81,3 +81,25 @@ def test_greedy_match_takes_the_best_overlap():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         box_ap([img([], [], [])], [])
+
+
+def test_detections_on_ignore_regions_are_neither_right_nor_wrong():
+    # object GT at GT2[0]; a distractor (ignore region) at D; detections: on the distractor (0.9),
+    # on the object (0.8), elsewhere (0.7)
+    D = [60, 60, 80, 80]
+    preds = [img([D, GT2[0], [100, 100, 110, 110]], [0.9, 0.8, 0.7], [1, 1, 1])]
+    plain = gt(GT2[:1], [1])
+    with_ignore = {**plain, "ignore_boxes": np.array([D], float), "ignore_labels": np.array([1])}
+    r = box_ap(preds, [plain], iou_thresholds=(0.5,))
+    assert r["ap50"]["object"] == pytest.approx(0.5)  # FP first: precision 1/2 at recall 1
+    r = box_ap(preds, [with_ignore], iou_thresholds=(0.5,))
+    assert r["ap50"]["object"] == pytest.approx(1.0)  # the distractor hit is dropped, the far FP comes after
+    # an ignore region of the other class, or one the detection does not overlap enough, changes nothing
+    other = {**plain, "ignore_boxes": np.array([D], float), "ignore_labels": np.array([0])}
+    assert box_ap(preds, [other], iou_thresholds=(0.5,))["ap50"]["object"] == pytest.approx(0.5)
+    shifted = {**plain, "ignore_boxes": np.array([[70, 70, 90, 90]], float), "ignore_labels": np.array([1])}
+    assert box_ap(preds, [shifted], iou_thresholds=(0.5,))["ap50"]["object"] == pytest.approx(0.5)
+    # a detection that matches a ground-truth box stays a true positive even on an ignore region
+    on_both = {**plain, "ignore_boxes": GT2[:1], "ignore_labels": np.array([1])}
+    r = box_ap([img([GT2[0]], [0.9], [1])], [on_both], iou_thresholds=(0.5,))
+    assert r["ap50"]["object"] == 1.0

@@ -141,7 +141,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
     first = (run / "metrics.jsonl").read_text().splitlines()
     assert len(first) == 1
     row = json.loads(first[0])
-    assert {"loss", "loss_classifier", "lr", "map50", "ap50_hand", "ap50_object", "heldout_frames"} <= set(row)
+    assert {"loss", "classification", "lr", "map50", "map", "ap50_hand", "ap50_object", "ap_hand", "heldout_frames"} <= set(row)
     assert row["heldout_frames"] > 0 and (row["map50"] is None or 0 <= row["map50"] <= 1)
 
     assert main(["train-detector", *common, "--epochs", "1"]) == 2  # refuses to overwrite a run
@@ -242,3 +242,68 @@ def test_held_out_videos_come_from_the_split_or_a_seeded_fraction(synthetic, tmp
     (split / "validation.json").unlink()
     with pytest.raises(UserError, match="validation list"):
         gather_items(TrainOptions(**base, split=str(split)), logs.append)
+
+
+def imagenet_weights():
+    from common.weights import resolve_weights
+
+    try:
+        return resolve_weights("mobilenet_v2_imagenet")
+    except UserError as e:
+        pytest.skip(str(e))
+
+
+def test_mobilenet_v2_detectors_start_from_the_verified_imagenet_file():
+    """Every MobileNetV2 head reads torchvision's own MobileNetV2 features, loaded from the verified file."""
+    from torchvision.models import mobilenet_v2
+
+    from tracking.__main__ import ARCH_CHOICES
+    from tracking.detector import ARCHS, DEFAULT_ARCH
+
+    assert ARCH_CHOICES == tuple(ARCHS) and ARCH_CHOICES[0] == DEFAULT_ARCH  # --help need not import torch
+    ref = mobilenet_v2(weights=None)
+    ref.load_state_dict(torch.load(imagenet_weights(), weights_only=True))
+    ref.eval()
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        want = ref.features(x)
+    for arch in [a for a in ARCHS if a.startswith("mobilenet_v2")]:
+        det = build_detector(default_spec(arch, min_size=96, max_size=128, frozen_bn=True))
+        info = load_backbone_from_classifier(det, "mobilenet_v2_imagenet", arch)
+        assert info["loaded"] == info["of"] == 260  # every tensor of the body; the classifier left out
+        det.train()  # BatchNorm stays frozen in training
+        with torch.no_grad():
+            out = det.backbone.body(x)
+        out = out if torch.is_tensor(out) else out["2"]  # the pyramid reads block 18 as its stride-32 level
+        assert torch.allclose(out, want, atol=1e-5), arch
+        blocks = list(det.backbone.body.children())
+        assert not any(p.requires_grad for b in blocks[:7] for p in b.parameters())  # the first 3 of 6 stages
+        assert all(p.requires_grad for p in blocks[7].parameters() if p.dim() > 1)
+        out = det.eval()([x[0]])[0]
+        assert set(out) == {"boxes", "scores", "labels"}
+
+
+@pytest.mark.slow
+def test_short_training_raises_held_out_ap(tmp_path, one_thread):
+    """80 steps on frames of 9 encoded synthetic videos lift held-out AP well above the untrained model's."""
+    from datasets.synthetic.generate import generate
+    from tracking.train_detector import TrainOptions, evaluate_ap, gather_items, train
+
+    imagenet_weights()
+    data = tmp_path / "data"
+    generate(data, videos=12, seed=4, width=128, height=96)
+    opts = TrainOptions(out=str(tmp_path / "run"), boxes=str(data / "annotations.json"), videos=str(data / "videos"),
+                        val_fraction=0.25, epochs=9, frames_per_video=8, batch_size=8, eval_frames_per_video=6,
+                        warmup_iters=10, lr=0.02, seed=0)
+    quiet = lambda *a, **k: None  # noqa: E731
+    res = train(opts, log=quiet)
+    _, held, _ = gather_items(opts, quiet)
+    untrained = build_detector(default_spec("mobilenet_v2_fcos", min_size=96, max_size=128, frozen_bn=True))
+    load_backbone_from_classifier(untrained, "mobilenet_v2_imagenet", "mobilenet_v2_fcos")
+    samples = FrameSamples(held, 6, train=False)
+    from tracking.detector import collate
+
+    loader = torch.utils.data.DataLoader(samples, batch_size=1, collate_fn=collate)
+    before = evaluate_ap(untrained, loader, torch.device("cpu"))["map50"]
+    after = res["final"]["map50"]
+    assert after > before + 0.1, (before, after)

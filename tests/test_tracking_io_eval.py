@@ -232,3 +232,36 @@ def test_cli_usage_errors(tmp_path, capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert len(capsys.readouterr().out) > 300
+
+
+def test_identities_right_per_video():
+    from tracking.mot_eval import identity_check
+
+    C = (100, 0, 110, 10)
+    g = boxes("1", [(f, "hand", A) for f in range(4)] + [(f, "0000", B) for f in range(4)] + [(f, "0001", C) for f in range(4)])
+
+    def pred(rows):
+        return boxes("1", rows)
+
+    right = pred([(f, "hand", A) for f in range(4)] + [(f, "0000", B, "object") for f in range(4)]
+                 + [(f, "0001", C, "object") for f in range(4)])
+    assert identity_check(g, right) == {"hand_right": True, "objects_right": True, "identities_right": True,
+                                        "same_slots": True}
+    swapped = pred([(f, "hand", A) for f in range(4)] + [(f, "0001", B, "object") for f in range(4)]
+                   + [(f, "0000", C, "object") for f in range(4)])
+    assert identity_check(g, swapped) == {"hand_right": True, "objects_right": True, "identities_right": True,
+                                          "same_slots": False}
+    # an extra object identity (a distractor in a slot) and a hand found in 1 of 4 frames
+    extra = pred([(0, "hand", A)] + [(f, "0000", B, "object") for f in range(4)] + [(f, "0001", C, "object") for f in range(4)]
+                 + [(f, "0002", (200, 0, 210, 10), "object") for f in range(4)])
+    assert identity_check(g, extra) == {"hand_right": False, "objects_right": False, "identities_right": False,
+                                        "same_slots": False}
+    # an object followed in half of its frames counts; fewer does not
+    half = pred([(f, "hand", A) for f in range(4)] + [(f, "0000", B, "object") for f in range(2)]
+                + [(f, "0001", C, "object") for f in range(4)])
+    assert identity_check(g, half)["objects_right"]
+    short = pred([(f, "hand", A) for f in range(4)] + [(0, "0000", B, "object")] + [(f, "0001", C, "object") for f in range(4)])
+    assert not identity_check(g, short)["objects_right"]
+    res = evaluate({"1": g, "2": g}, {"1": right, "2": swapped})
+    assert res.overall["identities_right"] == 1.0 and res.overall["same_slots"] == 0.5
+    assert evaluate({"1": g}, {}).overall["identities_right"] == 0.0  # no prediction: nothing right

@@ -1,9 +1,12 @@
-"""Box-tracking front end: hand/object detector (torchvision Faster R-CNN), ByteTrack-style tracker,
-Something-Else identity assignment, and MOT evaluation (py-motmetrics).
+"""Box-tracking front end: hand/object detector (torchvision detection heads on the ImageNet
+MobileNetV2), ByteTrack-style tracker, Something-Else identity assignment, and MOT evaluation
+(py-motmetrics).
 
     detections.py  detections JSON (Something-Else layout + score): load/validate/save
+    backbones.py   MobileNetV2 + feature pyramid, and the FCOS / Faster R-CNN / RetinaNet heads on it
     detector.py    detector building, weights from local files, training samples, inference, checkpoints
     train_detector.py  `python -m tracking train-detector`: options, training loop, held-out AP, run folder
+    track_split.py `python -m tracking track-split`: every video of a split, sharded, resumable
     ap.py          box average precision
     kalman.py      constant-velocity Kalman filter
     tracker.py     ByteTrack-style two-stage association, class-aware; the `Tracker` protocol any tracker meets

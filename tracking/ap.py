@@ -8,6 +8,12 @@ precision made monotone (the max precision at any higher recall):
 - `method="all"` (default): exact area under that curve (VOC 2010+ "all points");
 - `method="coco"`: mean of the monotone precision at the 101 recall points 0, 0.01, ..., 1.
 A class with no ground-truth box has AP = NaN and is left out of the means.
+
+Ignore regions (COCO's "ignore"/crowd boxes): a ground truth may list boxes that are neither to be
+found nor to be avoided (the synthetic set's unannotated distractor objects). A detection of their
+class that matches no ground-truth box but overlaps an ignore box by IoU >= the threshold is dropped
+(neither a true nor a false positive). So AP with the distractors ignored counts only misses and
+badly placed boxes; the gap to plain AP is what the distractors cost.
 """
 from __future__ import annotations
 
@@ -71,7 +77,8 @@ def box_ap(predictions: Sequence[dict], ground_truths: Sequence[dict], classes: 
     """AP over a set of images.
 
     predictions[i]: {"boxes": [k,4] xyxy, "scores": [k], "labels": [k] class index 0..C-1}
-    ground_truths[i]: {"boxes": [n,4], "labels": [n]}  (same images, same order)
+    ground_truths[i]: {"boxes": [n,4], "labels": [n]}  (same images, same order), optionally
+        "ignore_boxes": [m,4], "ignore_labels": [m] (regions to ignore, see the module's docstring)
     Returns {"ap50": {class: AP}, "ap": {class: AP averaged over the thresholds}, "map50", "map",
     "num_gt": {class: n}, "images": N}.
     """
@@ -91,8 +98,10 @@ def box_ap(predictions: Sequence[dict], ground_truths: Sequence[dict], classes: 
                 pb = np.asarray(p["boxes"], dtype=np.float64).reshape(-1, 4)[pm]
                 ps = np.asarray(p["scores"], dtype=np.float64).reshape(-1)[pm]
                 gb = np.asarray(g["boxes"], dtype=np.float64).reshape(-1, 4)[gm]
-                scores.append(ps)
-                flags.append(match_detections(pb, ps, gb, thr))
+                tp = match_detections(pb, ps, gb, thr)
+                keep = ~_ignored(pb, tp, g, c, thr)
+                scores.append(ps[keep])
+                flags.append(tp[keep])
             per_thr.append(average_precision(np.concatenate(scores) if scores else np.zeros(0),
                                               np.concatenate(flags) if flags else np.zeros(0, bool), num_gt, method))
         out["num_gt"][name] = num_gt
@@ -101,6 +110,18 @@ def box_ap(predictions: Sequence[dict], ground_truths: Sequence[dict], classes: 
     out["map50"] = _nanmean(out["ap50"].values())
     out["map"] = _nanmean(out["ap"].values())
     return out
+
+
+def _ignored(pred_boxes: np.ndarray, tp: np.ndarray, gt: dict, cls: int, thr: float) -> np.ndarray:
+    """Which unmatched predictions fall on an ignore region of their class."""
+    out = np.zeros(len(pred_boxes), dtype=bool)
+    if "ignore_boxes" not in gt or len(pred_boxes) == 0:
+        return out
+    regions = np.asarray(gt["ignore_boxes"], dtype=np.float64).reshape(-1, 4)
+    regions = regions[np.asarray(gt["ignore_labels"]).reshape(-1) == cls]
+    if len(regions) == 0:
+        return out
+    return ~tp & (iou_matrix(pred_boxes, regions).max(axis=1) >= thr)
 
 
 def _nanmean(values) -> float:

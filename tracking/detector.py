@@ -1,12 +1,19 @@
-"""Hand/object detector: torchvision Faster R-CNN with the classes (background,) hand, object.
+"""Hand/object detector: a torchvision detection network with the classes (background,) hand, object.
 
-Architectures (`ARCHS`): `mobilenet_v3` = `fasterrcnn_mobilenet_v3_large_fpn` (for the CPU) and
-`resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU). Models are always built with
-`weights=None, weights_backbone=None`: nothing is downloaded. Weights come from local files only:
+Architectures (`ARCHS`):
+- on torchvision's ImageNet MobileNetV2 (`tracking.backbones`: MobileNetV2 + feature pyramid at
+  strides 8-64): `mobilenet_v2_fcos` (the default: FCOS, anchor-free), `mobilenet_v2_frcnn`
+  (Faster R-CNN), `mobilenet_v2_retinanet`, `mobilenet_v2_frcnn_c4` (Faster R-CNN on the stride-32
+  map, torchvision's tutorial); measured against each other in `bench/bench_detector_heads.py`;
+- torchvision's own Faster R-CNNs: `mobilenet_v3` = `fasterrcnn_mobilenet_v3_large_fpn` and
+  `resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU).
+Models are always built with random weights: nothing is downloaded. Weights come from local files only:
 - `backbone_weights` (`load_backbone_from_classifier`): an ImageNet classification state dict of the
-  backbone (torchvision's `mobilenet_v3_large-*.pth` / `resnet50-*.pth` files, or any state dict with
-  the same keys); the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages
-  train, as torchvision does for pretrained backbones;
+  backbone: a known name of `common.weights` ("mobilenet_v2_imagenet", the default of the MobileNetV2
+  architectures: the verified file of an installed package) or a file path (torchvision's
+  `mobilenet_v2-*.pth`, `mobilenet_v3_large-*.pth`, `resnet50-*.pth`, or any state dict with the same
+  keys); the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages train, as
+  torchvision does for pretrained backbones;
 - `init` (`load_detector_init`): a detector state dict (e.g. torchvision's COCO `fasterrcnn_*` file, or
   a checkpoint of this module): every tensor whose name and shape match is loaded (the 91-class COCO
   head is not).
@@ -19,6 +26,7 @@ each training video per epoch (fresh ones every epoch, seeded); held-out AP uses
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,9 +38,11 @@ from torch import nn
 
 from common.checkpoint import check_format, load_state, read_state_dict, read_torch_file, save_checkpoint
 from common.errors import UserError
-from common.freeze import freeze_batchnorm
+from common.freeze import freeze, freeze_batchnorm
+from common.weights import resolve_weights
 from datasets.annotations import HAND, VideoBoxes
-from datasets.video import open_video, video_id_of
+from datasets.video import VideoReader, open_video, video_id_of
+from .backbones import HEADS, frcnn_options
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 
 CHECKPOINT_KIND = "se-tracking-detector"
@@ -42,7 +52,7 @@ CHECKPOINT_KIND = "se-tracking-detector"
 class DetectorSpec:
     """Everything needed to rebuild the network (weights aside); stored in every checkpoint."""
 
-    arch: str = "mobilenet_v3"
+    arch: str = "mobilenet_v3"  # the field's default reads checkpoints written before it existed
     min_size: int = 320  # shorter image side fed to the network (SSv2 frames are 240 px high)
     max_size: int = 640
     classes: tuple[str, ...] = CLASSES
@@ -56,6 +66,11 @@ class DetectorSpec:
     proposals_test: int = 150
     proposals_train: int = 600
     roi_samples: int = 256  # proposals sampled per training image for the box head (torchvision 512)
+    # MobileNetV2 architectures: channels of the feature pyramid, units of the Faster R-CNN box head,
+    # convolutions per FCOS branch (torchvision: 256, 1024, 4; smaller here for the CPU)
+    fpn_channels: int = 128
+    box_head_dim: int = 256
+    head_convs: int = 2
 
     @classmethod
     def from_dict(cls, d: dict) -> "DetectorSpec":
@@ -65,29 +80,37 @@ class DetectorSpec:
         return cls(**known)
 
 
-def _mobilenet(**kw):
+def _mobilenet(spec: DetectorSpec, num_classes: int, common: dict) -> nn.Module:
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
-    return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, **kw)
+    return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=num_classes,
+                                             **frcnn_options(spec), **common)
 
 
-def _resnet50(**kw):
+def _resnet50(spec: DetectorSpec, num_classes: int, common: dict) -> nn.Module:
     from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
 
-    return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, **kw)
+    return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes,
+                                      **frcnn_options(spec), **common)
 
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {"mobilenet_v3": _mobilenet, "resnet50_v2": _resnet50}
+ARCHS: dict[str, Callable[..., nn.Module]] = {
+    **{f"mobilenet_v2_{head}": build for head, build in HEADS.items()},
+    "mobilenet_v3": _mobilenet, "resnet50_v2": _resnet50}
+DEFAULT_ARCH = "mobilenet_v2_fcos"
+# (min_size, max_size): MobileNetV2 models see SSv2-size frames (240 px high) at 240 px and the demo's
+# 128x96 frames at 192 px (`default_spec(..., frame_height=)`: twice the height up to 240)
 DEFAULT_SIZES = {"mobilenet_v3": (320, 640), "resnet50_v2": (480, 864)}
 DEFAULT_PROPOSALS = {"mobilenet_v3": (150, 600), "resnet50_v2": (300, 1000)}  # (test, train)
+DEFAULT_WEIGHTS = {arch: "mobilenet_v2_imagenet" for arch in ARCHS if arch.startswith("mobilenet_v2")}
 
 
 def default_spec(arch: str, **overrides) -> DetectorSpec:
     if arch not in ARCHS:
         raise UserError(f"unknown detector architecture {arch!r} (choose from {', '.join(ARCHS)})")
-    lo, hi = DEFAULT_SIZES[arch]
-    kw = {"arch": arch, "min_size": lo, "max_size": hi, "proposals_test": DEFAULT_PROPOSALS[arch][0],
-          "proposals_train": DEFAULT_PROPOSALS[arch][1]}
+    lo, hi = DEFAULT_SIZES.get(arch, (240, 480))
+    test, train = DEFAULT_PROPOSALS.get(arch, (150, 600))
+    kw = {"arch": arch, "min_size": lo, "max_size": hi, "proposals_test": test, "proposals_train": train}
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return DetectorSpec(**kw)
 
@@ -100,13 +123,7 @@ def build_detector(spec: DetectorSpec) -> nn.Module:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "trainable_backbone_layers has no effect": handled below
-        model = ARCHS[spec.arch](num_classes=len(spec.classes) + 1, min_size=spec.min_size, max_size=spec.max_size,
-                                 box_score_thresh=spec.score_thresh, box_detections_per_img=spec.detections_per_img,
-                                 rpn_pre_nms_top_n_test=max(spec.proposals_test, 300),
-                                 rpn_post_nms_top_n_test=spec.proposals_test,
-                                 rpn_pre_nms_top_n_train=max(spec.proposals_train, 1000),
-                                 rpn_post_nms_top_n_train=spec.proposals_train,
-                                 box_batch_size_per_image=spec.roi_samples)
+        model = ARCHS[spec.arch](spec, len(spec.classes) + 1, {"min_size": spec.min_size, "max_size": spec.max_size})
     if spec.frozen_bn:
         freeze_batchnorm(model.backbone.body)
     layers = spec.trainable_layers if spec.trainable_layers is not None else (3 if spec.frozen_bn else None)
@@ -116,15 +133,15 @@ def build_detector(spec: DetectorSpec) -> nn.Module:
 
 
 def _freeze_stages(body: nn.Module, arch: str, trainable: int) -> None:
-    """Freeze all but the last `trainable` backbone stages (torchvision's rule)."""
-    if arch == "mobilenet_v3":
+    """Freeze all but the last `trainable` backbone stages (torchvision's rule; a stage ends where the
+    resolution halves)."""
+    if arch.startswith("mobilenet"):
         blocks = list(body.children())
         stages = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
         trainable = max(0, min(trainable, len(stages)))
         freeze_before = len(blocks) if trainable == 0 else stages[len(stages) - trainable]
         for b in blocks[:freeze_before]:
-            for p in b.parameters():
-                p.requires_grad_(False)
+            freeze(b)
     else:
         names = ["layer4", "layer3", "layer2", "layer1", "conv1"][:max(0, min(trainable, 5))]
         if trainable >= 5:
@@ -144,12 +161,14 @@ def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_
     return {"loaded": len(usable), "of": len(own), "skipped": sorted(k for k in state if k not in usable)}
 
 
-def load_backbone_from_classifier(model: nn.Module, path: str | os.PathLike, arch: str) -> dict:
-    """Load the backbone body from a classification network's state dict (torchvision's ImageNet
-    `mobilenet_v3_large-*.pth` / `resnet50-*.pth`, or any with the same keys): the tensors that match by
+def load_backbone_from_classifier(model: nn.Module, weights: str | os.PathLike, arch: str) -> dict:
+    """Load the backbone body from a classification network's state dict: a known name of
+    `common.weights` (verified) or a file (torchvision's ImageNet `mobilenet_v2-*.pth`,
+    `mobilenet_v3_large-*.pth`, `resnet50-*.pth`, or any with the same keys): the tensors that match by
     name and shape (at least 90% of the body's), the classifier's own layers left out."""
+    path = resolve_weights(weights)
     state = read_state_dict(path)
-    if arch == "mobilenet_v3":  # classification keys "features.N..." -> body "N..."
+    if arch.startswith("mobilenet"):  # classification keys "features.N..." -> body "N..."
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
     else:  # resnet: the body keeps conv1/bn1/layer1-4; drop the classifier
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -252,23 +271,29 @@ def predict(model: nn.Module, images: Sequence[torch.Tensor], device: torch.devi
     """Per image: {"boxes": float [k,4] pixels, "scores": [k], "labels": [k] class index 0..C-1} (numpy)."""
     model.eval()
     outputs = model([im.to(device, non_blocking=True) for im in images])
-    return [{"boxes": o["boxes"].float().cpu().numpy(), "scores": o["scores"].float().cpu().numpy(),
-             "labels": o["labels"].cpu().numpy().astype(np.int64) - 1} for o in outputs]
+    out = []
+    for o in outputs:
+        keep = o["labels"] > 0  # FCOS/RetinaNet have a never-trained output for the background index
+        out.append({"boxes": o["boxes"][keep].float().cpu().numpy(), "scores": o["scores"][keep].float().cpu().numpy(),
+                    "labels": o["labels"][keep].cpu().numpy().astype(np.int64) - 1})
+    return out
 
 
 def frames_to_tensors(frames: np.ndarray) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div_(255) for f in frames]
 
 
-def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device, video_id: str | None = None,
-                 batch_size: int = 4, score_threshold: float = 0.05,
+def detect_video(model: nn.Module, video: str | os.PathLike | VideoReader, device: torch.device,
+                 video_id: str | None = None, batch_size: int = 4, score_threshold: float = 0.05,
                  progress: Callable[[int], None] | None = None) -> VideoDetections:
-    """Run the detector on every 12-fps frame of a video or frame folder."""
-    path = Path(path)
+    """Run the detector on every 12-fps frame of a video or frame folder (a path, or an open reader,
+    e.g. a `DecodedVideo` that other stages read too)."""
+    given = isinstance(video, VideoReader)
+    path = video.path if given else Path(video)
     vid = video_id or video_id_of(path)
     frames_out, boxes, scores, labels = [], [], [], []
     n = 0
-    with open_video(path) as reader:
+    with (contextlib.nullcontext(video) if given else open_video(path)) as reader:
         total = len(reader)
         chunk: list[np.ndarray] = []
 
@@ -303,13 +328,18 @@ def detect_video(model: nn.Module, path: str | os.PathLike, device: torch.device
 
 # -------------------------------------------------------------------------------- checkpoints
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a training run folder's best.pt (else last.pt)."""
     path = Path(path)
     if path.is_dir():  # a training run folder
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
-                path = path / name
-                break
+                return path / name
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = checkpoint_file(path)
     if not path.exists():
         raise UserError(f"{path}: detector checkpoint not found")
     ckpt = read_torch_file(path, "detector checkpoint")  # tensors and plain data only

@@ -15,6 +15,15 @@ ground truth are listed and ignored.
 Overall figures are summed over videos from the per-video counts (motmetrics'
 `merge_event_dataframes` is broken on pandas >= 2): MOTA = 1 - (FN + FP + IDSW) / GT,
 IDF1 = 2 IDTP / (2 IDTP + IDFP + IDFN), precision = TP / (TP + FP), recall = TP / GT.
+
+Identities (`identity_check`): what a box model sees is one track per slot, so per video: does the
+predicted `hand` follow the true hand, and does each true object get a predicted object identity of
+its own, with no extra one? A predicted identity follows a true one when their boxes match (IoU >=
+the threshold, same class) in at least half of the true identity's annotated frames; true and
+predicted objects are paired one to one (Hungarian, most matched frames). `hand_right`,
+`objects_right` (every true object followed, no extra predicted object: a distractor or a fragment in
+a slot counts against), `identities_right` (both), and `same_slots` (also each pairing under the same
+id, 0000 with 0000, ...: the slot order a model sees); overall, the fraction of videos.
 """
 from __future__ import annotations
 
@@ -93,6 +102,50 @@ def accumulate(gt: VideoBoxes, pred: VideoBoxes | None, iou_threshold: float = 0
     return acc
 
 
+IDENTITY_FIGURES = ("hand_right", "objects_right", "identities_right", "same_slots")
+
+
+def identity_check(gt: VideoBoxes, pred: VideoBoxes | None, iou_threshold: float = 0.5,
+                   coverage: float = 0.5) -> dict:
+    """Whether the predicted identities of one video are the true ones (see the module's docstring)."""
+    from scipy.optimize import linear_sum_assignment
+
+    gt_ids = gt.track_ids()
+    pred_ids = pred.track_ids() if pred is not None else []
+    matched = np.zeros((len(gt_ids), len(pred_ids)))
+    frames = np.zeros(len(gt_ids))
+    g_row = {t: k for k, t in enumerate(gt_ids)}
+    p_col = {t: k for k, t in enumerate(pred_ids)}
+    gt_cls = box_classes(gt)
+    if pred is not None:
+        pred_cls = box_classes(pred)
+        pred_frames = pred.frame_index[pred.box_frame]
+    for row, f in enumerate(gt.frame_index):
+        g = np.flatnonzero(gt.box_frame == row)
+        for k in g:
+            frames[g_row[gt.track[k]]] += 1
+        if pred is None or not len(g):
+            continue
+        p = np.flatnonzero(pred_frames == f)
+        if not len(p):
+            continue
+        ok = (iou_matrix(gt.xyxy[g], pred.xyxy[p]) >= iou_threshold) & (gt_cls[g][:, None] == pred_cls[p][None, :])
+        for i, j in zip(*np.nonzero(ok)):
+            matched[g_row[gt.track[g[i]]], p_col[pred.track[p[j]]]] += 1
+    follows = matched >= coverage * np.maximum(frames, 1)[:, None]
+    hand_right = HAND not in g_row or (HAND in p_col and bool(follows[g_row[HAND], p_col[HAND]]))
+    g_obj = [g_row[t] for t in gt_ids if t != HAND]
+    p_obj = [p_col[t] for t in pred_ids if t != HAND]
+    pairs = []
+    if g_obj and p_obj:
+        rows, cols = linear_sum_assignment(-matched[np.ix_(g_obj, p_obj)])
+        pairs = [(g_obj[r], p_obj[c]) for r, c in zip(rows, cols) if follows[g_obj[r], p_obj[c]]]
+    objects_right = len(pairs) == len(g_obj) == len(p_obj)
+    same = objects_right and all(gt_ids[g] == pred_ids[p] for g, p in pairs)
+    return {"hand_right": hand_right, "objects_right": objects_right,
+            "identities_right": hand_right and objects_right, "same_slots": hand_right and same}
+
+
 def evaluate_video(gt: VideoBoxes, pred: VideoBoxes | None, iou_threshold: float = 0.5,
                    class_aware: bool = True) -> dict:
     import motmetrics as mm
@@ -122,10 +175,12 @@ def evaluate(gt: BoxSource | Mapping[str, VideoBoxes], pred: BoxSource | Mapping
         counts = evaluate_video(g, p, iou_threshold, class_aware)
         for k in COUNTS:
             total[k] += counts[k]
-        result.per_video[vid] = rates(counts)
-    result.extra = sorted(pred_ids - set(gt_ids))
+        result.per_video[vid] = rates(counts) | identity_check(g, p, iou_threshold)
+    result.extra = sorted(pred_ids - set(_ids(gt)))  # predicted videos without any ground truth
     result.overall = rates(total)
     result.overall["videos"] = len(gt_ids)
+    for k in IDENTITY_FIGURES:
+        result.overall[k] = float(np.mean([r[k] for r in result.per_video.values()])) if gt_ids else math.nan
     return result
 
 
@@ -150,6 +205,11 @@ def format_table(result: MotResult, per_video: bool = True) -> str:
     if per_video:
         lines += [row(v, r) for v, r in result.per_video.items()]
     lines.append(row("OVERALL", result.overall))
+    o = result.overall
+    if o.get("videos"):
+        lines.append(f"identities right in {100 * o['identities_right']:.1f}% of {o['videos']} videos (hand "
+                     f"{100 * o['hand_right']:.1f}%, objects {100 * o['objects_right']:.1f}%; with the same slot "
+                     f"ids {100 * o['same_slots']:.1f}%)")
     if result.missing:
         lines.append(f"no prediction for {len(result.missing)} video(s): {', '.join(result.missing[:10])}")
     if result.extra:

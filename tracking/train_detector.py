@@ -30,12 +30,13 @@ from common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_st
 from common.errors import UserError
 from common.files import output_folder, refuse_input_overwrite, write_text
 from common.jsonio import read_json, write_json
-from datasets.annotations import open_boxes
+from datasets.annotations import BoxSource, open_boxes
 from datasets.split_layout import split_files
-from datasets.video import list_videos
+from datasets.video import list_videos, open_video
 from .detections import CLASSES
-from .detector import (CHECKPOINT_KIND, DetectorSpec, FrameSamples, VideoItem, build_detector, collate, default_spec,
-                       load_backbone_from_classifier, load_detector_init, predict, read_checkpoint)
+from .detector import (CHECKPOINT_KIND, DEFAULT_ARCH, DEFAULT_WEIGHTS, DetectorSpec, FrameSamples, VideoItem,
+                       box_targets, build_detector, collate, default_spec, load_backbone_from_classifier,
+                       load_detector_init, predict, read_checkpoint)
 
 
 def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]:
@@ -49,8 +50,9 @@ def warmup_cosine(total_iters: int, warmup_iters: int) -> Callable[[int], float]
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torch.device, epoch: int,
-                    scaler=None, progress=None) -> dict:
-    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr."""
+                    scaler=None, progress=None, clip_grad: float | None = None) -> dict:
+    """One pass over the loader; returns the mean of each loss term, the frames seen and the last lr.
+    `clip_grad`: largest gradient norm (clipped above it; None: no clipping)."""
     model.train()
     sums: dict[str, float] = {}
     steps = frames = 0
@@ -66,12 +68,18 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torc
         if not torch.isfinite(loss):
             raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} ({ {k: round(v.item(), 4) for k, v in losses.items()} })")
         optimizer.zero_grad(set_to_none=True)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         if scaler is not None:
             scaler.scale(loss).backward()
+            if clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
             optimizer.step()
         scheduler.step()
         steps += 1
@@ -86,18 +94,47 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, device: torc
     return out
 
 
-def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None) -> dict:
-    """Box AP (see `ap.py`) of the model on a loader of held-out frames."""
+def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequence[str] = CLASSES, progress=None,
+                ignore: BoxSource | None = None) -> dict:
+    """Box AP (see `ap.py`) of the model on a loader of held-out frames, and the frames/s of the
+    detector alone (forward passes, no decoding). With `ignore` (boxes of unannotated objects, e.g. the
+    synthetic set's distractors): also the AP with detections on them ignored (`ignoring` in the result).
+    """
     from .ap import box_ap
 
     preds, gts = [], []
+    seconds = 0.0
     it = progress(loader, "held-out AP") if progress else loader
     for images, targets in it:
         if not images:
             continue
+        start = time.perf_counter()
         preds += predict(model, images, device)
-        gts += [{"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1} for t in targets]
-    return box_ap(preds, gts, classes)
+        seconds += time.perf_counter() - start
+        for im, t in zip(images, targets):
+            gt = {"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy() - 1}
+            if ignore is not None and t["video_id"] in ignore:
+                gt["ignore_boxes"], gt["ignore_labels"] = box_targets(ignore.get(t["video_id"]), t["frame"],
+                                                                      im.shape[2], im.shape[1])
+            gts.append(gt)
+    out = box_ap(preds, [{"boxes": g["boxes"], "labels": g["labels"]} for g in gts], classes)
+    out["frames_per_s"] = len(preds) / max(seconds, 1e-9)
+    if ignore is not None:
+        out["ignoring"] = box_ap(preds, gts, classes)
+    return out
+
+
+def ap_row(ap: dict) -> dict:
+    """The flat figures of `evaluate_ap` that metrics.jsonl and results.json keep."""
+    row = {"map50": ap["map50"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
+           **{f"ap_{c}": v for c, v in ap["ap"].items()}, "heldout_frames": ap["images"],
+           "detect_frames_per_s": round(ap["frames_per_s"], 2)}
+    if "ignoring" in ap:
+        ign = ap["ignoring"]
+        row.update({"map50_ignoring": ign["map50"], "map_ignoring": ign["map"],
+                    **{f"ap50_{c}_ignoring": v for c, v in ign["ap50"].items()},
+                    **{f"ap_{c}_ignoring": v for c, v in ign["ap"].items()}})
+    return row
 
 
 @dataclass
@@ -107,25 +144,28 @@ class TrainOptions:
     videos: str
     split: str | None = None
     val_fraction: float = 0.2
-    arch: str = "mobilenet_v3"
-    min_size: int | None = None
+    arch: str = DEFAULT_ARCH
+    min_size: int | None = None  # None: the training frames' shorter side (MobileNetV2), else the arch's
     max_size: int | None = None
-    backbone_weights: str | None = None
+    backbone_weights: str | None = None  # None: the arch's default (DEFAULT_WEIGHTS); "none": random
     init: str | None = None
     trainable_layers: int | None = None
     epochs: int | None = 12  # None: 12, or the run's own when resuming
     frames_per_video: int = 4
     eval_frames_per_video: int = 8
+    eval_every: int = 1  # held-out AP every this many epochs and after the last (0: after the last only)
     batch_size: int = 8  # images per step: batch_size // frames_per_video videos x frames_per_video frames
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100
+    clip_grad: float | None = 10.0  # gradient-norm clipping (a few videos per step make noisy gradients)
     workers: int = 0
     device: str = "auto"
     amp: bool = False
     seed: int = 0
     max_videos: int | None = None
+    ignore_boxes: str | None = None  # boxes of unannotated objects: held-out AP also with detections on them ignored
     extra: dict = field(default_factory=dict)
 
 
@@ -221,7 +261,7 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
 def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
     out = output_folder(opts.out, "--out")
     refuse_input_overwrite([out / n for n in ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")],
-                           [opts.boxes, opts.init, opts.backbone_weights], "--out")
+                           [opts.boxes, opts.init, opts.backbone_weights, opts.ignore_boxes], "--out")
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
@@ -237,11 +277,18 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
                        device=opts.device, amp=opts.amp)
         spec = DetectorSpec.from_dict(ckpt["spec"])
     else:
-        opts = replace(opts, epochs=opts.epochs or 12)
+        weights = DEFAULT_WEIGHTS.get(opts.arch) if opts.backbone_weights is None else opts.backbone_weights
+        opts = replace(opts, epochs=opts.epochs or 12, backbone_weights=None if weights == "none" else weights)
+    train_items, val_items, counts = gather_items(opts, log)
+    ignore = open_boxes(opts.ignore_boxes) if opts.ignore_boxes else None
+    if ckpt is None:
+        if opts.min_size is None and opts.arch in DEFAULT_WEIGHTS:  # MobileNetV2: frames at their own size
+            with open_video(train_items[0].path) as reader:
+                width, height = reader.size
+            opts = replace(opts, min_size=min(width, height), max_size=opts.max_size or max(width, height))
         pretrained = bool(opts.backbone_weights or opts.init)
         spec = default_spec(opts.arch, min_size=opts.min_size, max_size=opts.max_size, frozen_bn=pretrained,
                             trainable_layers=opts.trainable_layers)
-    train_items, val_items, counts = gather_items(opts, log)
     model = build_detector(spec)
     loaded = {}
     if ckpt is None:
@@ -292,18 +339,20 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         t0 = time.perf_counter()
         train_set.set_epoch(epoch)
         try:
-            stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress)
+            stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress, opts.clip_grad)
         except FloatingPointError as e:
             raise UserError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
         row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
-        if val_items:
-            ap = evaluate_ap(model, val_loader, device, spec.classes, progress)
-            row.update({"map50": ap["map50"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
-                        "heldout_frames": ap["images"]})
+        evaluated = bool(val_items) and (epoch == opts.epochs - 1 or (opts.eval_every and (epoch + 1) % opts.eval_every == 0))
+        if evaluated:
+            start = time.perf_counter()
+            row.update(ap_row(evaluate_ap(model, val_loader, device, spec.classes, progress, ignore)))
+            row["eval_time_s"] = round(time.perf_counter() - start, 2)
         metrics.append(row)
         score = row.get("map50", math.nan)
         score = -1.0 if math.isnan(score) else score  # NaN: no held-out ground truth
-        is_best = score >= best["map50"] if val_items else True  # no held-out videos: the latest is "best"
+        # no held-out videos: the latest is "best"; an epoch without evaluation is never "best"
+        is_best = (score >= best["map50"] if evaluated else False) if val_items else True
         if is_best:
             best = {"epoch": epoch, "map50": score}
         state = {"kind": CHECKPOINT_KIND, "spec": spec_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
