@@ -13,12 +13,12 @@ from torch import nn
 
 from . import scene as _scene
 from . import stin as _stin
-from .fusion import FusionModel, ScoreEnsemble, fuse_scores
+from .fusion import FusionModel, ScoreEnsemble, fuse_scores, fusion
 from .i3d import I3DResNet50, i3d_r50
 from .mobilenet import MobileNetV2Video, i3d_mobilenet_v2, tsm_mobilenet_v2
 from .scene import SceneModel, load_backbone_weights, read_state_dict
 from .stin import STIN, stin_official, stin_preset
-from .strg import STRG
+from .strg import STRG, strg
 
 STIN_MODELS = {"stin": _stin.stin, "stin_oie": _stin.stin_oie, "stin_oie_nl": _stin.stin_oie_nl}
 SCENE_MODELS = {
@@ -33,62 +33,6 @@ SCENE_MODELS = {
     "tsm_mobilenet_v2": tsm_mobilenet_v2,
     "i3d_mobilenet_v2": i3d_mobilenet_v2,
 }
-
-
-def fusion(
-    num_classes: int,
-    *,
-    scene: str = "i3d_r50",
-    stin: str = "stin_oie",
-    scene_kwargs: dict | None = None,
-    stin_kwargs: dict | None = None,
-    scene_checkpoint: str | None = None,
-    stin_checkpoint: str | None = None,
-    freeze_scene: bool = False,
-    freeze_stin: bool = False,
-    hidden_dim: int | None = None,
-) -> FusionModel:
-    """Scene model (or STRG) + STIN, concatenated features -> MLP.
-
-    `scene_checkpoint` / `stin_checkpoint`: a local checkpoint of the whole stream model (e.g.
-    written by the trainer); its classifier is not needed and not loaded.
-    """
-    if scene not in SCENE_MODELS and scene != "strg":
-        raise ValueError(f"fusion: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}, strg")
-    if stin not in STIN_MODELS:
-        raise ValueError(f"fusion: unknown STIN model {stin!r}; valid: {', '.join(STIN_MODELS)}")
-    scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
-    stin_model = create_model(stin, num_classes, **(stin_kwargs or {}))
-    for model, path in ((scene_model, scene_checkpoint), (stin_model, stin_checkpoint)):
-        if path is not None:
-            load_backbone_weights(model, path, ignore_prefixes=("classifier.",))
-    return FusionModel(scene_model, stin_model, num_classes, freeze_scene, freeze_stin, hidden_dim)
-
-
-def strg(
-    num_classes: int,
-    *,
-    scene: str = "i3d_r50",
-    scene_kwargs: dict | None = None,
-    scene_checkpoint: str | None = None,
-    node_dim: int = 512,
-    graph_layers: int = 3,
-    roi_size: int = 7,
-    similarity_dim: int | None = None,
-    dropout: float = 0.5,
-) -> STRG:
-    """STRG over the trunk of scene model `scene` (I3D ResNet-50 in the paper).
-
-    `scene_checkpoint`: a local checkpoint of a trained scene model (e.g. the trainer's best.pt),
-    whose trunk and feature projection initialise STRG's; its classifier is not loaded.
-    """
-    if scene not in SCENE_MODELS:
-        raise ValueError(f"strg: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}")
-    scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
-    if scene_checkpoint is not None:
-        load_backbone_weights(scene_model, scene_checkpoint, ignore_prefixes=("classifier.",))
-    return STRG(scene_model, num_classes, node_dim=node_dim, graph_layers=graph_layers, roi_size=roi_size,
-                similarity_dim=similarity_dim, dropout=dropout)
 
 
 MODELS = {**STIN_MODELS, **SCENE_MODELS, "strg": strg, "fusion": fusion}

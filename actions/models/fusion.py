@@ -18,6 +18,8 @@ from torch import nn
 from common.errors import UserError
 from common.freeze import freeze
 
+from .scene import load_backbone_weights
+
 
 class FusionModel(nn.Module):
     """concat(scene.features, stin.features) -> Linear-ReLU-Linear(512)-ReLU-Linear.
@@ -112,3 +114,35 @@ class ScoreEnsemble(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         probs = fuse_scores([m(batch) for m in self.models], self.weights)
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
+def fusion(
+    num_classes: int,
+    *,
+    scene: str = "i3d_r50",
+    stin: str = "stin_oie",
+    scene_kwargs: dict | None = None,
+    stin_kwargs: dict | None = None,
+    scene_checkpoint: str | None = None,
+    stin_checkpoint: str | None = None,
+    freeze_scene: bool = False,
+    freeze_stin: bool = False,
+    hidden_dim: int | None = None,
+) -> FusionModel:
+    """Scene model (or STRG) + STIN, concatenated features -> MLP.
+
+    `scene_checkpoint` / `stin_checkpoint`: a local checkpoint of the whole stream model (e.g.
+    written by the trainer); its classifier is not needed and not loaded.
+    """
+    from . import SCENE_MODELS, STIN_MODELS, create_model  # the name table imports this module
+
+    if scene not in SCENE_MODELS and scene != "strg":
+        raise ValueError(f"fusion: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}, strg")
+    if stin not in STIN_MODELS:
+        raise ValueError(f"fusion: unknown STIN model {stin!r}; valid: {', '.join(STIN_MODELS)}")
+    scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
+    stin_model = create_model(stin, num_classes, **(stin_kwargs or {}))
+    for model, path in ((scene_model, scene_checkpoint), (stin_model, stin_checkpoint)):
+        if path is not None:
+            load_backbone_weights(model, path, ignore_prefixes=("classifier.",))
+    return FusionModel(scene_model, stin_model, num_classes, freeze_scene, freeze_stin, hidden_dim)

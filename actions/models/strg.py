@@ -31,7 +31,7 @@ from torch import nn
 from torchvision.ops import box_convert, roi_align
 
 from .layers import masked_apply, masked_mean
-from .scene import SceneModel, pool_map, trunk_map
+from .scene import SceneModel, load_backbone_weights, pool_map, trunk_map
 
 
 def node_boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -194,3 +194,31 @@ class STRG(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.classifier(self.features(batch))
+
+
+def strg(
+    num_classes: int,
+    *,
+    scene: str = "i3d_r50",
+    scene_kwargs: dict | None = None,
+    scene_checkpoint: str | None = None,
+    node_dim: int = 512,
+    graph_layers: int = 3,
+    roi_size: int = 7,
+    similarity_dim: int | None = None,
+    dropout: float = 0.5,
+) -> STRG:
+    """STRG over the trunk of scene model `scene` (I3D ResNet-50 in the paper).
+
+    `scene_checkpoint`: a local checkpoint of a trained scene model (e.g. the trainer's best.pt),
+    whose trunk and feature projection initialise STRG's; its classifier is not loaded.
+    """
+    from . import SCENE_MODELS, create_model  # the name table imports this module
+
+    if scene not in SCENE_MODELS:
+        raise ValueError(f"strg: unknown scene model {scene!r}; valid: {', '.join(SCENE_MODELS)}")
+    scene_model = create_model(scene, num_classes, **(scene_kwargs or {}))
+    if scene_checkpoint is not None:
+        load_backbone_weights(scene_model, scene_checkpoint, ignore_prefixes=("classifier.",))
+    return STRG(scene_model, num_classes, node_dim=node_dim, graph_layers=graph_layers, roi_size=roi_size,
+                similarity_dim=similarity_dim, dropout=dropout)
