@@ -18,6 +18,7 @@ import sys
 from typing import Callable
 
 from .errors import UserError
+from .malloc import retain_freed_memory
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -66,6 +67,7 @@ def command(build_parser: Callable[[], argparse.ArgumentParser],
 
 def run_main(main: Callable[[], int | None]) -> int:
     """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
+    retain_freed_memory()  # every command here runs tensor loops: keep their buffers (common.malloc)
     try:
         return int(main() or 0)
     except UserError as e:
