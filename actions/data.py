@@ -127,31 +127,48 @@ def use_feature_cache(cfg: TrainConfig, model: torch.nn.Module, data: Data, dist
     """With `cfg.feature_cache`, serve the frozen per-frame part of the model's trunk from the on-disk
     cache (filled first where entries are missing) instead of decoding pixels: see `actions.feature_cache`.
     Multi-view evaluation sets keep reading pixels. Returns `data` unchanged when there is nothing to cache."""
-    if not cfg.feature_cache:
-        return data
-    trunk = frozen_frame_trunk(model)
+    trunk = _cacheable_trunk(cfg, model, log)
     if trunk is None:
-        log(f"feature_cache: {cfg.model} has no frozen per-frame trunk part (frozen_blocks > 0); reading pixels")
         return data
-    root = default_cache_root() if cfg.feature_cache == "auto" else Path(cfg.feature_cache)
-    served: dict[str, CachedClips | None] = {}
-    cache = None
-    for name in ("train", "holdout", "evaluation"):
-        ds = getattr(data, name)
-        if ds is None or ds.num_views != 1:
-            served[name] = ds
-            continue
-        reference = make_dataset(cfg, ds.items, data.labels, needs_boxes=False, needs_frames=True, train=False,
-                                 video_paths={r.id: p for r, p in zip(ds.items, ds.video_paths)})
-        cache = cache or FrameFeatureCache(root, trunk, reference)
-        if dist.is_main:
-            computed = cache.fill(trunk, reference, dist.device, cfg.batch_size, cfg.workers)
-            if computed:
-                log(f"feature_cache: computed {computed} of {len(reference)} {name} videos into {cache.folder}")
-        served[name] = CachedClips(ds, reference, cache)
+    served = {name: serve_from_cache(cfg, trunk, getattr(data, name), data.labels, dist, name, log)
+              for name in ("train", "holdout", "evaluation")}
     if dist.distributed:
         torch.distributed.barrier()  # the main process filled the cache
     return Data(data.class_names, data.labels, served["train"], served["holdout"], served["evaluation"], data.report)
+
+
+def _cacheable_trunk(cfg: TrainConfig, model: torch.nn.Module, log) -> torch.nn.Module | None:
+    if not cfg.feature_cache:
+        return None
+    trunk = frozen_frame_trunk(model)
+    if trunk is None:
+        log(f"feature_cache: {cfg.model} has no frozen per-frame trunk part (frozen_blocks > 0); reading pixels")
+    return trunk
+
+
+def serve_from_cache(cfg: TrainConfig, trunk: torch.nn.Module, ds: ClipDataset | None, labels: dict[str, int],
+                     dist: DistInfo, name: str, log=print) -> ClipDataset | CachedClips | None:
+    """`ds` with its frozen frame features read from the cache (filled first by the main process), or
+    `ds` itself when it has several views per video (those keep reading pixels)."""
+    if ds is None or ds.num_views != 1:
+        return ds
+    root = default_cache_root() if cfg.feature_cache == "auto" else Path(cfg.feature_cache)
+    reference = make_dataset(cfg, ds.items, labels, needs_boxes=False, needs_frames=True, train=False,
+                             video_paths={r.id: p for r, p in zip(ds.items, ds.video_paths)})
+    cache = FrameFeatureCache(root, trunk, reference)
+    if dist.is_main:
+        computed = cache.fill(trunk, reference, dist.device, cfg.batch_size, cfg.workers)
+        if computed:
+            log(f"feature_cache: computed {computed} of {len(reference)} {name} videos into {cache.folder}")
+    return CachedClips(ds, reference, cache)
+
+
+def eval_dataset_with_cache(cfg: TrainConfig, model: torch.nn.Module, ds: ClipDataset, labels: dict[str, int],
+                            dist: DistInfo, name: str, log=print) -> ClipDataset | CachedClips:
+    """One evaluation-side dataset served from the feature cache as training serves its own (few-shot
+    features, for one): the same numbers as from pixels, without decoding and the frozen blocks."""
+    trunk = _cacheable_trunk(cfg, model, log)
+    return ds if trunk is None else serve_from_cache(cfg, trunk, ds, labels, dist, name, log)
 
 
 def _worker_init(_: int) -> None:

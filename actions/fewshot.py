@@ -41,7 +41,7 @@ from datasets.split_layout import (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_L
 from datasets.ssv2 import Record, class_names, load_labels, load_records
 
 from .config import TrainConfig, load_config, to_dict
-from .data import eval_loader, make_dataset, model_inputs
+from .data import eval_dataset_with_cache, eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .checkpoints import config_of, model_from_checkpoint
 from .metrics import softmax, summarize
@@ -87,10 +87,12 @@ def penultimate_features(model: nn.Module, cfg: TrainConfig, records: list[Recor
     if ds.report["kept"] < ds.report["records"]:
         raise UserError(f"{ds.report['records'] - ds.report['kept']} of {ds.report['records']} few-shot videos cannot be "
                         f"read ({ds.report})")
+    dist = DistInfo(device=device)
+    ds = eval_dataset_with_cache(cfg, model, ds, labels, dist, "few-shot", log=lambda *a: None)
     model.eval()
     feats: dict[str, list[np.ndarray]] = {}
     try:
-        for batch in eval_loader(ds, cfg, DistInfo(device=device)):
+        for batch in eval_loader(ds, cfg, dist):
             captured.clear()
             model({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()})
             for vid, f in zip(batch["video_id"], captured[0].numpy()):
