@@ -31,7 +31,9 @@ def autocast(device: torch.device, enabled: bool):
 def train_one_epoch(model: nn.Module, loader, optimizer, device: torch.device, epoch: int, *, dist: DistInfo,
                     clip_grad_norm: float = 0.0, amp: bool = False, label_smoothing: float = 0.0,
                     progress: bool = True, log_every: int = 0, log=print) -> dict:
-    """One pass over `loader`. Returns the mean loss and top-1 over the global batches.
+    """One pass over `loader`. Returns the mean loss and top-1 over the global batches, and where the
+    time went: samples/s (global samples over this process's wall time) and the seconds spent
+    waiting for the loader (`train_data_seconds`; the rest of `train_seconds` is the model).
 
     Losses are averaged over all processes' samples, so the figures (and, with synchronized
     BatchNorm, the whole trajectory) match a single process with the same global batch.
@@ -41,7 +43,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer, device: torch.device, e
     sums = torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (progress and dist.is_main), unit="batch")
     t0 = time.perf_counter()
+    data_seconds = 0.0  # time spent waiting for the loader, the rest is the model step
+    t_wait = time.perf_counter()
     for step, batch in enumerate(bar):
+        data_seconds += time.perf_counter() - t_wait
         batch = to_device(batch, device)
         with autocast(device, amp):
             logits = model(batch)
@@ -59,11 +64,14 @@ def train_one_epoch(model: nn.Module, loader, optimizer, device: torch.device, e
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if log_every and dist.is_main and (step + 1) % log_every == 0 and not progress:
             log(f"epoch {epoch} step {step + 1}/{len(loader)} loss {loss.item():.4f}")
+        t_wait = time.perf_counter()
+    seconds = time.perf_counter() - t0
     if dist.distributed:
         torch.distributed.all_reduce(sums)
     loss_sum, correct, n = sums.tolist()
     return {"train_loss": loss_sum / max(n, 1), "train_top1": correct / max(n, 1),
-            "train_samples": int(n), "train_seconds": time.perf_counter() - t0}
+            "train_samples": int(n), "train_seconds": seconds, "train_samples_per_s": n / max(seconds, 1e-9),
+            "train_data_seconds": data_seconds}
 
 
 @torch.no_grad()

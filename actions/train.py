@@ -236,7 +236,8 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         held = (f" | held-out top-1 {row['holdout_top1']:.3f} top-5 {row['holdout_top5']:.3f}"
                 if "holdout_top1" in row else "")
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} | train loss {row['train_loss']:.4f} "
-            f"top-1 {row['train_top1']:.3f}{held} | {row['train_seconds']:.1f}s{' *' if improved else ''}")
+            f"top-1 {row['train_top1']:.3f}{held} | {row['train_seconds']:.1f}s, {row['train_samples_per_s']:.0f} samples/s "
+            f"({row['train_data_seconds']:.1f}s waiting for data){' *' if improved else ''}")
     if dist.distributed:
         torch.distributed.barrier()
 
