@@ -15,12 +15,17 @@ on its first --old-steps steps and scaled to the epoch (0: run the whole epoch).
 from __future__ import annotations
 
 import argparse
+import os
 import itertools
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+# Threads that wait for each other sleep instead of spinning: on a machine shared with other jobs, a
+# spinning OpenMP thread whose partner lost its core makes small matrix products 5-20x slower
+# (measured here: a 2-thread STIN step ~75 ms passive, 0.5-2 s active while another job ran).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

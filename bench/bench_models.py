@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+# Threads that wait for each other sleep instead of spinning: on a machine shared with other jobs, a
+# spinning OpenMP thread whose partner lost its core makes small matrix products 5-20x slower
+# (measured here: a 2-thread STIN step ~75 ms passive, 0.5-2 s active while another job ran).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actions.models import create_model  # noqa: E402

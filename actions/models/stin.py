@@ -19,6 +19,14 @@ zero, are left out of the spatial mean of the others and of the non-local attent
 track with no box in any frame is left out of the mean over tracks.
 `mask_empty=False` reproduces the official behaviour: every slot counts, the spatial message
 is (sum - self) / (N - 1) and the track mean is over all N slots.
+
+How it runs (the same function as the plain formulation, which `bench/stin_reference.py` keeps
+and a test compares against: equal logits and gradients): boxes travel as packed rows
+(`BoxRows`: only the real ones with a mask; gathered and scattered with index_select /
+index_copy, whose backward passes are cheap), the Linear layers that read a concatenation are
+split instead of fed one (the spatial one per number of other boxes in the frame, the identity
+one through the 3 embedding rows), and the non-local 1x1 convolutions run as one Linear. About
+0.75-0.9x the plain forward's training step, and masking costs less than it saves.
 """
 
 from __future__ import annotations
@@ -102,14 +110,10 @@ class NonLocal1d(nn.Module):
 
 
 def _run(layers, x: torch.Tensor) -> torch.Tensor:
+    """Apply modules in turn to rows [M,D] (the modules, not their functions: synchronized BN swaps them)."""
     for layer in layers:
         x = layer(x)
     return x
-
-
-def _mlp(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Apply a Linear-BN-ReLU stack to rows [M,D] (calls the modules, so synchronized BN works)."""
-    return _run(seq, x)
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -132,24 +136,24 @@ class BoxRows:
 
     With a mask only the real entries are rows (so BatchNorm never sees padding), ordered by
     their number of other real boxes in the frame (`groups`); without one (official behaviour)
-    every entry is a row, in (b, t, n) order. Tracks: the real ones (any box in any frame) with a
+    every entry is a row, in track order (b, n, t). Tracks: the real ones (any box in any frame) with a
     mask, all B*N without.
     """
 
     B: int
     T: int
     N: int
-    index: torch.Tensor | None  # [M] flat (b,t,n) position of each row; None: all, in order
-    frame: torch.Tensor  # [M] flat (b,t) of each row
-    inv_others: torch.Tensor  # [M,1] 1 / number of other boxes in the frame (0 when none)
+    index: torch.Tensor | None  # [M] flat (b,t,n) position of each row; None: all, in (b,n,t) order
+    frame: torch.Tensor | None  # [M] flat (b,t) of each row
+    inv_others: torch.Tensor | None  # [M,1] 1 / number of other boxes in the frame (0 when none)
     groups: list[tuple[int, int, float]]  # (first row, end row, 1/others) of rows sharing it
-    track_pos: torch.Tensor  # [M] row in the packed track buffer [K*T] of each row
+    track_pos: torch.Tensor | None  # [M] row in the packed track buffer [K*T] of each row
     track_index: torch.Tensor | None  # [K] flat (b,n) of each real track; None: all B*N
     track_mask: torch.Tensor | None  # [B,N] or None
 
     @property
     def num_rows(self) -> int:
-        return self.frame.shape[0]
+        return self.B * self.T * self.N if self.index is None else self.index.shape[0]
 
     @property
     def num_frames(self) -> int:
@@ -161,55 +165,52 @@ class BoxRows:
 
     @classmethod
     def of(cls, mask: torch.Tensor | None, B: int, T: int, N: int, device: torch.device) -> "BoxRows":
-        if mask is None:
-            pos = torch.arange(B * T * N, device=device)
+        if mask is None:  # every entry, in track order (b, n, t): tracks are then plain views
             inv = 1.0 / max(N - 1, 1)
-            inv_rows = torch.full((B * T * N, 1), inv, device=device)
-            groups = [(0, B * T * N, inv)]
-            index = track_index = None
-            track_rank = torch.arange(B * N, device=device)
-        else:
-            n_others = (mask.sum(2, keepdim=True) - 1).clamp(min=0).expand(B, T, N).reshape(-1)
-            real = mask.reshape(-1).nonzero().squeeze(1)
-            n_real, order = torch.sort(n_others[real], stable=True)
-            index = pos = real[order]
-            counts = torch.bincount(n_real, minlength=N).tolist()
-            inv_of = torch.tensor([0.0] + [1.0 / n for n in range(1, N)], device=device)
-            inv_rows = inv_of[n_real][:, None]
-            groups, start = [], 0
-            for n, c in enumerate(counts):
-                if c:
-                    groups.append((start, start + c, 0.0 if n == 0 else 1.0 / n))
-                    start += c
-            track_mask = mask.any(1)
-            track_index = track_mask.reshape(-1).nonzero().squeeze(1)
-            track_rank = torch.full((B * N,), -1, dtype=torch.long, device=device)
-            track_rank[track_index] = torch.arange(track_index.shape[0], device=device)
-        b, t, n = pos // (T * N), (pos // N) % T, pos % N
-        track_pos = track_rank[b * N + n] * T + t
-        return cls(B, T, N, index, pos // N, inv_rows, groups, track_pos, track_index,
-                   None if mask is None else track_mask)
+            return cls(B, T, N, None, None, None, [(0, B * T * N, inv)], None, None, None)
+        n_others = (mask.sum(2, keepdim=True) - 1).clamp(min=0).expand(B, T, N).reshape(-1)
+        real = mask.reshape(-1).nonzero().squeeze(1)
+        n_real, order = torch.sort(n_others[real], stable=True)
+        index = real[order]
+        counts = torch.bincount(n_real, minlength=N).tolist()
+        inv_of = torch.tensor([0.0] + [1.0 / n for n in range(1, N)], device=device)
+        groups, start = [], 0
+        for n, c in enumerate(counts):
+            if c:
+                groups.append((start, start + c, 0.0 if n == 0 else 1.0 / n))
+                start += c
+        track_mask = mask.any(1)
+        track_index = track_mask.reshape(-1).nonzero().squeeze(1)
+        track_rank = torch.full((B * N,), -1, dtype=torch.long, device=device)
+        track_rank[track_index] = torch.arange(track_index.shape[0], device=device)
+        b, t, n = index // (T * N), (index // N) % T, index % N
+        return cls(B, T, N, index, index // N, inv_of[n_real][:, None], groups, track_rank[b * N + n] * T + t,
+                   track_index, track_mask)
 
     def frame_sum(self, f: torch.Tensor) -> torch.Tensor:
         """Sum of the rows of each frame [B*T,C]."""
         if self.index is None:
-            return f.view(self.num_frames, self.N, -1).sum(1)
+            return f.view(self.B, self.N, self.T, -1).sum(1).reshape(self.num_frames, -1)
         return f.new_zeros(self.num_frames, f.shape[1]).index_add(0, self.frame, f)
 
     def add_frame_term(self, y: torch.Tensor, per_frame: torch.Tensor) -> torch.Tensor:
         """y + per_frame[frame of the row] / (other boxes in the frame), 0 where there are none."""
         if self.index is None:
             inv = self.groups[0][2]
-            return (y.view(self.num_frames, self.N, -1) + per_frame[:, None] * inv).view_as(y)
+            return (y.view(self.B, self.N, self.T, -1) + per_frame.view(self.B, 1, self.T, -1) * inv).view_as(y)
         return y + per_frame.index_select(0, self.frame) * self.inv_others
 
-    def take(self, grid_rows: torch.Tensor) -> torch.Tensor:
-        """Rows [M,...] of a flat [B*T*N,...] tensor."""
-        return grid_rows if self.index is None else grid_rows.index_select(0, self.index)
+    def take(self, grid: torch.Tensor) -> torch.Tensor:
+        """The rows [M,D] of a [B,T,N,D] tensor."""
+        if self.index is None:
+            return grid.transpose(1, 2).reshape(self.B * self.N * self.T, -1)
+        return grid.reshape(self.B * self.T * self.N, -1).index_select(0, self.index)
 
     def tracks(self, f: torch.Tensor) -> torch.Tensor:
         """Box rows [M,C] -> track rows [K, T*C] (frames in order, zeros where a track has no box)."""
         C = f.shape[1]
+        if self.index is None:
+            return f.view(self.num_tracks, self.T * C)
         out = f.new_zeros(self.num_tracks * self.T, C).index_copy(0, self.track_pos, f)
         return out.view(self.num_tracks, self.T * C)
 
@@ -313,15 +314,15 @@ class STIN(nn.Module):
         if rows.num_rows == 0:  # no real box in the whole batch
             return boxes.new_zeros(B, self.feature_dim)
 
-        f = _mlp(self.coord_to_feature, rows.take(boxes.float().reshape(B * T * N, 4)))  # [M,C]
+        f = _run(self.coord_to_feature, rows.take(boxes.float()))  # [M,C]
         if self.oie:
             # Per-frame identity, 0 (padding embedding) where the box is absent: official.
-            frame_ids = (box_ids.long()[:, None, :] * box_mask.long()).reshape(B * T * N)
-            f = self._identity_fusion(f, rows.take(frame_ids))
+            frame_ids = box_ids.long()[:, None, :] * box_mask.long()  # [B,T,N]
+            f = self._identity_fusion(f, rows.take(frame_ids[..., None]).squeeze(1))
         f = self._spatial_interaction(f, rows)
 
         # Temporal interaction: a track is its T frame features concatenated (frame order).
-        h = _mlp(self.box_feature_fusion, rows.tracks(f))  # [K,C]
+        h = _run(self.box_feature_fusion, rows.tracks(f))  # [K,C]
         for layer in self.nonlocal_fusion:
             h = self._nonlocal(layer, h, rows)
         return rows.track_mean(h)
