@@ -123,8 +123,8 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
 
 
 def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
-    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, desc=desc,
-                                 progress=sys.stderr.isatty())
+    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp,
+                                  amp_cpu=cfg.amp_cpu, desc=desc, progress=sys.stderr.isatty())
     return summarize(scores, labels, class_names), ids, scores, labels
 
 
@@ -207,8 +207,8 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         lr = optimizer.param_groups[0]["lr"]
         try:
             row = train_one_epoch(ddp, loader, optimizer, device, epoch, dist=dist, clip_grad_norm=cfg.clip_grad_norm,
-                                  amp=cfg.amp, label_smoothing=cfg.label_smoothing, log_every=cfg.log_every,
-                                  progress=sys.stderr.isatty())
+                                  amp=cfg.amp, amp_cpu=cfg.amp_cpu, label_smoothing=cfg.label_smoothing,
+                                  log_every=cfg.log_every, progress=sys.stderr.isatty())
         except NonFiniteLoss as e:
             log(f"error: {e}; stopped. The last good checkpoint is {last if last.exists() else '(none yet)'}",
                 file=sys.stderr)
@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         row = {"kind": "epoch", "epoch": epoch, "lr": lr, **row}
         if data.holdout is not None:
             ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
-                                          desc="held-out", progress=sys.stderr.isatty())
+                                          amp_cpu=cfg.amp_cpu, desc="held-out", progress=sys.stderr.isatty())
             row.update(holdout_top1=topk_accuracy(scores, labels, 1), holdout_top5=topk_accuracy(scores, labels, 5),
                        holdout_loss=mean_loss(scores, labels))
         metrics.append(row)

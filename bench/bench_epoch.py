@@ -10,7 +10,8 @@ Data: a generated box store of --videos videos (24-56 annotated frames, a hand a
 (masked) STIN variant, SGD momentum 0.9, weight decay 1e-4, grad-norm clip 5, through
 `actions.engine.train_one_epoch` (what the training CLI runs). Before: the per-item loader path
 (`__getitem__` + `collate`) and STIN's pre-speed-work forward (`bench/stin_reference.py`), timed
-on its first --old-steps steps and scaled to the epoch (0: run the whole epoch).
+on its first --old-steps steps and scaled to the epoch (0: run the whole epoch). With --bf16 (the
+default) today's path runs a second epoch under CPU bfloat16 autocast (`amp_cpu=true`).
 """
 from __future__ import annotations
 
@@ -73,13 +74,13 @@ class FirstSteps:
         return itertools.islice(iter(self.loader), len(self))
 
 
-def epoch(model, ds, args, steps: int = 0) -> tuple[float, int, dict]:
+def epoch(model, ds, args, steps: int = 0, amp_cpu: bool = False) -> tuple[float, int, dict]:
     loader = DataLoader(ds, batch_sampler=GlobalBatchSampler(len(ds), args.batch, seed=0), num_workers=args.workers,
                         collate_fn=collate)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
     run = FirstSteps(loader, steps)
     stats = train_one_epoch(model, run, opt, torch.device("cpu"), 0, dist=DistInfo(), clip_grad_norm=5.0,
-                            progress=False)
+                            amp=amp_cpu, amp_cpu=amp_cpu, progress=False)
     return stats["train_seconds"], len(run), stats
 
 
@@ -90,6 +91,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="stin_oie_nl", choices=["stin", "stin_oie", "stin_oie_nl"])
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: load in the training process)")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time today's path under CPU bfloat16 autocast (amp_cpu=true)")
     ap.add_argument("--old-steps", type=int, default=60, help="steps of the old path to time (0: whole epoch)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -107,7 +110,11 @@ def main(argv=None) -> None:
 
         new_s, steps, stats = epoch(create_model(args.model, 174), ds, args)
         print(f"today  (batched loader, fast forward):     {new_s:7.1f} s for {steps} steps "
-              f"({stats['train_samples'] / new_s:,.0f} samples/s, data {stats.get('train_data_seconds', 0):.1f} s)")
+              f"({stats['train_samples_per_s']:,.0f} samples/s, {stats['train_data_seconds']:.1f} s waiting for data)")
+        if args.bf16:
+            bf_s, _, bf = epoch(create_model(args.model, 174), ds, args, amp_cpu=True)
+            print(f"today, bfloat16 autocast (amp_cpu=true):   {bf_s:7.1f} s for {steps} steps "
+                  f"({bf['train_samples_per_s']:,.0f} samples/s, {bf['train_data_seconds']:.1f} s waiting for data)")
         batcher, ds._batcher = ds._batcher, None
         old_s, old_steps, _ = epoch(Reference(create_model(args.model, 174)), ds, args, args.old_steps)
         ds._batcher = batcher
@@ -116,6 +123,9 @@ def main(argv=None) -> None:
         print(f"before (per-item loader, old forward):     {old_epoch:7.1f} s{scaled}")
         print(f"\ntoday / before: {new_s / old_epoch:.2f}x;  epoch {new_s:.1f} s "
               f"(goal <= 30 s: {'met' if new_s <= 30 else 'NOT met'})")
+        if args.bf16:
+            print(f"bfloat16 / before: {bf_s / old_epoch:.2f}x;  epoch {bf_s:.1f} s "
+                  f"(goal <= 30 s: {'met' if bf_s <= 30 else 'NOT met'})")
 
 
 if __name__ == "__main__":

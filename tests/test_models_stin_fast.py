@@ -44,3 +44,31 @@ def test_fast_forward_equals_reference(variant, official):
     # Running statistics of BatchNorm: the same update.
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=k)
+
+
+def test_cpu_bfloat16_autocast_trains_and_keeps_padding_out():
+    """`amp_cpu=true`: STIN under CPU bfloat16 autocast learns, and padding still changes nothing."""
+    from actions.engine import autocast
+
+    torch.manual_seed(0)
+    model = create_model("stin_oie_nl", 9, feature_dim=64).train()
+    batch = _batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    cpu = torch.device("cpu")
+    losses = []
+    for _ in range(6):
+        with autocast(cpu, True, cpu=True):
+            logits = model(batch)
+        assert logits.dtype == torch.bfloat16
+        loss = F.cross_entropy(logits.float(), batch["label"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    with autocast(cpu, True):  # without the CPU switch: float32, as before
+        assert model(batch).dtype == torch.float32
+    dirty = dict(batch, boxes=torch.where(batch["box_mask"][..., None], batch["boxes"], torch.randn(12, 8, 4, 4) * 50))
+    model.eval()
+    with autocast(cpu, True, cpu=True):
+        assert torch.equal(model(batch), model(dirty))
