@@ -61,8 +61,9 @@ class CoordBatcher:
         self.fb = fb
         self.f0, self.f1 = vf[self.row], vf[self.row + 1]
         has = self.f1 > self.f0
-        self.first = np.where(has, self.fi[np.minimum(self.f0, len(self.fi) - 1)], 0)
-        self.span = np.where(has, self.fi[np.maximum(self.f1 - 1, 0)] - self.first + 1, 0)
+        fi = self.fi if len(self.fi) else np.zeros(1, np.int64)
+        self.first = np.where(has, fi[np.minimum(self.f0, len(fi) - 1)], 0)
+        self.span = np.where(has, fi[np.maximum(self.f1 - 1, 0)] - self.first + 1, 0)
         self._slots(vf, fb)
         self._sizes()
 
@@ -160,7 +161,7 @@ class CoordBatcher:
         # Boxes of those records, into their slots.
         ok = rec >= 0
         safe = np.where(ok, rec, 0)
-        count = np.where(ok, self.fb[safe + 1] - self.fb[safe], 0).reshape(-1)
+        count = np.where(ok, self.fb[np.minimum(safe + 1, len(self.fb) - 1)] - self.fb[safe], 0).reshape(-1)
         box = _ranges(self.fb[safe].reshape(-1), count)
         cell = np.repeat(np.arange(B * T), count)
         slot = self.box_slot[box].astype(np.int64)
@@ -189,6 +190,8 @@ class CoordBatcher:
     def _records(self, frames: np.ndarray, f0: np.ndarray, f1: np.ndarray) -> np.ndarray:
         """Row of `frames` [B,T] in the store's frame records of each item's video, -1 where none
         (a binary search in every item's sorted frame_index at once)."""
+        if len(self.fi) == 0:  # a store of videos without any annotated frame
+            return np.full(frames.shape, -1, np.int64)
         lo = np.broadcast_to(f0[:, None], frames.shape).copy()
         hi = np.broadcast_to(f1[:, None], frames.shape).copy()
         fi = self.fi

@@ -42,6 +42,7 @@ def messy_boxes(n_videos=40, seed=0):
                             "labels": labels})
         data[vid] = records
     data["5999"] = [{"name": "5999/0003.jpg", "nr_instances": 0, "gt_placeholders": [], "labels": []}]
+    data["5998"] = []  # no record at all
     return data
 
 
@@ -94,6 +95,15 @@ def test_batched_equals_per_item_on_the_real_sample(sample_boxes, sample_dir, tm
     records = [Record(id=v, template="x", label="", placeholders=[]) for v in store.video_ids()]
     for seed in (0, 1):
         assert_same_batches(ClipDataset(records, labels, store, default_frame_size=(427, 240), seed=seed), epochs=(0, 1, 2))
+
+
+def test_a_store_without_any_frame(tmp_path):
+    (tmp_path / "boxes.json").write_text(json.dumps({"7": []}))
+    index_boxes([tmp_path / "boxes.json"], tmp_path / "store")
+    ds = ClipDataset([Record(id="7", template="x", label="", placeholders=[])], {"x": 0}, BoxStore(tmp_path / "store"))
+    batch = collate(ds.__getitems__([0, 0]))
+    assert batch["boxes"].shape == (2, 8, 4, 4) and not batch["box_mask"].any()
+    assert torch.equal(batch["boxes"], collate([ds[0], ds[0]])["boxes"])
 
 
 def test_workers_and_epochs_with_the_batched_loader(messy):
