@@ -61,6 +61,8 @@ class TrainConfig:
     # OpenMP threads spin and can slow a step down 10x)
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    amp_cpu: bool = False  # bfloat16 autocast on the CPU too: ~1.7x faster STIN steps on CPUs with bfloat16
+    # units (AVX512-BF16, AMX); off by default as results are not bit-identical to float32
     seed: int = 0
     out: str = "runs/default"
     eval_views: list = field(default_factory=lambda: [1, 1])  # final evaluation: clips x crops

@@ -65,7 +65,7 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
         print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
               f"({ds.report}); they are left out", file=sys.stderr)
     dist = DistInfo(device=device)
-    ids, scores, y = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp,
+    ids, scores, y = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, amp_cpu=cfg.amp_cpu,
                              progress=sys.stderr.isatty(), desc=Path(path).parent.name or "eval")
     return names, ids, scores, y
 

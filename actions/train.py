@@ -124,8 +124,8 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
 
 
 def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
-    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, desc=desc,
-                                 progress=sys.stderr.isatty())
+    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp,
+                                  amp_cpu=cfg.amp_cpu, desc=desc, progress=sys.stderr.isatty())
     return summarize(scores, labels, class_names), ids, scores, labels
 
 
@@ -208,8 +208,8 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         lr = optimizer.param_groups[0]["lr"]
         try:
             row = train_one_epoch(ddp, loader, optimizer, device, epoch, dist=dist, clip_grad_norm=cfg.clip_grad_norm,
-                                  amp=cfg.amp, label_smoothing=cfg.label_smoothing, log_every=cfg.log_every,
-                                  progress=sys.stderr.isatty())
+                                  amp=cfg.amp, amp_cpu=cfg.amp_cpu, label_smoothing=cfg.label_smoothing,
+                                  log_every=cfg.log_every, progress=sys.stderr.isatty())
         except NonFiniteLoss as e:
             log(f"error: {e}; stopped. The last good checkpoint is {last if last.exists() else '(none yet)'}",
                 file=sys.stderr)
@@ -219,7 +219,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         row = {"kind": "epoch", "epoch": epoch, "lr": lr, **row}
         if data.holdout is not None:
             ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
-                                          desc="held-out", progress=sys.stderr.isatty())
+                                          amp_cpu=cfg.amp_cpu, desc="held-out", progress=sys.stderr.isatty())
             row.update(holdout_top1=topk_accuracy(scores, labels, 1), holdout_top5=topk_accuracy(scores, labels, 5),
                        holdout_loss=mean_loss(scores, labels))
         metrics.append(row)
@@ -237,7 +237,8 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
         held = (f" | held-out top-1 {row['holdout_top1']:.3f} top-5 {row['holdout_top5']:.3f}"
                 if "holdout_top1" in row else "")
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} | train loss {row['train_loss']:.4f} "
-            f"top-1 {row['train_top1']:.3f}{held} | {row['train_seconds']:.1f}s{' *' if improved else ''}")
+            f"top-1 {row['train_top1']:.3f}{held} | {row['train_seconds']:.1f}s, {row['train_samples_per_s']:.0f} samples/s "
+            f"({row['train_data_seconds']:.1f}s waiting for data){' *' if improved else ''}")
     if dist.distributed:
         torch.distributed.barrier()
 

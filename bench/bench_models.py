@@ -4,7 +4,10 @@
     python bench/bench_models.py --iters 10 --threads 8
 
 STIN: one training step (forward, backward, SGD-momentum step) at batch 72, C=256, T=8, N=4,
-174 classes, vs a plain MLP on the flattened boxes with the same parameter count as STIN.
+174 classes, 20% empty slots, vs a plain MLP on the flattened boxes with the same parameter count
+as STIN. Then, per variant, the forward STIN had before the speed work (`bench/stin_reference.py`,
+same modules and weights) against today's, official behaviour and masked: the goals are
+official <= 0.8x the old official step and masked <= 1.0x the official step.
 Scene: clips/s at 8x112x112 for small3d, r3d_18 and i3d_r50, eval (no_grad) and train step,
 vs r3d_18.
 """
@@ -13,17 +16,23 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+# Threads that wait for each other sleep instead of spinning: on a machine shared with other jobs, a
+# spinning OpenMP thread whose partner lost its core makes small matrix products 5-20x slower
+# (measured here: a 2-thread STIN step ~75 ms passive, 0.5-2 s active while another job ran).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actions.models import create_model  # noqa: E402
+from bench.stin_reference import reference_logits  # noqa: E402
 
 
 def timed(steps: dict, iters: int, warmup: int = 1) -> dict:
@@ -109,6 +118,32 @@ def bench_stin(args) -> list[tuple]:
     return [(k, n_params(models[k]), t[k], t[k] / t_base) for k in models]
 
 
+class Reference(nn.Module):
+    """A STIN whose forward is the pre-speed-work implementation."""
+
+    def __init__(self, stin: nn.Module):
+        super().__init__()
+        self.stin = stin
+
+    def forward(self, batch):
+        return reference_logits(self.stin, batch)
+
+
+def bench_stin_paths(args) -> list[tuple]:
+    """(variant, old official s, official s, masked s, official/old, masked/official, masked/old masked)."""
+    batch = box_batch(args.batch)
+    out = []
+    for name in ("stin", "stin_oie", "stin_oie_nl"):
+        models = {"old official": Reference(create_model(name, 174, official=True)),
+                  "official": create_model(name, 174, official=True),
+                  "masked": create_model(name, 174),
+                  "old masked": Reference(create_model(name, 174))}
+        t = timed({k: train_step_fn(m, batch) for k, m in models.items()}, args.iters)
+        out.append((name, t["old official"], t["official"], t["masked"], t["old masked"],
+                    t["official"] / t["old official"], t["masked"] / t["official"], t["masked"] / t["old masked"]))
+    return out
+
+
 def bench_scene(args) -> list[tuple]:
     B = args.scene_batch
     batch = {
@@ -130,6 +165,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--batch", type=int, default=72, help="STIN batch size (official 72)")
     ap.add_argument("--iters", type=int, default=5, help="timed STIN steps (median reported)")
+    ap.add_argument("--stin-only", action="store_true", help="skip the scene streams")
     ap.add_argument("--scene-batch", type=int, default=4, help="clips per scene step")
     ap.add_argument("--scene-iters", type=int, default=2, help="timed scene steps per mode")
     args = ap.parse_args(argv)
@@ -141,6 +177,14 @@ def main(argv=None):
     print(f"{'model':44s} {'params':>10s} {'s/step':>8s} {'x MLP time':>11s}")
     for label, p, t, r in bench_stin(args):
         print(f"{label:44s} {p:10,d} {t:8.4f} {r:11.2f}")
+
+    print(f"\nSTIN forward before/after the speed work, train step ms (median of {args.iters}, interleaved)")
+    print(f"{'variant':12s} {'old official':>12s} {'official':>9s} {'masked':>7s} {'old masked':>10s} "
+          f"{'official/old':>12s} {'masked/official':>15s} {'masked/old masked':>17s}")
+    for name, oo, o, m, om, r1, r2, r3 in bench_stin_paths(args):
+        print(f"{name:12s} {oo * 1e3:12.1f} {o * 1e3:9.1f} {m * 1e3:7.1f} {om * 1e3:10.1f} {r1:12.2f} {r2:15.2f} {r3:17.2f}")
+    if args.stin_only:
+        return
 
     print(f"\nScene streams, 8x112x112 clips, batch {args.scene_batch} (median of {args.scene_iters})")
     print(f"{'model':12s} {'params':>11s} {'eval clip/s':>12s} {'x r3d_18':>9s} {'train clip/s':>13s} {'x r3d_18':>9s}")

@@ -208,6 +208,19 @@ class BoxStore:
             return int(self._id_row[pos])
         return -1
 
+    def rows(self, video_ids) -> np.ndarray:
+        """Store row of each id (int64), -1 where the store has none: one vectorised search."""
+        keys = np.array([str(v).encode() for v in video_ids], dtype=object)
+        width = self._ids.dtype.itemsize
+        fits = np.array([len(k) <= width for k in keys], bool)
+        out = np.full(len(keys), -1, np.int64)
+        if fits.any() and len(self._ids):
+            want = keys[fits].astype(self._ids.dtype)
+            pos = np.minimum(np.searchsorted(self._ids, want), len(self._ids) - 1)
+            hit = np.asarray(self._ids[pos]) == want
+            out[np.nonzero(fits)[0][hit]] = np.asarray(self._id_row[pos[hit]])
+        return out
+
     def __contains__(self, video_id: object) -> bool:
         return self._row(video_id) >= 0
 

@@ -10,7 +10,9 @@ One item:
   label    long  []         -1 when the records carry no labels (test set)
   video_id str
   view     long  []         only for multi-view evaluation (num_clips x num_crops > 1)
-`collate` stacks items into [B, ...] and keeps `video_id` a list of str.
+`collate` stacks items into [B, ...] and keeps `video_id` a list of str. A DataLoader asks for whole
+batches (`__getitems__`): coordinate-only datasets on a box store make them at once
+(`datasets.coord_batch`, equal to the stacked items), everything else item by item.
 
 Policies (real data does not line up; each is tested):
   - Construction checks only cheap things and never opens a video: a record without a known
@@ -36,8 +38,10 @@ Policies (real data does not line up; each is tested):
   - Geometry: training uses `crop` ('multiscale' by default, the official crop), evaluation the
     centre crop; crop='full' normalises boxes by the whole frame. No flip unless a
     `transforms.HorizontalFlip` (label swap by class name) is passed. Time is never reversed.
-  - Randomness: each item draws from its own generator seeded by (seed, epoch, crc32(video id)),
-    with independent streams for box frames, RGB frames, crop and flip. Results are identical for
+  - Randomness: each item's draws are a pure function of (seed, epoch, crc32(video id)), with
+    independent streams for box frames, RGB frames, crop and flip (`datasets.draws`: counter-based,
+    so a batch draws for all its items at once and gets the very numbers each item would draw
+    alone). Results are identical for
     any number of DataLoader workers, resumable by `set_epoch`, and a coordinate-only and an RGB
     dataset over the same records pick the same box frames and crop. (The id, not the position, so
     that skipping a record elsewhere does not shift everyone else's randomness; a record listed
@@ -58,6 +62,8 @@ import numpy as np
 import torch
 
 from .annotations import BoxSource, VideoBoxes
+from .coord_batch import CoordBatcher
+from .draws import ItemRandom, item_keys
 from common.errors import UserError
 from .sampling import FrameSampler, SegmentSampler, make_sampler
 from .slots import fill_slots
@@ -147,6 +153,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.view_transform = make_view_transform(train, input_size, crop)
         self.ncrop = NCrop(input_size, num_crops) if num_crops > 1 else None
         self.items, self.labels_of, self.video_paths = self._select(records, strict, source)
+        self._batcher = CoordBatcher(self) if CoordBatcher.covers(self) and self.items else None
         if not load_frames and boxes is not None and frame_sizes is None and default_frame_size is None:
             log.warning("ClipDataset: no frame_sizes/default_frame_size given; frame width inferred from "
                         "the box extent (max x2), height %d", SSV2_FRAME_HEIGHT)
@@ -211,13 +218,23 @@ class ClipDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.num_views
 
-    def rngs(self, video_id: str) -> list[np.random.Generator] | list[None]:
-        """Generators for (box frames, RGB frames, crop, flip) of one item; None in evaluation."""
+    def rngs(self, video_id: str) -> list[ItemRandom] | list[None]:
+        """Draws for (box frames, RGB frames, crop, flip) of one item; None in evaluation."""
         if not self.train:
             return [None] * 4
-        key = zlib.crc32(str(video_id).encode())
-        ss = np.random.SeedSequence([self.seed, self.epoch, key])
-        return [np.random.default_rng(s) for s in ss.spawn(4)]
+        key = item_keys(self.seed, self.epoch, [zlib.crc32(str(video_id).encode())])[0]
+        return [ItemRandom(key, stream) for stream in range(4)]
+
+    def __getitems__(self, indices: Sequence[int]) -> dict:
+        """A whole batch (what `collate` returns for the same items), made at once by
+        `coord_batch.CoordBatcher` where it covers the dataset. The DataLoader calls this with each
+        batch's indices; `collate` passes the result through."""
+        if self._batcher is None:
+            return Batch(collate([self[i] for i in indices]))
+        for i in indices:
+            if not 0 <= i < len(self):
+                raise IndexError(f"index {i} out of range for {len(self)} items")
+        return Batch(self._batcher(indices))
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
@@ -308,8 +325,14 @@ def box_extent_size(vb: VideoBoxes | None, frame_height: int = SSV2_FRAME_HEIGHT
     return max(1, math.ceil(x2)), max(frame_height, math.ceil(y2))
 
 
+class Batch(dict):
+    """A batch already collated (by `ClipDataset.__getitems__`): `collate` returns it as it is."""
+
+
 def collate(batch: Sequence[dict]) -> dict:
     """Stack items into [B, ...]; `video_id` stays a list of str."""
+    if isinstance(batch, Batch):
+        return dict(batch)
     if not batch:
         raise ValueError("empty batch")
     out = {}

@@ -133,6 +133,7 @@ class MultiScaleCrop:
         self.max_distort = max_distort
         self.more_fix_crop = more_fix_crop
         self.resize_to = resize_to or default_resize(size)
+        self._tables: dict[tuple[int, int], np.ndarray] = {}
 
     def crop_choices(self, frame_size: tuple[int, int]) -> tuple[float, list[tuple[int, int]]]:
         """Resize factor and the (crop_w, crop_h) pairs, in resized pixels."""
@@ -152,19 +153,35 @@ class MultiScaleCrop:
                     (ws, hs), (3 * ws, hs), (ws, 3 * hs), (3 * ws, 3 * hs)]
         return out
 
+    def region_table(self, frame_size: tuple[int, int]) -> np.ndarray:
+        """Every training crop of a frame of this size: int64 [crop sizes, offsets, 4] regions
+        (x0, y0, x1, y1) in source pixels. A training crop is table[i, j] with i, then j, drawn
+        uniformly; computed once per frame size (the coordinate loader draws whole batches from it)."""
+        key = (int(frame_size[0]), int(frame_size[1]))
+        table = self._tables.get(key)
+        if table is None:
+            w, h = _check_size(key)
+            s, pairs = self.crop_choices((w, h))
+            rw, rh = int(round(w * s)), int(round(h * s))
+            rows = []
+            for cw, ch in pairs:
+                cw, ch = min(cw, rw), min(ch, rh)
+                rows.append([_region((w, h), s, ox, oy, cw, ch) for ox, oy in self.offsets(rw, rh, cw, ch)])
+            table = self._tables[key] = np.array(rows, dtype=np.int64)
+        return table
+
     def __call__(self, frame_size: tuple[int, int], rng: np.random.Generator | None = None) -> View:
         w, h = _check_size(frame_size)
-        s, pairs = self.crop_choices((w, h))
-        rw, rh = int(round(w * s)), int(round(h * s))
         if rng is None:
+            s, _ = self.crop_choices((w, h))
+            rw, rh = int(round(w * s)), int(round(h * s))
             cw = ch = min(int(min(rw, rh) * self.scales[0]), rw, rh)
             ox, oy = (rw - cw) // 2, (rh - ch) // 2
-        else:
-            cw, ch = pairs[int(rng.integers(len(pairs)))]
-            cw, ch = min(cw, rw), min(ch, rh)
-            offs = self.offsets(rw, rh, cw, ch)
-            ox, oy = offs[int(rng.integers(len(offs)))]
-        return View(*_region((w, h), s, ox, oy, cw, ch), self.size, self.size)
+            return View(*_region((w, h), s, ox, oy, cw, ch), self.size, self.size)
+        table = self.region_table((w, h))
+        i = int(rng.integers(table.shape[0]))
+        j = int(rng.integers(table.shape[1]))
+        return View(*(int(v) for v in table[i, j]), self.size, self.size)
 
 
 class NCrop:

@@ -95,6 +95,9 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, box_split):
     assert "resumed" in r.stdout
     a, b = metrics(full), metrics(killed)
     assert [m["epoch"] for m in b] == [0, 1, 2, 3, 4]
+    for m in a:  # where the time goes, per epoch
+        assert m["train_samples_per_s"] == pytest.approx(m["train_samples"] / m["train_seconds"], rel=1e-6)
+        assert 0 < m["train_data_seconds"] < m["train_seconds"]
     for ma, mb in zip(a, b):
         assert ma["train_loss"] == pytest.approx(mb["train_loss"], rel=1e-6, abs=1e-7)
         assert ma["holdout_top1"] == mb["holdout_top1"]

@@ -21,18 +21,18 @@ def masked_apply(fn, x: torch.Tensor, mask: torch.Tensor | None, out_dim: int, r
     and exports to TorchScript and ONNX with a dynamic batch size.
     """
     lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
     if mask is None:
-        return fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
+        return fn(flat).reshape(*lead, out_dim)
     if rowwise:  # masked_fill, not a product: whatever padding gives (even inf/NaN) becomes 0
-        y = fn(x.reshape(-1, x.shape[-1])).reshape(*lead, out_dim)
-        return y.masked_fill(~mask.unsqueeze(-1), 0.0)
-    rows = x[mask]
-    if rows.shape[0] == 0:  # no real entry in the whole batch
+        return fn(flat).reshape(*lead, out_dim).masked_fill(~mask.unsqueeze(-1), 0.0)
+    # index_select / index_copy rather than x[mask] / out[mask] = y: their backward passes are a
+    # plain index_add / index_select instead of an accumulating index_put.
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    if index.shape[0] == 0:  # no real entry in the whole batch
         return x.new_zeros(*lead, out_dim)
-    y = fn(rows)
-    out = y.new_zeros(*lead, out_dim)
-    out[mask] = y
-    return out
+    y = fn(flat.index_select(0, index))
+    return y.new_zeros(flat.shape[0], out_dim).index_copy(0, index, y).reshape(*lead, out_dim)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:

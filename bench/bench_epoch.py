@@ -1,0 +1,132 @@
+"""One STIN training epoch at the size of the official compositional training set (54,919 videos,
+batch 72, 762 steps), data and model together, on this machine's cores: today's path against the
+path before the speed work, in the same run.
+
+    python bench/bench_epoch.py                     # stin_oie_nl, 2 threads, ~1-2 min
+    python bench/bench_epoch.py --model stin --threads 1 --old-steps 0
+
+Data: a generated box store of --videos videos (24-56 annotated frames, a hand and 1-3 objects,
+15% of boxes missing), read by `ClipDataset` with the official training crop. Model: the default
+(masked) STIN variant, SGD momentum 0.9, weight decay 1e-4, grad-norm clip 5, through
+`actions.engine.train_one_epoch` (what the training CLI runs). Before: the per-item loader path
+(`__getitem__` + `collate`) and STIN's pre-speed-work forward (`bench/stin_reference.py`), timed
+on its first --old-steps steps and scaled to the epoch (0: run the whole epoch). With --bf16 (the
+default) today's path runs a second epoch under CPU bfloat16 autocast (`amp_cpu=true`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import itertools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Threads that wait for each other sleep instead of spinning: on a machine shared with other jobs, a
+# spinning OpenMP thread whose partner lost its core makes small matrix products 5-20x slower
+# (measured here: a 2-thread STIN step ~75 ms passive, 0.5-2 s active while another job ran).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from actions.distributed import DistInfo  # noqa: E402
+from actions.engine import train_one_epoch  # noqa: E402
+from actions.models import create_model  # noqa: E402
+from actions.samplers import GlobalBatchSampler  # noqa: E402
+from bench.bench_models import Reference  # noqa: E402
+from datasets.annotations import VideoBoxes  # noqa: E402
+from datasets.box_store import BoxStore, build_store  # noqa: E402
+from datasets.clip_dataset import ClipDataset, collate  # noqa: E402
+from datasets.ssv2 import Record  # noqa: E402
+
+
+def generated_videos(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for v in range(n):
+        tracks = ["hand"] + [f"{k:04d}" for k in range(rng.integers(1, 4))]
+        nf = int(rng.integers(24, 57))
+        frame = np.repeat(np.arange(nf), len(tracks))
+        track = np.tile(np.arange(len(tracks)), nf)
+        keep = rng.random(len(frame)) > 0.15
+        frame, track = frame[keep], track[keep]
+        xy = rng.uniform([0, 0], [320, 200], (len(frame), 2))
+        wh = rng.uniform([10, 10], [120, 60], (len(frame), 2))
+        yield VideoBoxes(video_id=str(100000 + v), frame_index=np.arange(nf, dtype=np.int32),
+                         box_frame=frame.astype(np.int32), xyxy=np.hstack([xy, xy + wh]).astype(np.float32),
+                         track=[tracks[t] for t in track], category=["thing"] * len(frame))
+
+
+class FirstSteps:
+    """The first `steps` batches of a loader (all of them when steps is 0)."""
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps = loader, steps or len(loader)
+
+    def __len__(self) -> int:
+        return min(self.steps, len(self.loader))
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), len(self))
+
+
+def epoch(model, ds, args, steps: int = 0, amp_cpu: bool = False) -> tuple[float, int, dict]:
+    loader = DataLoader(ds, batch_sampler=GlobalBatchSampler(len(ds), args.batch, seed=0), num_workers=args.workers,
+                        collate_fn=collate)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
+    run = FirstSteps(loader, steps)
+    stats = train_one_epoch(model, run, opt, torch.device("cpu"), 0, dist=DistInfo(), clip_grad_norm=5.0,
+                            amp=amp_cpu, amp_cpu=amp_cpu, progress=False)
+    return stats["train_seconds"], len(run), stats
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=54919)
+    ap.add_argument("--batch", type=int, default=72)
+    ap.add_argument("--model", default="stin_oie_nl", choices=["stin", "stin_oie", "stin_oie_nl"])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: load in the training process)")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time today's path under CPU bfloat16 autocast (amp_cpu=true)")
+    ap.add_argument("--old-steps", type=int, default=60, help="steps of the old path to time (0: whole epoch)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        build_store(generated_videos(args.videos), Path(tmp) / "store")
+        store = BoxStore(Path(tmp) / "store")
+        labels = {f"class {k}": k for k in range(174)}
+        records = [Record(id=v, template=f"class {i % 174}", label="", placeholders=[])
+                   for i, v in enumerate(store.video_ids())]
+        ds = ClipDataset(records, labels, store, input_size=224, default_frame_size=(427, 240), seed=0)
+        print(f"{args.videos} videos in a box store ({time.perf_counter() - t:.0f} s to generate), {args.model}, "
+              f"batch {args.batch}, {torch.get_num_threads()} threads, {args.workers} workers")
+
+        new_s, steps, stats = epoch(create_model(args.model, 174), ds, args)
+        print(f"today  (batched loader, fast forward):     {new_s:7.1f} s for {steps} steps "
+              f"({stats['train_samples_per_s']:,.0f} samples/s, {stats['train_data_seconds']:.1f} s waiting for data)")
+        if args.bf16:
+            bf_s, _, bf = epoch(create_model(args.model, 174), ds, args, amp_cpu=True)
+            print(f"today, bfloat16 autocast (amp_cpu=true):   {bf_s:7.1f} s for {steps} steps "
+                  f"({bf['train_samples_per_s']:,.0f} samples/s, {bf['train_data_seconds']:.1f} s waiting for data)")
+        batcher, ds._batcher = ds._batcher, None
+        old_s, old_steps, _ = epoch(Reference(create_model(args.model, 174)), ds, args, args.old_steps)
+        ds._batcher = batcher
+        old_epoch = old_s * steps / old_steps
+        scaled = "" if old_steps == steps else f" (timed {old_steps} steps, scaled to {steps})"
+        print(f"before (per-item loader, old forward):     {old_epoch:7.1f} s{scaled}")
+        print(f"\ntoday / before: {new_s / old_epoch:.2f}x;  epoch {new_s:.1f} s "
+              f"(goal <= 30 s: {'met' if new_s <= 30 else 'NOT met'})")
+        if args.bf16:
+            print(f"bfloat16 / before: {bf_s / old_epoch:.2f}x;  epoch {bf_s:.1f} s "
+                  f"(goal <= 30 s: {'met' if bf_s <= 30 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
