@@ -316,7 +316,7 @@ def demo(args) -> int:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
             print(f"[{split} seed {seed}] " + ", ".join(
-                f"{k} {100 * v[split][-1][0]:.1f}" for k, v in table.items()) + f"  ({clock.total():.0f}s)")
+                f"{k} {100 * v[split][-1][0]:.1f}" for k, v in table.items() if split in v) + f"  ({clock.total():.0f}s)")
     few: dict = {}
     for seed in (args.fewshot_seeds if args.shots else []):
         common = base + [f"seed={seed}"] + list(args.overrides)

@@ -160,3 +160,20 @@ def test_report_in_a_browser(demo_run, tmp_path):
     run = load(out / "compositional" / "seed0" / "stin" / "report.html", tmp_path)
     assert run.console == [] and run.failed == []
     assert len(run.images) >= 5 and all(done and width > 0 for done, width in run.images)  # curves, sheets, ...
+
+
+@pytest.mark.slow
+def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
+    """`--full` (make table-full) on a tiny set: detector, tracks in 2 shards, the STRG rows, and the
+    tracked-box row on the compositional split only (its detector trained on those training videos)."""
+    data, out = tmp_path / "data", tmp_path / "runs"
+    args = ["--videos", "100", "--width", "96", "--height", "96", "--seeds", "0", "--shots", "1", "--draws", "2",
+            "--workers", "1", "--full"]
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + args) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {"strg", "fusion_strg", "ensemble_strg", "stin_tracked"} <= set(rows)
+    assert set(rows["stin_tracked"]) >= {"compositional"} and "shuffled" not in rows["stin_tracked"]
+    front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
+    assert 0.0 < front["detector"]["ap50_hand"] <= 1.0
+    assert (out / "compositional" / "front_end" / "tracks.json").exists()
+    assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
