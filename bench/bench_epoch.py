@@ -2,7 +2,7 @@
 batch 72, 762 steps), data and model together, on this machine's cores: today's path against the
 path before the speed work, in the same run.
 
-    python bench/bench_epoch.py                     # stin_oie_nl, 2 threads, ~1-2 min
+    python bench/bench_epoch.py                     # stin_oie_nl, 2 threads, then 2 DDP processes; ~4 min
     python bench/bench_epoch.py --model stin --threads 1 --old-steps 0
 
 Data: a generated box store of --videos videos (24-56 annotated frames, a hand and 1-3 objects,
@@ -74,14 +74,43 @@ class FirstSteps:
         return itertools.islice(iter(self.loader), len(self))
 
 
-def epoch(model, ds, args, steps: int = 0, amp_cpu: bool = False) -> tuple[float, int, dict]:
-    loader = DataLoader(ds, batch_sampler=GlobalBatchSampler(len(ds), args.batch, seed=0), num_workers=args.workers,
-                        collate_fn=collate)
+def epoch(model, ds, args, steps: int = 0, amp_cpu: bool = False, dist: DistInfo = DistInfo()) -> tuple[float, int, dict]:
+    sampler = GlobalBatchSampler(len(ds), args.batch, seed=0, rank=dist.rank, world_size=dist.world_size)
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=args.workers, collate_fn=collate)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
     run = FirstSteps(loader, steps)
-    stats = train_one_epoch(model, run, opt, torch.device("cpu"), 0, dist=DistInfo(), clip_grad_norm=5.0,
+    stats = train_one_epoch(model, run, opt, torch.device("cpu"), 0, dist=dist, clip_grad_norm=5.0,
                             amp=amp_cpu, amp_cpu=amp_cpu, progress=False)
     return stats["train_seconds"], len(run), stats
+
+
+def data_parallel_epoch(rank: int, world: int, store: str, args, result) -> None:
+    """One process of a `world`-process DistributedDataParallel epoch over gloo (as `torchrun` runs the
+    training CLI): each rank takes its share of every global batch of args.batch, BatchNorm synchronized."""
+    import torch.distributed as td
+
+    from actions.distributed import synchronize_batchnorm
+
+    torch.set_num_threads(1)
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=rank, world_size=world)
+    try:
+        ds = dataset(store)
+        torch.manual_seed(0)
+        model = synchronize_batchnorm(create_model(args.model, 174), torch.device("cpu"))
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        seconds, steps, stats = epoch(ddp, ds, args, dist=DistInfo(rank=rank, world_size=world))
+        if rank == 0:
+            result.put((seconds, steps, stats["train_samples_per_s"]))
+    finally:
+        td.destroy_process_group()
+
+
+def dataset(store: str) -> ClipDataset:
+    boxes = BoxStore(store)
+    labels = {f"class {k}": k for k in range(174)}
+    records = [Record(id=v, template=f"class {i % 174}", label="", placeholders=[])
+               for i, v in enumerate(boxes.video_ids())]
+    return ClipDataset(records, labels, boxes, input_size=224, default_frame_size=(427, 240), seed=0)
 
 
 def main(argv=None) -> None:
@@ -94,17 +123,16 @@ def main(argv=None) -> None:
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="also time today's path under CPU bfloat16 autocast (amp_cpu=true)")
     ap.add_argument("--old-steps", type=int, default=60, help="steps of the old path to time (0: whole epoch)")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="also time today's path as this many 1-thread DDP processes (gloo), as torchrun would run it")
+    ap.add_argument("--port", type=int, default=29517, help="local port of the DDP rendezvous")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         build_store(generated_videos(args.videos), Path(tmp) / "store")
-        store = BoxStore(Path(tmp) / "store")
-        labels = {f"class {k}": k for k in range(174)}
-        records = [Record(id=v, template=f"class {i % 174}", label="", placeholders=[])
-                   for i, v in enumerate(store.video_ids())]
-        ds = ClipDataset(records, labels, store, input_size=224, default_frame_size=(427, 240), seed=0)
+        ds = dataset(str(Path(tmp) / "store"))
         print(f"{args.videos} videos in a box store ({time.perf_counter() - t:.0f} s to generate), {args.model}, "
               f"batch {args.batch}, {torch.get_num_threads()} threads, {args.workers} workers")
 
@@ -115,6 +143,15 @@ def main(argv=None) -> None:
             bf_s, _, bf = epoch(create_model(args.model, 174), ds, args, amp_cpu=True)
             print(f"today, bfloat16 autocast (amp_cpu=true):   {bf_s:7.1f} s for {steps} steps "
                   f"({bf['train_samples_per_s']:,.0f} samples/s, {bf['train_data_seconds']:.1f} s waiting for data)")
+        if args.processes > 1:
+            import torch.multiprocessing as mp
+
+            result = mp.get_context("spawn").SimpleQueue()
+            mp.spawn(data_parallel_epoch, args=(args.processes, str(Path(tmp) / "store"), args, result),
+                     nprocs=args.processes)
+            dp_s, dp_steps, dp_rate = result.get()
+            print(f"today, {args.processes} processes x 1 thread (DDP, gloo): {dp_s:7.1f} s for {dp_steps} steps "
+                  f"({dp_rate:,.0f} samples/s)")
         batcher, ds._batcher = ds._batcher, None
         old_s, old_steps, _ = epoch(Reference(create_model(args.model, 174)), ds, args, args.old_steps)
         ds._batcher = batcher
@@ -126,6 +163,9 @@ def main(argv=None) -> None:
         if args.bf16:
             print(f"bfloat16 / before: {bf_s / old_epoch:.2f}x;  epoch {bf_s:.1f} s "
                   f"(goal <= 30 s: {'met' if bf_s <= 30 else 'NOT met'})")
+        if args.processes > 1:
+            print(f"{args.processes} processes / before: {dp_s / old_epoch:.2f}x;  epoch {dp_s:.1f} s "
+                  f"(goal <= 30 s: {'met' if dp_s <= 30 else 'NOT met'})")
 
 
 if __name__ == "__main__":
