@@ -77,8 +77,8 @@ def test_cpu_bfloat16_autocast_trains_and_keeps_padding_out():
 @pytest.mark.parametrize("variant", ["stin", "stin_oie", "stin_oie_nl"])
 @pytest.mark.parametrize("official", [True, False])
 def test_eval_fixed_shape_path_equals_packed_rows(variant, official):
-    """Eval mode runs every row and zeroes the empty ones (shapes independent of the mask, for export);
-    with BatchNorm on running statistics that is the packed training path's function."""
+    """Traced for export, eval mode runs every row and zeroes the empty ones (shapes independent of the
+    mask); with BatchNorm on running statistics that is the packed path's function."""
     torch.manual_seed(0)
     model = create_model(variant, 9, feature_dim=64, official=official).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -91,10 +91,12 @@ def test_eval_fixed_shape_path_equals_packed_rows(variant, official):
     batch = _batch(seed=7)
     batch["boxes"] = batch["boxes"] + 5.0 * ~batch["box_mask"].unsqueeze(-1)  # junk in the empty slots
     with torch.no_grad():
-        fixed = model.features(batch)
-        packed = model._features_packed(batch["boxes"], batch["box_ids"], batch["box_mask"].bool())
+        fixed = model._features_fixed_shapes(batch["boxes"], batch["box_ids"], batch["box_mask"].bool())
+        packed = model.features(batch)  # eager eval takes the packed rows
     torch.testing.assert_close(fixed, packed, rtol=0, atol=1e-5)
     if not official:  # the junk cannot matter when empty slots are masked
         batch["boxes"] = batch["boxes"] * batch["box_mask"].unsqueeze(-1)
         with torch.no_grad():
             torch.testing.assert_close(model.features(batch), fixed, rtol=0, atol=1e-5)
+            torch.testing.assert_close(model._features_fixed_shapes(batch["boxes"], batch["box_ids"],
+                                                                    batch["box_mask"].bool()), fixed, rtol=0, atol=1e-5)

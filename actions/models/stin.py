@@ -14,8 +14,8 @@ Pipeline, per video (T box frames, N slots, C features):
 
 Masking (`mask_empty=True`, the default): an empty slot/frame is not a box. Every MLP is
 applied to the real entries only: gathered rows in training, so BatchNorm statistics never see
-padding; in eval mode every row with the empty ones zeroed after, the same result with fixed
-shapes (what TorchScript/ONNX export needs). Whatever coordinates sit in an empty slot cannot
+padding; when traced for export, every row with the empty ones zeroed after (eval mode), the
+same result with fixed shapes (what TorchScript/ONNX export needs). Whatever coordinates sit in an empty slot cannot
 change any output. Empty entries are zero, are left out of the spatial mean of the others and of the non-local attention, and a
 track with no box in any frame is left out of the mean over tracks.
 `mask_empty=False` reproduces the official behaviour: every slot counts, the spatial message
@@ -310,12 +310,13 @@ class STIN(nn.Module):
         boxes, box_ids, box_mask = batch["boxes"], batch["box_ids"], batch["box_mask"]
         if not torch.jit.is_tracing():  # a traced graph keeps no Python checks (and should not warn about them)
             self._check(boxes, box_ids, box_mask)
-        if self.training:
-            return self._features_packed(boxes, box_ids, box_mask)
-        return self._features_fixed_shapes(boxes, box_ids, box_mask)
+        if torch.jit.is_tracing():  # export (TorchScript trace, ONNX): shapes that do not hang on the mask
+            return self._features_fixed_shapes(boxes, box_ids, box_mask)
+        return self._features_packed(boxes, box_ids, box_mask)
 
     def _features_packed(self, boxes, box_ids, box_mask) -> torch.Tensor:
-        """Training: packed rows (`BoxRows`), the fast path, and the one that keeps padding out of BatchNorm."""
+        """Packed rows (`BoxRows`): the fast path (training and eager eval), and the one that keeps padding
+        out of BatchNorm's batch statistics in training."""
         B, T, N, _ = boxes.shape
         box_mask = box_mask.bool()
         rows = BoxRows.of(box_mask if self.mask_empty else None, B, T, N, boxes.device)
@@ -374,9 +375,9 @@ class STIN(nn.Module):
         return relu(bn(F.linear(x, conv.weight[:, :, 0], conv.bias)))
 
     def _features_fixed_shapes(self, boxes, box_ids, box_mask) -> torch.Tensor:
-        """Eval: every MLP runs on every row and empty rows are zeroed after (no batch statistics in
-        eval mode, so the same result as `_features_packed`, a test checks it), with shapes that do not
-        depend on the mask: what tracing for TorchScript/ONNX needs."""
+        """For export (eval mode, traced): every MLP runs on every row and empty rows are zeroed after (no
+        batch statistics in eval mode, so the same result as `_features_packed`, a test checks it), with
+        shapes that do not depend on the mask: what tracing for TorchScript/ONNX needs."""
         B, T, N, _ = boxes.shape
         C = self.feature_dim
         box_mask = box_mask.bool()
