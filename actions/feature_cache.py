@@ -157,10 +157,10 @@ class _EvalClips(torch.utils.data.Dataset):
     def __getitem__(self, k: int):
         ref, i = self.ref, self.items[k]
         with ref.video_opener(ref.video_paths[i]) as reader:
-            rgb_index = ref._pick(ref.rgb_sampler, len(reader), None, 0)
+            rgb_index = ref.pick_frames(ref.rgb_sampler, len(reader), None, 0)
             frames = reader.get_frames(rgb_index)
         size = (int(frames.shape[2]), int(frames.shape[1]))
-        pixels = normalize(frames_to_view(frames, ref._view(size, None, 0)))
+        pixels = normalize(frames_to_view(frames, ref.view_for(size, None, 0)))
         return pixels, np.asarray(rgb_index, np.int64), size, i
 
 
@@ -200,12 +200,12 @@ class CachedClips(torch.utils.data.Dataset):
         if entry is None:
             raise RuntimeError(f"{path}: no cached frame features (the cache was filled for other videos, or the "
                                f"video changed during the run)")
-        view = self.reference._view(entry.frame_size, None, 0)
+        view = self.reference.view_for(entry.frame_size, None, 0)
         vb = clips.boxes.get(rec.id) if clips.boxes is not None and rec.id in clips.boxes else None
-        out = clips._boxes(vb, clips.rngs(rec.id)[0], 0, view)
+        out = clips.sample_boxes(vb, clips.rngs(rec.id)[0], 0, view)
         out["frame_features"] = entry.features
         if clips.rgb_boxes:
-            on_rgb = clips._boxes_on(vb, entry.rgb_index, view)
+            on_rgb = clips.boxes_on(vb, entry.rgb_index, view)
             out["rgb_boxes"], out["rgb_box_mask"] = on_rgb["boxes"], on_rgb["box_mask"]
         out["label"] = torch.tensor(clips.labels_of[index], dtype=torch.long)
         out["video_id"] = rec.id

@@ -249,21 +249,21 @@ class ClipDataset(torch.utils.data.Dataset):
         frames = rgb_idx = None
         if self.load_frames:
             with self.video_opener(self.video_paths[item]) as reader:
-                rgb_idx = self._pick(self.rgb_sampler, len(reader), rgb_rng, clip_k)
+                rgb_idx = self.pick_frames(self.rgb_sampler, len(reader), rgb_rng, clip_k)
                 frames = reader.get_frames(rgb_idx)
             frame_size = (frames.shape[2], frames.shape[1])
         else:
             frame_size = self.frame_size(rec.id, vb)
 
-        view = self._view(frame_size, view_rng, crop_k)
+        view = self.view_for(frame_size, view_rng, crop_k)
         if self.flip is not None and self.train:
             view, label = self.flip(view, label, flip_rng)
 
-        out = self._boxes(vb, box_rng, clip_k, view)
+        out = self.sample_boxes(vb, box_rng, clip_k, view)
         if frames is not None:
             out["frames"] = normalize(frames_to_view(frames, view), IMAGENET_MEAN, IMAGENET_STD)
         if self.rgb_boxes:
-            on_rgb = self._boxes_on(vb, rgb_idx, view)
+            on_rgb = self.boxes_on(vb, rgb_idx, view)
             out["rgb_boxes"], out["rgb_box_mask"] = on_rgb["boxes"], on_rgb["box_mask"]
         out["label"] = torch.tensor(label, dtype=torch.long)
         out["video_id"] = rec.id
@@ -271,28 +271,31 @@ class ClipDataset(torch.utils.data.Dataset):
             out["view"] = torch.tensor(view_k, dtype=torch.long)
         return out
 
-    # ---- pieces -------------------------------------------------------------------------
-    def _pick(self, sampler: FrameSampler, num_frames: int, rng, clip_k: int) -> np.ndarray:
+    # ---- pieces of an item (public: actions.feature_cache builds cached items from them) ----
+    def pick_frames(self, sampler: FrameSampler, num_frames: int, rng, clip_k: int) -> np.ndarray:
+        """Frame indices of clip `clip_k`: a random draw with `rng`, else the evaluation clip(s)."""
         if rng is not None:
             return sampler.sample(num_frames, rng)
         if self.num_clips == 1:
             return sampler.centre(num_frames)
         return sampler.views(num_frames, self.num_clips)[clip_k]
 
-    def _view(self, frame_size: tuple[int, int], rng, crop_k: int) -> View:
+    def view_for(self, frame_size: tuple[int, int], rng, crop_k: int) -> View:
+        """The crop/resize of a frame of `frame_size`: random with `rng` in training, else crop `crop_k`."""
         if self.ncrop is not None:
             return self.ncrop.views(frame_size)[crop_k]
         return self.view_transform(frame_size, rng)
 
-    def _boxes(self, vb: VideoBoxes | None, rng, clip_k: int, view: View) -> dict:
+    def sample_boxes(self, vb: VideoBoxes | None, rng, clip_k: int, view: View) -> dict:
+        """The box tensors of an item: box frames picked over the annotated span, then `boxes_on`."""
         if vb is not None and len(vb.frame_index):
             first, last = int(vb.frame_index[0]), int(vb.frame_index[-1])
-            frames = first + self._pick(self.box_sampler, last - first + 1, rng, clip_k)
+            frames = first + self.pick_frames(self.box_sampler, last - first + 1, rng, clip_k)
         else:
             frames = np.zeros(self.box_sampler.num_out, dtype=np.int64)  # no annotated frame: everything masked
-        return self._boxes_on(vb, frames, view)
+        return self.boxes_on(vb, frames, view)
 
-    def _boxes_on(self, vb: VideoBoxes | None, frames: np.ndarray, view: View) -> dict:
+    def boxes_on(self, vb: VideoBoxes | None, frames: np.ndarray, view: View) -> dict:
         """Slot-filled boxes of decoded frames `frames`, normalised to `view` and masked."""
         if vb is None:
             return {"boxes": torch.zeros(len(frames), self.num_slots, 4),
