@@ -381,8 +381,12 @@ def fewshot_page(folder: Path, out: Path) -> str:
 # ----------------------------------------------------------------------------------- table page
 
 def _cell(mean: float, values: list[float], spread: float, what: str, best: bool) -> Raw:
+    """The mean ± spread, each value below it; a single value alone (it has no spread)."""
+    cls = f'v{" best" if best else ""}'
+    if len(values) == 1:
+        return Raw(f'<span class="{cls}">{mean:.1f}</span>')
     shown = " · ".join(f"{v:.1f}" for v in values)
-    return Raw(f'<span class="v{" best" if best else ""}">{mean:.1f} ± {spread:.1f}</span><br>'
+    return Raw(f'<span class="{cls}">{mean:.1f} ± {spread:.1f}</span><br>'
                f'<small title="{esc(what)}">{esc(shown)}</small>')
 
 

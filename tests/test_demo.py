@@ -149,7 +149,7 @@ def test_report_in_a_browser(demo_run, tmp_path):
         cells = [f"{row[s][f'{m}_mean']:.1f} ± {row[s][f'{m}_std']:.1f}" for s in ("compositional", "shuffled")
                  for m in ("top1", "top5")]
         base = np.array(row["fewshot"]["base_top1"])
-        cells.append(f"{base.mean():.1f} ± {base.std(ddof=1) if len(base) > 1 else 0.0:.1f}")
+        cells.append(f"{base.mean():.1f} ± {base.std(ddof=1):.1f}" if len(base) > 1 else f"{base[0]:.1f}")
         cells += [f"{row['fewshot']['shots'][k]['top1_mean']:.1f} ± {row['fewshot']['shots'][k]['top1_ci95']:.1f}"
                   for k in ("1", "2")]
         want[row["title"]] = cells
