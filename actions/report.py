@@ -129,7 +129,7 @@ def page_kind(folder: Path) -> str:
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     """Write the HTML page of the output folder `path` (default `path`/report.html); returns where."""
-    from common.files import output_file
+    from common.files import output_file, refuse_input_overwrite
 
     from . import report_pages
 
@@ -139,6 +139,8 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     if not folder.is_dir():
         raise UserError(f"{folder}: is a file, expected an output folder (run, demo, few-shot or evaluation)")
     target = output_file(Path(out) if out else folder / "report.html", "--out")
+    if out:  # the page reads the folder's results, metrics, configs and figures: none may become the page
+        refuse_input_overwrite([target], [p for p in folder.rglob("*") if p.suffix != ".html" and p.is_file()], "--out")
     kind = page_kind(folder)
     build = {"table": report_pages.table_page, "run": report_pages.run_page, "fewshot": report_pages.fewshot_page,
              "evaluation": report_pages.evaluation_page}[kind]

@@ -185,6 +185,10 @@ def test_cli_out_and_errors(run, tmp_path, capsys):
     assert "not a run, demo, few-shot or evaluation folder" in capsys.readouterr().err
     assert report_main([str(out), "--out", str(tmp_path)]) == 2  # a folder where a file is expected
     assert "expects a file name" in capsys.readouterr().err
+    results = (out / "results.json").read_bytes()
+    assert report_main([str(out), "--out", str(out / "results.json")]) == 2  # the page's own input
+    assert "refusing to overwrite an input" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == results
 
 
 def test_module_runs_as_a_command(run, tmp_path):
