@@ -189,6 +189,29 @@ def test_identity_rule_hand_objects_cap_and_order():
     assert [t.track_id for t in ids[3].tracks] == [6]
 
 
+def test_static_untouched_objects_are_dropped_when_another_is_in_play():
+    """The Something-Else annotations box only the objects the action involves: a static object the
+    hand never touches (a distractor on the table) loses its slot to one the hand reaches or moves."""
+    hand = track(1, HAND_CLASS, range(0, 30), x=0)
+    hand.boxes = [np.array([5.0 * f, 0, 5.0 * f + 20, 20]) for f in range(30)]  # sweeps x 0 -> 165
+    touched = track(2, OBJECT_CLASS, range(0, 30), x=100, score=0.5)  # static, the hand passes over it
+    moved = track(3, OBJECT_CLASS, range(0, 30), x=300, score=0.4)
+    moved.boxes = [np.array([300 + 2.0 * f, 50, 320 + 2.0 * f, 70]) for f in range(30)]  # travels 58 px, box 20 px
+    static = track(4, OBJECT_CLASS, range(0, 30), x=500, score=0.9)  # strongest, but far and still
+    ids = assign_identities([hand, touched, moved, static])
+    assert [i.name for i in ids] == ["hand", "0000", "0001"]
+    assert [i.tracks[0].track_id for i in ids[1:]] == [2, 3]
+    # thresholds at 0: every object counts as in play, the strongest is 0000
+    off = assign_identities([hand, touched, moved, static], IdentityConfig(in_play_motion=0, in_play_contact=0))
+    assert [i.tracks[0].track_id for i in off[1:]] == [4, 2, 3]
+    # nothing in play (no hand, nothing moves): every object stays
+    alone = assign_identities([touched, static])
+    assert [i.tracks[0].track_id for i in alone] == [4, 2]
+    # a static object dropped does not count against max_objects
+    capped = assign_identities([hand, touched, moved, static], IdentityConfig(max_objects=1))
+    assert [i.tracks[0].track_id for i in capped[1:]] == [2]
+
+
 def test_object_fragments_are_stitched_when_they_continue():
     tracks = [track(1, OBJECT_CLASS, range(0, 10), x=100), track(2, OBJECT_CLASS, range(16, 30), x=102),
               track(3, OBJECT_CLASS, range(16, 30), x=300)]  # far away: another object

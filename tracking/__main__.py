@@ -34,8 +34,12 @@ strength is the sum of its detection scores (length x confidence). The strongest
 `hand`; weaker hand tracks that share no frame with it are merged in (one hand id per video, as in
 Something-Else), others dropped. Object tracks, strongest first, continue an object identity when
 they follow it in time (gap <= --stitch-gap frames, end boxes overlapping), else open a new one
-while fewer than --max-objects exist (default 3: the models' 4 slots minus the hand), else are
-dropped. Objects are numbered 0000, 0001, ... by decreasing strength."""
+otherwise. Objects in play (Something-Else boxes only the objects the action involves): an object
+whose box centre travels at least --in-play-motion box sizes over the video, or whose box the hand
+covers by at least --in-play-contact in some frame; when any object is in play the static untouched
+ones (e.g. other objects on the table) are dropped (both at 0: off). The --max-objects strongest
+remaining objects are kept (default 3: the models' 4 slots minus the hand), numbered 0000, 0001, ...
+by decreasing strength."""
 
 
 TRAIN_HELP = """Train the hand/object detector (default: FCOS on the ImageNet MobileNetV2, the verified local file
@@ -127,6 +131,16 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _non_negative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
 def _count(minimum: int):
     def parse(text: str) -> int:
         try:
@@ -171,6 +185,11 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
     _add_counts(g, i, [("--max-objects", 0, "object identities kept per video (default {})"),
                        ("--min-detections", 1, "detected frames a track needs to be kept (default {})"),
                        ("--stitch-gap", 0, "largest gap (frames) over which two object tracks may be joined (default {})")])
+    g.add_argument("--in-play-motion", type=_non_negative, default=i.in_play_motion,
+                   help=f"box-centre travel (in box sizes) that puts an object in play (default {i.in_play_motion})")
+    g.add_argument("--in-play-contact", type=_fraction, default=i.in_play_contact,
+                   help=f"fraction of an object's box the hand must cover in a frame to put it in play "
+                        f"(default {i.in_play_contact})")
     g.add_argument("--raw", action="store_true",
                    help="write every track under its tracker id (h<id>/o<id>) instead of Something-Else ids "
                         "(for evaluating the tracker itself; the models expect the default)")
@@ -370,7 +389,8 @@ def _tracker_configs(args):
                         max_gap=args.max_gap, fill_gaps=args.fill_gaps, output=args.output_boxes,
                         similarity=args.similarity)
     return cfg, IdentityConfig(max_objects=args.max_objects, min_detections=args.min_detections,
-                               stitch_gap=args.stitch_gap)
+                               stitch_gap=args.stitch_gap, in_play_motion=args.in_play_motion,
+                               in_play_contact=args.in_play_contact)
 
 
 def cmd_track(args) -> int:

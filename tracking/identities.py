@@ -10,10 +10,17 @@ The rule (documented in the CLI help too):
 4. Objects, strongest first: a track continues an existing object identity when it shares no frame
    with it, starts within `stitch_gap` frames of that identity's end (or ends within `stitch_gap`
    frames of its start) and the boxes at the two ends overlap (IoU >= `stitch_iou`); otherwise it
-   opens a new identity while fewer than `max_objects` are open; otherwise it is dropped.
-5. Object identities are numbered `0000`, `0001`, ... by decreasing strength, so `0000` is the
-   object tracked longest and most confidently. `max_objects` defaults to 3: the models use 4
-   slots (hand + 3 objects).
+   opens a new identity.
+5. Objects in play: Something-Else boxes only the objects the action involves, and a detector also
+   finds the other objects on the table. An object identity is in play when it moves (its box centre
+   travels at least `in_play_motion` x its box size over the video) or the hand touches it (the hand's
+   box covers at least `in_play_contact` of the object's box in some frame). When any object is in
+   play, the static untouched ones are dropped (with none in play all stay: the detector may have
+   missed the hand). Both thresholds at 0 turn this off. Measured on the synthetic set's held-out
+   videos: the objects are right in 47% of the videos without it and 59% with it (README).
+6. The `max_objects` strongest objects are kept (default 3: the models use 4 slots, hand + 3
+   objects) and numbered `0000`, `0001`, ... by decreasing strength, so `0000` is the object
+   tracked longest and most confidently.
 The result is an ordinary Something-Else box file (category "hand" or "object", a `score` per
 box), with a record for every frame of the video.
 """
@@ -35,6 +42,11 @@ class IdentityConfig:
     min_detections: int = 3  # detected frames a track needs to be kept
     stitch_gap: int = 24  # frames between two object fragments that may be joined (2 s)
     stitch_iou: float = 0.1  # overlap of the fragments' end boxes needed to join them
+    # an object is in play when it moves this far (box-centre travel / box size) or the hand covers
+    # this fraction of its box in some frame (both 0: every object counts as in play); chosen on the
+    # training videos of the synthetic set's compositional split
+    in_play_motion: float = 0.3
+    in_play_contact: float = 0.1
 
 
 @dataclass
@@ -73,6 +85,33 @@ def _continues(ident: Identity, t: Track, cfg: IdentityConfig) -> bool:
     return gap <= cfg.stitch_gap and iou_matrix(a, b)[0, 0] >= cfg.stitch_iou
 
 
+def travel(ident: Identity) -> float:
+    """How far the box centre moves over the identity's frames (largest x or y range), in box sizes
+    (square root of the mean box area)."""
+    boxes = np.stack([b for b, _ in ident.frames.values()])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = np.sqrt(np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-9).mean())
+    return float(np.ptp(centres, axis=0).max() / size)
+
+
+def hand_contact(ident: Identity, hand: Identity | None) -> float:
+    """Largest fraction of the object's box that the hand's box covers in a frame they share."""
+    if hand is None:
+        return 0.0
+    shared = [f for f in ident.frames if f in hand.frames]
+    if not shared:
+        return 0.0
+    obj = np.stack([ident.frames[f][0] for f in shared])
+    hnd = np.stack([hand.frames[f][0] for f in shared])
+    wh = np.clip(np.minimum(obj[:, 2:], hnd[:, 2:]) - np.maximum(obj[:, :2], hnd[:, :2]), 0, None)
+    area = np.maximum(np.prod(obj[:, 2:] - obj[:, :2], axis=1), 1e-9)
+    return float((wh[:, 0] * wh[:, 1] / area).max())
+
+
+def in_play(ident: Identity, hand: Identity | None, cfg: IdentityConfig) -> bool:
+    return travel(ident) >= cfg.in_play_motion or hand_contact(ident, hand) >= cfg.in_play_contact
+
+
 def assign_identities(tracks: list[Track], config: IdentityConfig | None = None) -> list[Identity]:
     """Identities in output order: `hand` first (when there is one), then `0000`, `0001`, ..."""
     cfg = config or IdentityConfig()
@@ -91,11 +130,12 @@ def assign_identities(tracks: list[Track], config: IdentityConfig | None = None)
         target = next((o for o in objects if _continues(o, t, cfg)), None)
         if target is not None:
             target.add(t)
-        elif len(objects) < cfg.max_objects:
+        else:
             o = Identity("", t.label)
             o.add(t)
             objects.append(o)
-    objects.sort(key=lambda o: -o.strength)
+    playing = [o for o in objects if in_play(o, hand, cfg)]
+    objects = sorted(playing or objects, key=lambda o: -o.strength)[:cfg.max_objects]
     for k, o in enumerate(objects):
         o.name = f"{k:04d}"
     return ([hand] if hand is not None else []) + objects
