@@ -3,7 +3,8 @@
 For each architecture and frame size: detection frames/s (eval mode, batches of 8 frames of a real
 synthetic video, boxes kept from score 0.05 as `tracking detect` keeps them) and the seconds of one
 training step (8 frames with their boxes, forward + backward + SGD step, backbone as train-detector
-sets it: pretrained, BatchNorm frozen, last 3 stages training). Baseline of the same run: torchvision's
+sets it: pretrained, BatchNorm frozen, last 3 stages training; and FCOS with every stage training, the
+`--trainable-layers 6` of the recipe in the README). Baseline of the same run: torchvision's
 MobileNetV2 `features` alone on the same frames (eval). Rounds are interleaved (every model once per
 round, --rounds rounds, the median kept) so that load from other processes hits all rows alike.
 
@@ -64,27 +65,29 @@ def main() -> None:
             from torchvision.models import mobilenet_v2
 
             models = {"MobileNetV2 features (baseline)": mobilenet_v2(weights=None).features.eval()}
-            for arch in HEADS:
-                spec = default_spec(arch, min_size=h, max_size=w, frozen_bn=True)
+            variants = [(arch, arch, None) for arch in HEADS]
+            variants.append((f"{HEADS[0]}, every stage training", HEADS[0], 6))  # train-detector --trainable-layers 6
+            for name, arch, layers in variants:
+                spec = default_spec(arch, min_size=h, max_size=w, frozen_bn=True, trainable_layers=layers)
                 m = build_detector(spec)
                 if arch.startswith("mobilenet_v2"):
                     load_backbone_from_classifier(m, "mobilenet_v2_imagenet", arch)
-                models[arch] = m
+                models[name] = m
+            detectors = {name for name, _, _ in variants}
             evals: dict[str, list[float]] = {k: [] for k in models}
-            steps: dict[str, list[float]] = {k: [] for k in models if k in ARCHS}
-            opts = {k: torch.optim.SGD([q for q in m.parameters() if q.requires_grad], lr=1e-4) for k, m in models.items()
-                    if k in ARCHS}
+            steps: dict[str, list[float]] = {k: [] for k in detectors}
+            opts = {k: torch.optim.SGD([q for q in models[k].parameters() if q.requires_grad], lr=1e-4) for k in detectors}
             batch = torch.stack(images)
             for r in range(args.rounds + 1):  # round 0: warm-up
                 for name, m in models.items():
                     m.eval()
                     with torch.no_grad():
                         t = time.perf_counter()
-                        m(batch) if name not in ARCHS else m(images)
+                        m(batch) if name not in detectors else m(images)
                         dt = time.perf_counter() - t
                     if r:
                         evals[name].append(dt)
-                    if name in ARCHS:
+                    if name in detectors:
                         m.train()
                         t = time.perf_counter()
                         loss = sum(m(images, targets).values())
