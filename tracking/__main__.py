@@ -121,24 +121,24 @@ ARCH_CHOICES = ("mobilenet_v2_fcos", "mobilenet_v2_frcnn", "mobilenet_v2_retinan
                 "mobilenet_v3", "resnet50_v2")
 
 
-def _fraction(text: str) -> float:
+def _number(text: str, upper: float | None) -> float:
+    """A float in [0, upper] (no upper bound when None), or an argparse error saying what is wrong."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {v}")
+    if not (0.0 <= v and (upper is None or v <= upper)):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and {upper:g}, got {v}" if upper is not None
+                                         else f"must be 0 or more, got {v}")
     return v
+
+
+def _fraction(text: str) -> float:
+    return _number(text, 1.0)
 
 
 def _non_negative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
+    return _number(text, None)
 
 
 def _count(minimum: int):
