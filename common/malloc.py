@@ -16,6 +16,7 @@ import sys
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 LIMIT = 1 << 30  # allocations below 1 GiB come from the heap; up to 1 GiB of free heap top is kept
+MMAP_CAP = 32 << 20  # the largest mmap threshold older glibc accepts (DEFAULT_MMAP_THRESHOLD_MAX, 64-bit)
 
 
 def retain_freed_memory() -> bool:
@@ -29,5 +30,9 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(p, v) == 1 for p, v in ((M_MMAP_THRESHOLD, LIMIT), (M_TRIM_THRESHOLD, LIMIT),
-                                              (M_TOP_PAD, 64 << 20)))
+    # each setting on its own (one refused must not skip the others); glibc releases before 2.35 cap the
+    # mmap threshold at 32 MiB on 64-bit and refuse more
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, LIMIT) == 1 or mallopt(M_MMAP_THRESHOLD, MMAP_CAP) == 1
+    trim_ok = mallopt(M_TRIM_THRESHOLD, LIMIT) == 1
+    pad_ok = mallopt(M_TOP_PAD, 64 << 20) == 1
+    return mmap_ok and trim_ok and pad_ok

@@ -117,7 +117,8 @@ def check_name_hash(path: str | os.PathLike) -> None:
     if not digest.startswith(m.group(2)):
         raise UserError(f"{path}: its name says sha256 {m.group(2)}... (torchvision names weight files "
                         f"<model>-<first hex digits of sha256>.pth) but the file's sha256 is {digest[:16]}...: "
-                        f"a damaged or incomplete download, or another file under this name")
+                        f"a damaged or incomplete download, or another file under this name (not a torchvision download? "
+                        f"rename it: a name without '-<hex>' is not checked)")
 
 
 def resolve_weights(spec: str | os.PathLike) -> Path:

@@ -308,10 +308,9 @@ class STIN(nn.Module):
     def features(self, batch: dict) -> torch.Tensor:
         """Pooled video feature [B, feature_dim] (the mean over tracks)."""
         boxes, box_ids, box_mask = batch["boxes"], batch["box_ids"], batch["box_mask"]
-        if not torch.jit.is_tracing():  # a traced graph keeps no Python checks (and should not warn about them)
-            self._check(boxes, box_ids, box_mask)
-        if torch.jit.is_tracing():  # export (TorchScript trace, ONNX): shapes that do not hang on the mask
-            return self._features_fixed_shapes(boxes, box_ids, box_mask)
+        if torch.jit.is_tracing():  # export (TorchScript trace, ONNX): shapes that do not hang on the mask,
+            return self._features_fixed_shapes(boxes, box_ids, box_mask)  # and no Python checks in the graph
+        self._check(boxes, box_ids, box_mask)
         return self._features_packed(boxes, box_ids, box_mask)
 
     def _features_packed(self, boxes, box_ids, box_mask) -> torch.Tensor:
