@@ -255,7 +255,8 @@ def fewshot(args) -> int:
                                          max_videos=0)
                 res = run_stage(ft)["evaluation"]
                 results.setdefault(k, []).append({"draw": d, "top1": res["top1"], "top5": res["top5"]})
-    rows, summary = [], {"base": base["evaluation"]["top1"] if base else str(base_ckpt), "mode": args.mode, "shots": {}}
+    rows, summary = [], {"base": base["evaluation"]["top1"] if base else None, "base_checkpoint": str(base_ckpt),
+                         "mode": args.mode, "shots": {}}
     for k, rs in results.items():
         m1, c1 = mean_ci([r["top1"] for r in rs])
         m5, c5 = mean_ci([r["top5"] for r in rs])

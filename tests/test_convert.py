@@ -165,3 +165,7 @@ def test_a_converted_model_is_the_base_of_the_fewshot_protocol(sample_dir, label
     assert tuned["class_names"] == novel and tuned["model_args"]["official"] is True
     assert tuned["config"]["official_slots"]  # the base model's inputs, not the defaults
     assert not (tmp_path / "run" / "base").exists()
+    # the run's summary and page: no base top-1 (none measured here), the checkpoint it started from
+    summary = json.loads((tmp_path / "run" / "fewshot_results.json").read_text())
+    assert summary["base"] is None and summary["base_checkpoint"] == str(tmp_path / "base.pt")
+    assert "warning" not in out.err and (tmp_path / "run" / "report.html").is_file()
