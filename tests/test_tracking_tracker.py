@@ -204,6 +204,11 @@ def test_static_untouched_objects_are_dropped_when_another_is_in_play():
     # thresholds at 0: every object counts as in play, the strongest is 0000
     off = assign_identities([hand, touched, moved, static], IdentityConfig(in_play_motion=0, in_play_contact=0))
     assert [i.tracks[0].track_id for i in off[1:]] == [4, 2, 3]
+    # one test off (0): the other alone decides
+    touch_only = assign_identities([hand, touched, moved, static], IdentityConfig(in_play_motion=0))
+    assert [i.tracks[0].track_id for i in touch_only[1:]] == [2]
+    move_only = assign_identities([hand, touched, moved, static], IdentityConfig(in_play_contact=0))
+    assert [i.tracks[0].track_id for i in move_only[1:]] == [3]
     # nothing in play (no hand, nothing moves): every object stays
     alone = assign_identities([touched, static])
     assert [i.tracks[0].track_id for i in alone] == [4, 2]

@@ -36,8 +36,8 @@ Something-Else), others dropped. Object tracks, strongest first, continue an obj
 they follow it in time (gap <= --stitch-gap frames, end boxes overlapping), else open a new one
 otherwise. Objects in play (Something-Else boxes only the objects the action involves): an object
 whose box centre travels at least --in-play-motion box sizes over the video, or whose box the hand
-covers by at least --in-play-contact in some frame; when any object is in play the static untouched
-ones (e.g. other objects on the table) are dropped (both at 0: off). The --max-objects strongest
+covers by at least --in-play-contact in some frame (a threshold of 0 turns its test off; both at 0: the rule
+is off); when any object is in play the static untouched ones (e.g. other objects on the table) are dropped. The --max-objects strongest
 remaining objects are kept (default 3: the models' 4 slots minus the hand), numbered 0000, 0001, ...
 by decreasing strength."""
 
@@ -190,9 +190,6 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--in-play-contact", type=_fraction, default=i.in_play_contact,
                    help=f"fraction of an object's box the hand must cover in a frame to put it in play "
                         f"(default {i.in_play_contact})")
-    g.add_argument("--raw", action="store_true",
-                   help="write every track under its tracker id (h<id>/o<id>) instead of Something-Else ids "
-                        "(for evaluating the tracker itself; the models expect the default)")
 
 
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -275,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="tracks JSON to write")
     k.add_argument("--save-detections", metavar="FILE", help="end to end: also write the detections")
     k.add_argument("--quiet", action="store_true", help="no progress bar")
+    k.add_argument("--raw", action="store_true",
+                   help="write every track under its tracker id (h<id>/o<id>) instead of Something-Else ids "
+                        "(for evaluating the tracker itself; the models expect the default)")
     _add_detector_options(k)
     _add_tracker_options(k)
 

@@ -16,8 +16,9 @@ The rule (documented in the CLI help too):
    travels at least `in_play_motion` x its box size over the video) or the hand touches it (the hand's
    box covers at least `in_play_contact` of the object's box in some frame). When any object is in
    play, the static untouched ones are dropped (with none in play all stay: the detector may have
-   missed the hand). Both thresholds at 0 turn this off. Measured on the synthetic set's held-out
-   videos: the objects are right in 47% of the videos without it and 59% with it (README).
+   missed the hand). A threshold of 0 turns its own test off; both at 0 turn the rule off. Measured
+   on the synthetic set's held-out videos: the objects are right in 47% of the videos without it and
+   59% with it (README).
 6. The `max_objects` strongest objects are kept (default 3: the models use 4 slots, hand + 3
    objects) and numbered `0000`, `0001`, ... by decreasing strength, so `0000` is the object
    tracked longest and most confidently.
@@ -43,7 +44,7 @@ class IdentityConfig:
     stitch_gap: int = 24  # frames between two object fragments that may be joined (2 s)
     stitch_iou: float = 0.1  # overlap of the fragments' end boxes needed to join them
     # an object is in play when it moves this far (box-centre travel / box size) or the hand covers
-    # this fraction of its box in some frame (both 0: every object counts as in play); chosen on the
+    # this fraction of its box in some frame (0: that test off; both 0: every object in play); chosen on the
     # training videos of the synthetic set's compositional split
     in_play_motion: float = 0.3
     in_play_contact: float = 0.1
@@ -109,7 +110,11 @@ def hand_contact(ident: Identity, hand: Identity | None) -> float:
 
 
 def in_play(ident: Identity, hand: Identity | None, cfg: IdentityConfig) -> bool:
-    return travel(ident) >= cfg.in_play_motion or hand_contact(ident, hand) >= cfg.in_play_contact
+    """A threshold of 0 turns its test off; with both off every object is in play."""
+    if not cfg.in_play_motion and not cfg.in_play_contact:
+        return True
+    return bool((cfg.in_play_motion and travel(ident) >= cfg.in_play_motion)
+                or (cfg.in_play_contact and hand_contact(ident, hand) >= cfg.in_play_contact))
 
 
 def assign_identities(tracks: list[Track], config: IdentityConfig | None = None) -> list[Identity]:
