@@ -101,6 +101,36 @@ def test_an_interrupted_run_resumes(setup, tmp_path, capsys):
     assert "already complete" in capsys.readouterr().out
 
 
+def test_resume_survives_kills_during_the_header_and_after_a_torn_line(tmp_path):
+    """A kill while the header is written leaves a fresh start; a kill after a torn line, then another
+    kill, then a run to the end: every video once, none lost to a line glued onto the torn one."""
+    from tracking.track_split import track_split
+
+    videos = {str(v): tmp_path / f"{v}.webm" for v in range(6)}
+    out, calls = tmp_path / "t.json", []
+    partial = tmp_path / "t.json.partial.jsonl"
+
+    def run(kill_after=None):
+        def one(vid, path):
+            if kill_after is not None and len(calls) == kill_after:
+                raise KeyboardInterrupt
+            calls.append(vid)
+            return [{"name": f"{vid}/0001.jpg", "labels": []}]
+        try:
+            return track_split(videos, out, {"k": 1}, one, progress=False, log=lambda m: None)
+        except KeyboardInterrupt:
+            return None
+
+    partial.write_text('{"fingerprint": "ab')  # killed while writing the header
+    assert run(kill_after=2) is None and len(partial.read_text().splitlines()) == 3
+    with open(partial, "a") as f:
+        f.write('{"video_id": "torn')  # killed while writing a video's line
+    assert run(kill_after=3) is None  # one more video, then killed again
+    assert run() is not None and not partial.exists()
+    assert calls == [str(v) for v in range(6)]  # each video tracked once
+    assert sorted(json.loads(out.read_text()), key=int) == list(videos)
+
+
 def test_tracked_boxes_round_trip_through_the_box_store_and_the_training_cli(setup, tmp_path):
     from actions.train import main as train
     from datasets.annotations import AnnotationFile, open_boxes

@@ -81,24 +81,32 @@ def _fingerprint(settings: dict) -> str:
 
 
 def _read_partial(path: Path, fingerprint: str) -> dict[str, list]:
-    """Videos already done by an earlier run with the same settings (a torn last line is dropped)."""
+    """Videos already done by an earlier run with the same settings. What a killed run was writing (a
+    torn last line, or a header without its newline) is cut off the file, so appending goes on from a
+    whole line."""
     if not path.exists():
         return {}
+    data = path.read_bytes()
+    whole = data[:data.rfind(b"\n") + 1]  # complete lines only
+    lines = whole.decode("utf-8", errors="replace").split("\n")[:-1]
+    if lines:
+        try:
+            header = json.loads(lines[0])
+        except json.JSONDecodeError:
+            header = {}
+        if not isinstance(header, dict) or header.get("fingerprint") != fingerprint:
+            raise UserError(f"{path}: left by a run with other settings (detector, tracker options, split or "
+                            "shard); delete it to start over, or run with the settings it was started with")
+    if len(whole) < len(data):
+        os.truncate(path, len(whole))
+    if not lines:  # killed before the header was complete: start afresh
+        return {}
     done: dict[str, list] = {}
-    with open(path) as f:
-        lines = f.read().split("\n")
-    try:
-        header = json.loads(lines[0])
-    except json.JSONDecodeError:
-        header = {}
-    if header.get("fingerprint") != fingerprint:
-        raise UserError(f"{path}: left by a run with other settings (detector, tracker options, split or shard); "
-                        "delete it to start over, or run with the settings it was started with")
     for line in lines[1:]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # the line a killed run was writing
+            continue  # a damaged line: that video is tracked again
         done[row["video_id"]] = row["records"]
     return done
 
@@ -127,6 +135,7 @@ def track_split(videos: dict[str, Path], out: Path, settings: dict, track_one: C
     with open(partial, "a") as f:
         if f.tell() == 0:
             f.write(json.dumps({"fingerprint": fingerprint, "settings": settings}) + "\n")
+            f.flush()
         for vid, path in todo:
             try:
                 records = track_one(vid, path)
