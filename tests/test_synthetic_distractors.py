@@ -63,3 +63,9 @@ def test_cli_and_a_data_set_of_another_generator(data, tmp_path, capsys):
         distractor_records(other, [vid])
     assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "e.json")]) == 2
     assert "synthetic data set description not found" in capsys.readouterr().err
+    # the data set's own files are never the output
+    before = (data / "synthetic.json").read_bytes()
+    for name in ("synthetic.json", "annotations.json"):
+        assert main(["--data", str(data), "--out", str(data / name)]) == 2
+        assert "refusing to overwrite an input" in capsys.readouterr().err
+    assert (data / "synthetic.json").read_bytes() == before

@@ -79,17 +79,22 @@ def distractor_records(data: str | Path, video_ids: Iterable[str] | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     from common.cli import Parser, run_main
-    from common.files import output_file
+    from common.files import output_file, refuse_input_overwrite
     from common.jsonio import write_json
 
     p = Parser(prog="python -m datasets.synthetic.distractors", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="synthetic data set folder (with synthetic.json)")
-    p.add_argument("--out", required=True, help="Something-Else box JSON to write")
+    p.add_argument("--out", required=True, help="Something-Else box JSON to write (category: the noun, "
+                   "standard_category 'distractor'); give it to `tracking train-detector / evaluate-detector "
+                   "--ignore-boxes`")
     p.add_argument("--ids", nargs="*", help="only these video ids (default: all)")
     args = p.parse_args(argv)
 
     def run() -> int:
         out = output_file(args.out, "--out")
+        data = Path(args.data)  # the data set's own files are never replaced
+        refuse_input_overwrite([out], [data / SYNTHETIC, data / "annotations.json",
+                                       *data.glob("something-something-v2-*.json")], "--out")
         records = distractor_records(args.data, args.ids or None)
         write_json(out, records)
         boxes = sum(len(r["labels"]) for recs in records.values() for r in recs)
