@@ -33,7 +33,7 @@ import torch
 from common.checkpoint import load_state, read_torch_file, save_checkpoint, state_mismatch
 from common.cli import Parser, command
 from common.errors import UserError
-from common.files import output_file, refuse_input_overwrite
+from common.files import new_output_file
 from datasets.ssv2 import class_names, load_labels
 
 from .config import TrainConfig, apply, to_dict
@@ -148,10 +148,7 @@ def convert_something_else(path: str | os.PathLike, labels_path: str | os.PathLi
 
 
 def run(args) -> int:
-    out = output_file(args.out, "--out")
-    refuse_input_overwrite([out], [args.checkpoint, args.labels], "--out")
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out}: exists; pass --overwrite to replace it")
+    out = new_output_file(args.out, [args.checkpoint, args.labels], args.overwrite)
     convert_something_else(args.checkpoint, args.labels, out, args.model, args.num_slots)
     return 0
 

@@ -44,7 +44,7 @@ from torch import nn
 from common.checkpoint import load_checkpoint
 from common.cli import EXIT_FAILED, Parser, command
 from common.errors import UserError
-from common.files import atomic_path, output_file, refuse_input_overwrite
+from common.files import atomic_path, new_output_file
 
 from .checkpoints import config_of, model_from_checkpoint, without_weight_sources
 from .config import TrainConfig
@@ -285,10 +285,7 @@ class ExportMismatch(Exception):
 
 
 def run(args) -> int:
-    out = output_file(args.out, "--out")
-    refuse_input_overwrite([out], [args.checkpoint], "--out")
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out}: exists; pass --overwrite to replace it")
+    out = new_output_file(args.out, [args.checkpoint], args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

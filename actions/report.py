@@ -127,9 +127,10 @@ def page_kind(folder: Path) -> str:
                     f"actions.train, actions.demo or actions.evaluate, no fewshot_results.json)")
 
 
-def write_report(path: str | Path, out: str | Path | None = None) -> Path:
-    """Write the HTML page of the output folder `path` (default `path`/report.html); returns where."""
-    from common.files import output_file, refuse_input_overwrite
+def write_report(path: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write the HTML page of the output folder `path` (default `path`/report.html, always refreshed);
+    returns where. Another existing `out` is replaced only with `overwrite`."""
+    from common.files import new_output_file, output_file
 
     from . import report_pages
 
@@ -138,9 +139,10 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
         raise UserError(f"{folder}: not found")
     if not folder.is_dir():
         raise UserError(f"{folder}: is a file, expected an output folder (run, demo, few-shot or evaluation)")
-    target = output_file(Path(out) if out else folder / "report.html", "--out")
     if out:  # the page reads the folder's results, metrics, configs and figures: none may become the page
-        refuse_input_overwrite([target], [p for p in folder.rglob("*") if p.suffix != ".html" and p.is_file()], "--out")
+        target = new_output_file(out, [p for p in folder.rglob("*") if p.suffix != ".html" and p.is_file()], overwrite)
+    else:
+        target = output_file(folder / "report.html", "--out")
     kind = page_kind(folder)
     build = {"table": report_pages.table_page, "run": report_pages.run_page, "fewshot": report_pages.fewshot_page,
              "evaluation": report_pages.evaluation_page}[kind]
@@ -166,11 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH", help="a run, demo, few-shot or evaluation output folder")
     p.add_argument("--out", help="the HTML file to write (default PATH/report.html)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
 
 
 def _report(args) -> int:
-    print(f"wrote {write_report(args.path, args.out)}")
+    print(f"wrote {write_report(args.path, args.out, args.overwrite)}")
     return 0
 
 

@@ -189,7 +189,7 @@ def video_sheets(cfg: dict, scores: dict | None, limit: int = SHEET_VIDEOS) -> R
         ok = pred[i] == labels[i]
         caption = join([tag("span", "right" if ok else "wrong", cls="ok" if ok else "bad"), " · video ",
                         tag("code", vid), ": predicted ", tag("b", said), f" ({100 * conf[i]:.0f}%), true ",
-                        tag("b", true), tag("br", ""),
+                        tag("b", true), Raw("<br>"),
                         tag("small", "top-5: " + "; ".join(f"{names[k]} {100 * probs[i, k]:.0f}%" for k in top5))])
         figures.append(tag("figure", join([img(image_uri(sheet, photo=True), f"contact sheet of video {vid}"),
                                            tag("figcaption", caption)])))

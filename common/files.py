@@ -69,6 +69,16 @@ def output_file(path: PathLike, flag: str = "") -> Path:
     return path
 
 
+def new_output_file(path: PathLike, inputs: Iterable[PathLike | None], overwrite: bool, flag: str = "--out") -> Path:
+    """`output_file`, never one of `inputs`, and an existing file only with `overwrite` (the
+    command's --overwrite): a user's file is replaced only when asked."""
+    path = output_file(path, flag)
+    refuse_input_overwrite([path], inputs, flag)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path}: exists; pass --overwrite to replace it")
+    return path
+
+
 def output_folder(path: PathLike, flag: str = "") -> Path:
     """`path` as an output folder: refused (one line) when it is an existing file."""
     path = Path(path)

@@ -189,6 +189,12 @@ def test_cli_out_and_errors(run, tmp_path, capsys):
     assert report_main([str(out), "--out", str(out / "results.json")]) == 2  # the page's own input
     assert "refusing to overwrite an input" in capsys.readouterr().err
     assert (out / "results.json").read_bytes() == results
+    # an existing --out (here the page written above) is replaced only with --overwrite
+    target.write_text("a file of the user")
+    assert report_main([str(out), "--out", str(target)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and target.read_text() == "a file of the user"
+    assert report_main([str(out), "--out", str(target), "--overwrite"]) == 0
+    assert target.read_text().startswith("<!DOCTYPE html>")
 
 
 def test_module_runs_as_a_command(run, tmp_path):
