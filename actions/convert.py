@@ -31,7 +31,7 @@ import sys
 import torch
 
 from common.checkpoint import load_state, read_torch_file, save_checkpoint, state_mismatch
-from common.cli import Parser, command
+from common.cli import Parser, command, positive_int
 from common.errors import UserError
 from common.files import new_output_file
 from datasets.ssv2 import class_names, load_labels
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", required=True, help="the labels.json it was trained with (class name -> index)")
     s.add_argument("--out", required=True, help="the checkpoint to write (e.g. best.pt)")
     s.add_argument("--model", choices=sorted(OFFICIAL_NAMES), help="what it is (default: found from its keys)")
-    s.add_argument("--num-slots", type=int, default=4, help="box slots the model was trained with "
+    s.add_argument("--num-slots", type=positive_int, default=4, help="box slots the model was trained with "
                                                              "(official --num_boxes; default 4)")
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p

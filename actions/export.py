@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from common.checkpoint import load_checkpoint
-from common.cli import EXIT_FAILED, Parser, command
+from common.cli import EXIT_FAILED, Parser, command, positive_int
 from common.errors import UserError
 from common.files import atomic_path, new_output_file
 
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| to the eager model "
                                                                  "accepted by the check after export (default 1e-4)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
 

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from common.checkpoint import load_checkpoint
-from common.cli import EXIT_FAILED, EXIT_OK, Parser, run_main
+from common.cli import EXIT_FAILED, EXIT_OK, Parser, positive_int, run_main
 from common.errors import UserError
 from common.files import output_file, output_folder, refuse_input_overwrite
 from common.jsonio import write_json
@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector: lowest score kept (default 0.05)")
     p.add_argument("--detector-batch", type=int, default=4, help="detector: frames per forward pass (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no notes on stderr (failures are still reported)")
     return p
 

@@ -55,6 +55,17 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (slots, threads, counts), else a usage error."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
 def command(build_parser: Callable[[], argparse.ArgumentParser],
             work: Callable[[argparse.Namespace], int | None]) -> Callable[[list[str] | None], int]:
     """The `main(argv=None) -> exit code` of a CLI: parse `argv` with `build_parser()` (a usage error is one

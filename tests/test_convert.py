@@ -72,6 +72,9 @@ def test_wrong_model_wrong_classes_and_an_existing_out(sample_dir, labels, tmp_p
     (tmp_path / "b.pt").write_text("mine")
     rc, _, err = convert(capsys, ckpt, "--labels", labels, "--out", tmp_path / "b.pt")
     assert rc == 2 and "exists; pass --overwrite" in err and (tmp_path / "b.pt").read_text() == "mine"
+    with pytest.raises(SystemExit) as e:  # no checkpoint without box slots
+        convert(capsys, ckpt, "--labels", labels, "--out", tmp_path / "a.pt", "--num-slots", "0")
+    assert e.value.code == 2 and "--num-slots: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "a.pt").exists()
 
 

@@ -90,6 +90,9 @@ def test_exported_files_carry_what_inference_needs(tmp_path, capsys):
     assert rc == 2 and "exists; pass --overwrite" in text and (tmp_path / "keep.onnx").read_text() == "mine"
     rc, text = export_cli(capsys, out, "onnx", tmp_path / "x.onnx")  # an ONNX file is not a checkpoint
     assert rc == 2 and len(text.strip().splitlines()) == 1 and "x.onnx" not in text
+    with pytest.raises(SystemExit) as e:  # a usage error, not torch's traceback
+        export_cli(capsys, ckpt, "onnx", tmp_path / "y.onnx", "--threads", "0")
+    assert e.value.code == 2 and "--threads: must be at least 1" in capsys.readouterr().err
 
 
 def test_infer_runtime_onnx_and_torchscript_give_the_eager_scores(sample_dir, tmp_path, capsys):

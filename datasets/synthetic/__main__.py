@@ -20,23 +20,13 @@ import os
 import sys
 import time
 
-from common.cli import Parser, run_main
+from common.cli import Parser, positive_int, run_main
 
 
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def _size(text: str) -> int:
-    v = _positive(text)
+    v = positive_int(text)
     if v % 2 or v < 96 or v > 4096:
         raise argparse.ArgumentTypeError(f"must be even and between 96 and 4096 (VP9 yuv420p), got {v}")
     return v
@@ -46,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m datasets.synthetic", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synthetic set to replace)")
-    p.add_argument("--videos", type=_positive, required=True, help="number of videos to render")
+    p.add_argument("--videos", type=positive_int, required=True, help="number of videos to render")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--width", type=_size, default=320,
                    help="frame width in pixels, even (default 320; SSv2 is ~427x240)")
     p.add_argument("--height", type=_size, default=240, help="frame height in pixels, even (default 240, as SSv2)")
-    p.add_argument("--workers", type=_positive, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes (default 1); the output is the same for any number")
     p.add_argument("--noun-bias", choices=["ssv2", "none"], default="ssv2",
                    help="ssv2 (default): nouns drawn with the strength of SSv2's noun-verb bias; "
