@@ -21,9 +21,10 @@ option repeated) with `--weights`; scores are the weighted mean of their softmax
 
 Output per video: the top-k classes with probabilities, the models used, the frame count and rate,
 where the boxes came from, and the time per stage:
-  decode  open the video, decode it (once, when any stage reads pixels: the detector, a pixel model
-          or the overlay all read those frames; a video longer than 5 minutes is decoded by each
-          stage instead) and build the model input
+  decode  open the video, decode it (every frame, once, when the detector or the overlay reads them;
+          a pixel model then reads those frames too; alone it decodes only the frames it samples; a
+          video too large to hold, over 2 GiB of frames, is decoded by each stage instead) and build
+          the model input
   detect  detector on every 12-fps frame; track: tracker + identities
   model   forward passes;  render: drawing and encoding the overlay (with --render)
 A table on the terminal; `--json OUT.jsonl` one JSON object per video (`-` for stdout, no table).
@@ -71,7 +72,10 @@ from .models import fuse_scores
 from .report import format_table
 
 STAGES = ("decode", "detect", "track", "model")
-# a video of up to this many 12-fps frames (5 minutes; 1.1 GB at SSv2's 427x240) is decoded once for every stage
+# a video whose 12-fps frames take up to this much memory (5 minutes at SSv2's 427x240 is 1.1 GB) is decoded
+# once for every stage; a larger one is decoded by each stage itself. Where the frame size is known only by
+# decoding (decord), a frame count stands in for it (5 minutes).
+MAX_DECODED_BYTES = 2 << 30
 MAX_DECODED_FRAMES = 3600
 
 
@@ -288,12 +292,14 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
         video = None  # the decoded frames, when a stage reads pixels: decoded once, read by every stage
         with open_video(path) as reader:
             n = len(reader)
-            if s.detector is not None or s.render_dir is not None or s.needs_frames:
-                if n <= MAX_DECODED_FRAMES:
+            # the detector and the overlay read every frame; a pixel model alone reads its sampled few
+            if s.detector is not None or s.render_dir is not None:
+                dims = reader.known_size
+                if (n * dims[0] * dims[1] * 3 <= MAX_DECODED_BYTES) if dims else n <= MAX_DECODED_FRAMES:
                     video = DecodedVideo(reader.read_all(), reader)
                 else:
-                    res["notes"].append(f"{n} frames are more than {MAX_DECODED_FRAMES} to hold in memory: each stage "
-                                        "decodes the video itself")
+                    res["notes"].append(f"{n} frames are too many to hold in memory: each stage decodes the video "
+                                        "itself")
             size = video.size if video is not None else reader.size
             res.update(num_frames=n, fps=reader.fps, native_fps=reader.native_fps, native_frames=reader.native_len,
                        resampled=reader.resampled, fps_note=fps_note(reader), size=list(size))

@@ -82,6 +82,11 @@ class VideoReader:
             self._size = self._probe_size()
         return self._size
 
+    @property
+    def known_size(self) -> tuple[int, int] | None:
+        """(width, height) when known without decoding (container metadata, or a frame read already), else None."""
+        return self._size
+
     def _probe_size(self) -> tuple[int, int]:
         h, w = self.get_frames([0]).shape[1:3]
         return (w, h)

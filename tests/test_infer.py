@@ -185,7 +185,7 @@ def test_frame_folder_glob_and_directory_inputs(ckpts, sample_videos, sample_dir
     np.testing.assert_allclose([t["score"] for t in webm["topk"]], [t["score"] for t in folder["topk"]], atol=1e-6)
 
 
-def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp_path, capsys):
+def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp_path, capsys, monkeypatch):
     frames = read_jpeg_folder(sample_dir / "frames" / "57082")
     video = encode_video(tmp_path / "clip24.mp4", np.repeat(frames[:, :, :426], 2, axis=0), fps=24)  # H.264: even width
     rc, (res,), err = infer(video, "--checkpoint", ckpts["scene"], "--render", tmp_path / "r", "--topk", 3,
@@ -196,6 +196,19 @@ def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp
     assert res["resampled"] and res["native_fps"] == 24 and res["native_frames"] == 76 and res["num_frames"] == 38
     assert "24 -> 12 fps" in res["fps_note"] and "24 -> 12 fps" in err
     assert len(decode(tmp_path / "r" / "clip24.mp4")) == 38
+    # without the overlay, a pixel model decodes only the frames it samples, not the whole video
+    from datasets import video as video_module
+
+    decoded = []
+    for cls in (video_module.PyAVReader, video_module.DecordReader):
+        def spy(self, wanted, _read=cls._read):
+            frames = _read(self, wanted)
+            decoded.append(len(frames))
+            return frames
+        monkeypatch.setattr(cls, "_read", spy)
+    rc, (alone,), err = infer(video, "--checkpoint", ckpts["scene"], "--topk", 3, capsys=capsys)
+    assert rc == 0, err
+    assert alone["topk"] == res["topk"] and 0 < sum(decoded) < alone["num_frames"]
 
 
 def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys, monkeypatch):
