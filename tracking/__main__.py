@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--ignore-boxes", metavar="FILE", help="boxes of unannotated objects: also report AP with "
                                                            "detections on them ignored")
     ed.add_argument("--frames-per-video", type=_count(1), default=8, help="evenly spaced annotated frames per video (default 8)")
-    ed.add_argument("--batch-size", type=_count(1), default=8, help="frames per forward pass (default 8)")
+    ed.add_argument("--batch-size", type=_count(1), default=8,
+                    help="frames per forward pass, whole videos' --frames-per-video at a time (default 8)")
     ed.add_argument("--device", default="auto")
     ed.add_argument("--threads", type=_count(1), help="CPU threads for torch")
     ed.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -310,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gt", required=True, help="ground-truth boxes")
     e.add_argument("--pred", required=True, help="predicted tracks")
     e.add_argument("--iou", type=_fraction, default=0.5, help="IoU needed for a match (default 0.5)")
-    e.add_argument("--class-agnostic", action="store_true", help="let a hand match an object box")
+    e.add_argument("--class-agnostic", action="store_true",
+                   help="let a hand match an object box in the MOT figures (the identity figures pair the hand "
+                        "with the hand and objects with objects either way)")
     e.add_argument("--split", help="score only the videos of this split folder's --set list (default: every "
                                    "ground-truth video)")
     e.add_argument("--set", default="validation", help="record list of --split (default validation)")

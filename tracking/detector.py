@@ -98,8 +98,8 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
     **{f"mobilenet_v2_{head}": build for head, build in HEADS.items()},
     "mobilenet_v3": _mobilenet, "resnet50_v2": _resnet50}
 DEFAULT_ARCH = "mobilenet_v2_fcos"
-# (min_size, max_size): MobileNetV2 models see SSv2-size frames (240 px high) at 240 px and the demo's
-# 128x96 frames at 192 px (`default_spec(..., frame_height=)`: twice the height up to 240)
+# (min_size, max_size) of the architectures that do not see frames at their own size; train-detector
+# feeds the MobileNetV2 ones the training frames' own size (its --min-size / --max-size change it)
 DEFAULT_SIZES = {"mobilenet_v3": (320, 640), "resnet50_v2": (480, 864)}
 DEFAULT_PROPOSALS = {"mobilenet_v3": (150, 600), "resnet50_v2": (300, 1000)}  # (test, train)
 DEFAULT_WEIGHTS = {arch: "mobilenet_v2_imagenet" for arch in ARCHS if arch.startswith("mobilenet_v2")}

@@ -37,14 +37,17 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     """'K/N' -> (K, N); None -> torchrun's (RANK, WORLD_SIZE) when set, else (0, 1)."""
     if text is None:
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-            return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        return 0, 1
+            where, text = "RANK/WORLD_SIZE", f"{os.environ['RANK']}/{os.environ['WORLD_SIZE']}"
+        else:
+            return 0, 1
+    else:
+        where = "--shard"
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise UserError(f"--shard {text!r}: expected K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
+        raise UserError(f"{where} {text!r}: expected K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
     if n < 1 or not 0 <= k < n:
-        raise UserError(f"--shard {text!r}: needs 0 <= K < N")
+        raise UserError(f"{where} {text!r}: needs 0 <= K < N")
     return k, n
 
 

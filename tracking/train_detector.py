@@ -29,7 +29,7 @@ from torch import nn
 from common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from common.errors import UserError
 from common.files import output_folder, refuse_input_overwrite, write_text
-from common.jsonio import read_json, write_json
+from common.jsonio import write_json
 from datasets.annotations import BoxSource, open_boxes
 from datasets.split_layout import split_files
 from datasets.video import list_videos, open_video
@@ -171,17 +171,13 @@ class TrainOptions:
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
     """(train ids, held-out ids) from a split folder (any spelling `datasets.split_layout` reads)."""
+    from .track_split import split_video_ids
+
     files = split_files(split, "--split", need_labels=False)
     if files.train is None or "validation" not in files.sets:
         raise UserError(f"{files.folder}: needs a train list and a validation list (train.json + validation.json, "
                         "or something-something-v2-train.json + -validation.json)")
-    out = []
-    for path in (files.train, files.sets["validation"]):
-        data = read_json(path)
-        if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
-            raise UserError(f"{path}: expected a JSON list of records with an 'id'")
-        out.append([str(r["id"]) for r in data])
-    return out[0], out[1]
+    return split_video_ids(split, ["train"]), split_video_ids(split, ["validation"])
 
 
 def gather_items(opts: TrainOptions, log) -> tuple[list[VideoItem], list[VideoItem], dict]:
