@@ -146,6 +146,11 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
 
     assert main(["train-detector", *common, "--epochs", "1"]) == 2  # refuses to overwrite a run
     assert "--resume" in capsys.readouterr().err
+    other = tmp_path / "other"  # a folder with a run's files but no last.pt: nothing to resume, nothing replaced
+    other.mkdir()
+    (other / "results.json").write_text("mine")
+    assert main(["train-detector", *[a if a != str(run) else str(other) for a in common], "--epochs", "1"]) == 2
+    assert "results.json" in capsys.readouterr().err and (other / "results.json").read_text() == "mine"
     assert main(["train-detector", "--boxes", str(synthetic / "annotations.json"), "--videos",
                  str(synthetic / "videos"), "--out", str(run), "--epochs", "2", "--resume", "--quiet"]) == 0
     lines = (run / "metrics.jsonl").read_text().splitlines()

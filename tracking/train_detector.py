@@ -254,6 +254,16 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
     write_text(path, "".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
 
 
+def _started_here(config: Path) -> bool:
+    """Whether `config` is the config.json of a train-detector run (one killed before its first epoch
+    ended leaves it without last.pt): a folder of ours to start afresh in."""
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"options", "spec", "data"} <= set(data)
+
+
 def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
     out = output_folder(opts.out, "--out")
     refuse_input_overwrite([out / n for n in ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")],
@@ -261,6 +271,10 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
+    held = [n for n in ("best.pt", "config.json", "metrics.jsonl", "results.json") if (out / n).exists()]
+    if held and not last.exists() and not _started_here(out / "config.json"):
+        raise UserError(f"{out}: holds {', '.join(held)} but no detector run to resume (no last.pt); "
+                        "choose another --out (nothing there is replaced)")
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     device = resolve_device(opts.device)
