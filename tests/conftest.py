@@ -15,7 +15,7 @@ SAMPLE = REPO.parent / "shared" / "fixtures" / "something_else_sample"
 def encode_video(path: Path, frames: np.ndarray, fps: int = 12) -> Path:
     """Encode uint8 RGB frames [T,H,W,3] with the project's writer (VP9 .webm takes odd sizes such
     as real SSv2's 427x240; H.264 .mp4 needs even ones)."""
-    from datasets.video_writer import write_video
+    from vislearn.video.data.video_writer import write_video
 
     write_video(path, frames, fps=fps)
     return Path(path)
@@ -68,7 +68,7 @@ def sample_splits(sample_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_boxes(sample_dir):
-    from datasets.annotations import AnnotationFile
+    from vislearn.video.data.annotations import AnnotationFile
 
     return AnnotationFile.load(sample_dir / "annotations.json")
 

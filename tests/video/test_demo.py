@@ -1,0 +1,179 @@
+"""`vislearn video table` end to end on a tiny data set: every column of the table filled, a few-shot
+draw included, last-layer fine-tuning, the run folder's table/JSON/figure, resuming, bad settings."""
+import json
+import re
+
+import pytest
+import torch
+
+from vislearn.video.actions.table import main
+
+# 2 seeds, 1 epoch, 100 videos at the smallest size; 1- and 2-shot sets in 2 draws (~30 s on 2 cores)
+ARGS = ["--videos", "100", "--width", "96", "--height", "96", "--seeds", "0", "1", "--shots", "1", "2",
+        "--draws", "2", "--workers", "1"]
+OVERRIDES = ["epochs=1", "workers=0", "lr_steps=[]", "batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    data, out = root / "data", root / "runs"
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + ARGS) == 0
+    return data, out
+
+
+def test_every_column_filled(demo_run):
+    _, out = demo_run
+    text = (out / "results.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == ["model", "compositional top-1", "compositional top-5", "shuffled top-1", "shuffled top-5",
+                      "few-shot base top-1", "novel 1-shot top-1", "novel 2-shot top-1"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert [r[0] for r in rows] == ["STIN+OIE+NL (boxes)", "Scene stream (pixels)",
+                                    "STIN+OIE+NL + scene (feature fusion)", "Scene, STIN+OIE+NL (score fusion)"]
+    for r in rows:
+        for cell in r[1:]:
+            assert re.fullmatch(r"\d+\.\d( ± \d+\.\d)?", cell), (r[0], cell)
+    res = json.loads((out / "results.json").read_text())
+    for key in ("stin", "scene", "fusion", "ensemble"):
+        row = res["rows"][key]
+        assert len(row["compositional"]["top1"]) == 2 and len(row["shuffled"]["top5"]) == 2  # 2 seeds
+        for k in ("1", "2"):
+            assert len(row["fewshot"]["shots"][k]["top1"]) == 2  # 2 draws
+    assert "noun_bias" in res and "few-shot fine-tuning" in res["seconds"]
+    assert (out / "compositional_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "The paper's qualitative findings" in text
+
+
+def test_fewshot_tunes_only_the_last_layer_on_novel_classes(demo_run):
+    data, out = demo_run
+    root = out / "fewshot" / "seed0"
+    novel = set(json.loads((data / "splits" / "fewshot" / "finetune_labels.json").read_text()))
+    base_classes = {r["template"].replace("[", "").replace("]", "")
+                    for r in json.loads((root / "base_split" / "train.json").read_text())}
+    assert base_classes and base_classes.isdisjoint(novel)  # novel classes never in base training
+    for model in ("stin", "scene", "fusion"):
+        base = torch.load(root / model / "best.pt", weights_only=True)
+        assert set(base["class_names"]).isdisjoint(novel)
+        for k in (1, 2):
+            ft = torch.load(root / model / "finetune" / f"{k}shot" / "draw_1" / "best.pt", weights_only=True)
+            assert set(ft["class_names"]) == novel
+            changed = sorted(n for n in base["model"] if not torch.equal(base["model"][n], ft["model"][n]))
+            assert len(changed) == 2 and changed[0].endswith(".bias") and changed[1].endswith(".weight"), changed
+            assert changed[0].rsplit(".", 1)[0] == changed[1].rsplit(".", 1)[0]  # one layer: the output layer
+            assert ft["model"][changed[1]].shape[0] == len(novel)
+            res = json.loads((root / model / "finetune" / f"{k}shot" / "draw_1" / "results.json").read_text())
+            assert res["train_videos"] == k * len(novel)
+
+
+def test_rerun_resumes_and_bad_settings_are_one_line(demo_run, capsys):
+    data, out = demo_run
+    before = json.loads((out / "results.json").read_text())["rows"]
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + ARGS) == 0  # everything read back
+    assert json.loads((out / "results.json").read_text())["rows"] == before
+    capsys.readouterr()
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + ARGS + ["--noun-bias", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "other settings" in err and "noun_bias" in err
+    old = out.parent / "old_runs"
+    (old / "compositional").mkdir(parents=True)  # runs of a demo that wrote no demo.json
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(old)] + ARGS) == 2
+    assert "older demo" in capsys.readouterr().err
+
+
+def results_cells(dom: str) -> dict[str, list[str]]:
+    """Row title -> the 'mean ± spread' of each cell of the report's results table (as the browser has it)."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.inside, self.cell, self.value = {}, False, None, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.inside = a.get("id") == "results"
+            elif self.inside and tag == "tr":
+                self.row = []
+            elif self.inside and tag == "td":
+                self.cell = ""
+            elif self.inside and tag == "span" and "v" in (a.get("class") or "").split():
+                self.value = ""
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif self.inside and tag == "span" and self.value is not None:
+                self.row.append(self.value)
+                self.value = None
+            elif self.inside and tag == "td" and self.cell is not None:
+                if not self.row:
+                    self.row.append(self.cell.strip())
+                elif self.cell.strip() == "-":
+                    self.row.append("-")
+                self.cell = None
+            elif self.inside and tag == "tr" and self.row:
+                self.rows[self.row[0]] = self.row[1:]
+
+        def handle_data(self, data):
+            if self.value is not None:
+                self.value += data
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Cells()
+    parser.feed(dom)
+    return parser.rows
+
+
+def test_report_in_a_browser(demo_run, tmp_path):
+    """make demo's report.html in headless Chromium: no console error, every image decodes, the table's
+    numbers are results.json's, the page paints (JavaScript off); one run's page too."""
+    import numpy as np
+    from PIL import Image
+
+    from browser import INSTALL, find_chromium, load
+
+    if find_chromium() is None:
+        pytest.skip(f"headless Chromium not found; install it with `{INSTALL}`")
+    _, out = demo_run
+    res = json.loads((out / "results.json").read_text())
+    shot = tmp_path / "report.png"
+    page = load(out / "report.html", tmp_path, screenshot=shot)
+    assert page.console == [] and page.failed == []
+    assert len(page.images) >= 2 and all(done and width > 0 for done, width in page.images), page.images
+    want = {}
+    for row in res["rows"].values():
+        cells = [f"{row[s][f'{m}_mean']:.1f} ± {row[s][f'{m}_std']:.1f}" for s in ("compositional", "shuffled")
+                 for m in ("top1", "top5")]
+        base = np.array(row["fewshot"]["base_top1"])
+        cells.append(f"{base.mean():.1f} ± {base.std(ddof=1):.1f}" if len(base) > 1 else f"{base[0]:.1f}")
+        cells += [f"{row['fewshot']['shots'][k]['top1_mean']:.1f} ± {row['fewshot']['shots'][k]['top1_ci95']:.1f}"
+                  for k in ("1", "2")]
+        want[row["title"]] = cells
+    assert results_cells(page.dom) == want
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (2400, 1300)
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 50  # text, tables, charts
+    run = load(out / "compositional" / "seed0" / "stin" / "report.html", tmp_path)
+    assert run.console == [] and run.failed == []
+    assert len(run.images) >= 5 and all(done and width > 0 for done, width in run.images)  # curves, sheets, ...
+
+
+@pytest.mark.slow
+def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
+    """`--full` (make table-full) on a tiny set: detector, tracks in 2 shards, the STRG rows, and the
+    tracked-box row on the compositional split only (its detector trained on those training videos)."""
+    data, out = tmp_path / "data", tmp_path / "runs"
+    args = ["--videos", "100", "--width", "96", "--height", "96", "--seeds", "0", "--shots", "1", "--draws", "2",
+            "--workers", "1", "--full"]
+    assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + args) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {"strg", "fusion_strg", "ensemble_strg", "stin_tracked"} <= set(rows)
+    assert set(rows["stin_tracked"]) >= {"compositional"} and "shuffled" not in rows["stin_tracked"]
+    front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
+    assert 0.0 < front["detector"]["ap50_hand"] <= 1.0
+    assert (out / "compositional" / "front_end" / "tracks.json").exists()
+    assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()

@@ -1,0 +1,413 @@
+"""`vislearn video table`: the paper's table on the synthetic benchmark, end to end.
+
+1. Generate the synthetic Something-Else-style data set (datasets.synthetic, with SSv2's noun-verb
+   bias) unless it exists, and make with the split tool (splits) its compositional split, the
+   shuffled control (same videos, random per-class split: the natural noun-verb co-occurrence on
+   both sides) and a few-shot split (half the classes base, the others novel; k-shot sets in
+   several draws).
+2. For each split and seed: train STIN+OIE+NL (boxes), the scene stream (pixels; whatever
+   configs/video/synthetic/scene.yaml says) and their feature fusion (scene stream loaded from its run
+   and frozen, STIN+OIE+NL initialised from its run and trained further with the fusion head),
+   each selected on a held-out part of its training set; evaluate on the split's validation
+   side; fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" score-ensemble row).
+3. Few-shot, as the paper's few-shot table: the same models trained on the base classes
+   (`--fewshot-seeds`, default the first seed); then for each k-shot set and draw, the base model
+   with a new output layer for the novel classes, only that layer fine-tuned (on the frozen
+   model's penultimate features, actions.fewshot), evaluated on the novel classes' validation
+   videos; the ensemble row fuses the fine-tuned STIN and scene scores of the same draw.
+   With --full (`make table-full`) also the STRG rows: STRG over the scene run's trunk, its
+   feature fusion with STIN+OIE+NL (STRG frozen) and the "STRG, STIN+OIE+NL" score ensemble; and the
+   paper's detected-box setting (actions.detected_boxes): STIN+OIE+NL trained and evaluated on tracked
+   boxes (detector trained on the compositional split's training videos), beside the ground-truth row.
+4. Print the table (top-1/top-5, mean ± standard deviation over seeds; few-shot novel top-1, mean
+   ± 95% confidence interval over the draws) and write OUT/results.md, OUT/results.json and
+   OUT/compositional_gap.png (each model's shuffled vs compositional top-1).
+Every training run is resumable: running the demo again continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vislearn.common.cli import Parser, command
+from vislearn.common.errors import UserError
+from vislearn.common.files import atomic_path, output_folder, write_text
+from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.paths import config_dir
+
+from .config import TrainConfig, load_config
+from .fewshot import finetune_last_layers, mean_ci, stage_split
+from .metrics import topk_accuracy
+from .models import fuse_scores
+from .report import format_table, report_at_end
+from .table_rows import ENSEMBLES, ROW_ORDER, STREAMS, STRG_STREAMS, TRACKED, TRACKED_SPLITS, Stream
+from .train import train
+
+
+class Clock:
+    """Wall seconds per component of the demo (written to results.json)."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.parts: dict[str, float] = {}
+
+    def add(self, name: str, since: float) -> None:
+        self.parts[name] = self.parts.get(name, 0.0) + time.perf_counter() - since
+
+    def total(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+# --------------------------------------------------------------------------- data
+def data_settings(args) -> dict:
+    return {"videos": args.videos, "seed": args.data_seed, "width": args.width, "height": args.height,
+            "noun_bias": args.noun_bias}
+
+
+def check_data(data: Path, args) -> None:
+    """An existing data folder must have been made with the asked settings."""
+    if not (data / "annotations.json").exists():
+        return
+    want = data_settings(args)
+    meta = data / "synthetic.json"
+    have = read_json(meta).get("settings", {}) if meta.exists() else {}
+    have = {k: have.get(k, "none" if k == "noun_bias" else None) for k in want}  # version 1.0 had no noun bias
+    if have != want:
+        diff = ", ".join(f"{k} {have[k]} (asked {want[k]})" for k in want if have[k] != want[k])
+        raise UserError(f"{data}: holds a data set made with other settings: {diff}; "
+                        f"choose another --data or remove that folder")
+
+
+def make_data(data: Path, args) -> None:
+    """Generate the data set and make its splits, each unless it is there."""
+    from vislearn.video.data.synthetic.__main__ import main as synthetic_main
+    from vislearn.video.splits.__main__ import main as splits_main
+
+    check_data(data, args)
+    if not (data / "annotations.json").exists():
+        code = synthetic_main(["--out", str(data), "--videos", str(args.videos), "--seed", str(args.data_seed),
+                               "--workers", str(args.workers), "--width", str(args.width), "--height",
+                               str(args.height), "--noun-bias", args.noun_bias]
+                              + ([] if sys.stderr.isatty() else ["--quiet"]))
+        if code:
+            raise SystemExit(code)
+    meta = [f"--labels={data / 'something-something-v2-labels.json'}",
+            f"--train={data / 'something-something-v2-train.json'}",
+            f"--val={data / 'something-something-v2-validation.json'}"]
+    comp, shuf, few = (data / "splits" / name for name in ("compositional", "shuffled", "fewshot"))
+    steps = [(comp / "labels.json", ["compositional", *meta, "--boxes", str(data / "annotations.json"),
+                                     "--out", str(comp), "--seed", str(args.data_seed)]),
+             (shuf / "labels.json", ["shuffled", "--from", str(comp), "--out", str(shuf), "--seed", str(args.data_seed)])]
+    if args.shots:
+        n_classes = len(read_json(data / "something-something-v2-labels.json"))
+        base = args.base_classes or n_classes // 2
+        steps.append((few / "finetune_labels.json", ["fewshot", *meta, "--out", str(few), "--base-classes", str(base),
+                                                     "--shots", *map(str, args.shots), "--draws", str(args.draws),
+                                                     "--seed", str(args.data_seed)]))
+    for done, argv in steps:
+        if not done.exists():
+            code = splits_main(argv)
+            if code:
+                raise SystemExit(code)
+
+
+# --------------------------------------------------------------------------- training and scoring
+def run(config: str, overrides: list[str]) -> tuple[dict, TrainConfig]:
+    cfg = load_config(config_dir("video") / "synthetic" / config, overrides)
+    if not (Path(cfg.out) / "results.json").exists() or not (Path(cfg.out) / "scores.npz").exists():
+        code = train(cfg, resume=True)
+        if code:
+            raise SystemExit(code)
+    return read_json(Path(cfg.out) / "results.json"), cfg
+
+
+def train_streams(streams: list[Stream], common: list[str], root: Path, clock: Clock, tag: str
+                  ) -> tuple[dict[str, dict], dict[str, TrainConfig]]:
+    """Train (or read back) each stream into root/<key>; returns their results and configs."""
+    runs = {s.key: root / s.key for s in streams}
+    results, cfgs = {}, {}
+    for s in streams:
+        t = time.perf_counter()
+        results[s.key], cfgs[s.key] = run(s.config, common + [f"out={runs[s.key]}"] + s.starts_from(runs))
+        clock.add(f"{tag}: {s.key}", t)
+    return results, cfgs
+
+
+def fused(score_files: list[Path]) -> dict:
+    """Top-1/top-5 of the equal-weight score fusion of several runs' scores.npz (videos in common)."""
+    runs = [np.load(p) for p in score_files]
+    ids = sorted(set.intersection(*(set(r["video_id"].tolist()) for r in runs)))
+    probs, labels = [], None
+    for r in runs:
+        pos = {v: i for i, v in enumerate(r["video_id"].tolist())}
+        sel = [pos[v] for v in ids]
+        if labels is not None and not np.array_equal(labels, r["label"][sel]):
+            raise UserError(f"{', '.join(map(str, score_files))}: the runs disagree on the labels of their videos")
+        labels = r["label"][sel]
+        # fuse_scores takes logits: the log of a softmax gives that softmax back
+        probs.append(torch.from_numpy(np.log(np.clip(r["scores"][sel], 1e-30, None))))
+    scores = fuse_scores(probs).numpy()
+    return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5), "videos": len(ids)}
+
+
+def fewshot_rows(streams: list[Stream], ensembles: list[str], data: Path, root: Path, common: list[str], args,
+                 clock: Clock) -> dict[str, dict]:
+    """Base training on the few-shot split's base classes, then last-layer fine-tuning per k and draw."""
+    folder = data / "splits" / "fewshot"
+    files = {n: folder / n for n in ("base_labels.json", "base_training_set.json", "base_validation_set.json")}
+    base_split = stage_split(root / "base_split", *files.values())
+    results, cfgs = train_streams(streams, common + [f"split={base_split}"], root, clock, "few-shot base")
+    out: dict[str, dict] = {s.key: {"base": results[s.key]["evaluation"]["top1"], "shots": {}} for s in streams}
+    t = time.perf_counter()
+    for s in streams:
+        shots = finetune_last_layers(root / s.key, cfgs[s.key], folder, root / s.key, list(args.shots), args.draws,
+                                     log=lambda *a: None)
+        for k, draws in shots.items():
+            out[s.key]["shots"][k] = [d["top1"] for d in draws]
+    for key in ensembles:
+        a, b = ENSEMBLES[key][1]
+        out[key] = {"base": fused([root / a / "scores.npz", root / b / "scores.npz"])["top1"], "shots": {}}
+        for k in args.shots:
+            stages = sorted((root / a / "finetune" / f"{k}shot").glob("draw_*"))
+            out[key]["shots"][k] = [fused([st / "scores.npz", root / b / "finetune" / f"{k}shot" / st.name /
+                                           "scores.npz"])["top1"] for st in stages]
+    clock.add("few-shot fine-tuning", t)
+    return out
+
+
+# --------------------------------------------------------------------------- the table
+def findings(table: dict, few: dict, splits: list[str], shots: list[int]) -> list[str]:
+    """The paper's three qualitative findings, checked on the measured means."""
+    lines = []
+    mean = {k: {s: float(np.mean([v[0] for v in table[k][s]])) for s in splits if s in table[k]} for k in table}
+    if {"compositional", "shuffled"} <= set(splits) and {"stin", "scene"} <= set(mean):
+        gap = {k: mean[k]["shuffled"] - mean[k]["compositional"] for k in ("stin", "scene")}
+        lines.append(f"- the scene stream loses more than STIN from shuffled to compositional: "
+                     f"{'yes' if gap['scene'] > gap['stin'] else 'no'} "
+                     f"(gap {100 * gap['scene']:.1f} vs {100 * gap['stin']:.1f} points)")
+    if "compositional" in splits and {"stin", "scene", "fusion"} <= set(mean):
+        best = max(mean["stin"]["compositional"], mean["scene"]["compositional"])
+        lines.append(f"- feature fusion at least the best single stream on the compositional split: "
+                     f"{'yes' if mean['fusion']['compositional'] >= best else 'no'} "
+                     f"({100 * mean['fusion']['compositional']:.1f} vs {100 * best:.1f})")
+    if few and "ensemble" in few:
+        for k in shots:
+            means = {key: float(np.mean(v["shots"][k])) for key, v in few.items() if v["shots"].get(k)}
+            top = max(means, key=means.get)
+            lines.append(f"- the ensemble best on the novel classes at {k} shots: {'yes' if top == 'ensemble' else 'no'} "
+                         f"(ensemble {100 * means['ensemble']:.1f}, best {top} {100 * means[top]:.1f})")
+    return lines
+
+
+def plot_gap(path: Path, rows: list[tuple[str, str]], table: dict) -> None:
+    """Bars of each model's shuffled and compositional top-1 (mean, std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(rows) + 2), 4.2))
+    x = np.arange(len(rows))
+    means = {}
+    for i, (split, colour) in enumerate((("shuffled", "tab:blue"), ("compositional", "tab:orange"))):
+        vals = [100 * np.array([v[0] for v in table[key][split]]) for key, _ in rows]
+        means[split] = np.array([v.mean() for v in vals])
+        ax.bar(x + (i - 0.5) * 0.38, means[split], 0.38, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
+               capsize=3, color=colour, label=split)
+    for xi, a, b in zip(x, means["shuffled"], means["compositional"]):
+        ax.text(xi, max(a, b) + 4, f"gap {a - b:+.1f}", ha="center", fontsize=8)
+    ax.set_xticks(x, [title.replace(" (", "\n(") for _, title in rows], fontsize=7)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Compositional gap: shuffled vs compositional top-1 (mean ± std over seeds)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def demo(args) -> int:
+    clock = Clock()
+    if args.fewshot_seeds is None:
+        args.fewshot_seeds = args.seeds[:1]
+    data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
+    if args.draws < 1 or args.videos < 1:
+        raise UserError("--draws and --videos must be at least 1")
+    fingerprint = {**data_settings(args), "data": str(data.resolve()), "shots": list(args.shots),
+                   "draws": args.draws, "base_classes": args.base_classes}
+    check_data(data, args)
+    if (out / "demo.json").exists() and read_json(out / "demo.json") != fingerprint:
+        raise UserError(f"{out}: holds the runs of a demo with other data or few-shot settings "
+                        f"({out / 'demo.json'}); choose another --out or remove it")
+    if not (out / "demo.json").exists() and any((out / split).exists() for split in ("compositional", "shuffled")):
+        raise UserError(f"{out}: holds runs of an older demo (no demo.json says on which data); "
+                        f"choose another --out or remove it")
+    t = time.perf_counter()
+    make_data(data, args)
+    clock.add("data and splits", t)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "demo.json", fingerprint, indent=1)
+    print(f"data ready in {clock.total():.0f}s")
+    streams = STREAMS + (STRG_STREAMS if args.full else [])
+    ensembles = ["ensemble"] + (["ensemble_strg"] if args.full else [])
+    base = [f"boxes={data / 'annotations.json'}", f"videos={data / 'videos'}",
+            f"frame_size=[{args.width},{args.height}]"]
+    table: dict = {}
+    front_ends: dict = {}
+    for split in args.splits:
+        if args.full and split in TRACKED_SPLITS:
+            from .detected_boxes import front_end
+
+            t = time.perf_counter()
+            front_ends[split] = front_end(data, out, split)
+            clock.add(f"{split}: detector and tracks", t)
+        for seed in args.seeds:
+            common = base + [f"split={data / 'splits' / split}", f"seed={seed}"] + list(args.overrides)
+            root = out / split / f"seed{seed}"
+            res, _ = train_streams(streams, common, root, clock, split)
+            if split in front_ends:
+                tracked, _ = train_streams([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, clock,
+                                           split)
+                res |= tracked
+            for key, r in res.items():
+                table.setdefault(key, {}).setdefault(split, []).append((r["evaluation"]["top1"], r["evaluation"]["top5"]))
+            for key in ensembles:
+                ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
+                table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
+            print(f"[{split} seed {seed}] " + ", ".join(
+                f"{k} {100 * v[split][-1][0]:.1f}" for k, v in table.items() if split in v) + f"  ({clock.total():.0f}s)")
+    few: dict = {}
+    for seed in (args.fewshot_seeds if args.shots else []):
+        common = base + [f"seed={seed}"] + list(args.overrides)
+        part = fewshot_rows(streams, ensembles, data, out / "fewshot" / f"seed{seed}", common, args, clock)
+        for key, v in part.items():
+            few.setdefault(key, {"base": [], "shots": {k: [] for k in args.shots}})
+            few[key]["base"].append(v["base"])
+            for k in args.shots:
+                few[key]["shots"][k] += v["shots"].get(k, [])
+        print(f"[few-shot seed {seed}] " + ", ".join(
+            f"{k} base {100 * v['base'][-1]:.1f}" + "".join(f", {s}-shot {100 * np.mean(v['shots'][s]):.1f}"
+                                                         for s in args.shots) for k, v in few.items())
+              + f"  ({clock.total():.0f}s)")
+
+    keys = [k for k in ROW_ORDER if k in table or k in few]
+    titles = {s.key: s.title for s in STREAMS + STRG_STREAMS + [TRACKED]} | {k: v[0] for k, v in ENSEMBLES.items()}
+    header = ["model"] + [f"{s} {m}" for s in args.splits for m in ("top-1", "top-5")]
+    if args.shots:
+        header += ["few-shot base top-1"] + [f"novel {k}-shot top-1" for k in args.shots]
+    rows, summary = [], {"seeds": list(args.seeds), "fewshot_seeds": list(args.fewshot_seeds), "draws": args.draws,
+                         "data": fingerprint, "rows": {}}
+    for key in keys:
+        row, entry = [titles[key]], {"title": titles[key]}
+        for split in args.splits:
+            if split not in table.get(key, {}):
+                row += ["-", "-"]
+                continue
+            vals = np.array(table[key][split]) * 100
+            mean, std = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(2)
+            row += [f"{mean[0]:.1f} ± {std[0]:.1f}", f"{mean[1]:.1f} ± {std[1]:.1f}"]
+            entry[split] = {"top1": vals[:, 0].tolist(), "top5": vals[:, 1].tolist(),
+                            "top1_mean": float(mean[0]), "top1_std": float(std[0]),
+                            "top5_mean": float(mean[1]), "top5_std": float(std[1])}
+        if args.shots:
+            if key in few:
+                b = 100 * np.array(few[key]["base"])
+                row.append(f"{b.mean():.1f}" + (f" ± {b.std(ddof=1):.1f}" if len(b) > 1 else ""))
+                entry["fewshot"] = {"base_top1": b.tolist(), "shots": {}}
+                for k in args.shots:
+                    m, ci = mean_ci(few[key]["shots"][k])
+                    row.append(f"{100 * m:.1f} ± {100 * ci:.1f}")
+                    entry["fewshot"]["shots"][str(k)] = {"top1": [100 * v for v in few[key]["shots"][k]],
+                                                         "top1_mean": 100 * m, "top1_ci95": 100 * ci}
+            else:
+                row += ["-"] * (1 + len(args.shots))
+        rows.append(row)
+        summary["rows"][key] = entry
+    text = format_table(rows, header)
+    from vislearn.video.splits.stats import noun_bias
+    from vislearn.video.data.ssv2 import load_records
+
+    bias = noun_bias(load_records(data / "something-something-v2-train.json")
+                     + load_records(data / "something-something-v2-validation.json"))
+    summary["noun_bias"] = bias
+    if "accuracy_gain" in bias:
+        measured = (f"the noun's top template is right {100 * bias['noun_top_template_accuracy']:.1f}% of the time, "
+                    f"{100 * bias['noun_top_template_accuracy_shuffled']:.1f}% with nouns shuffled; mutual information "
+                    f"{100 * bias['mutual_information_share']:.1f}% of the template entropy beyond chance")
+    else:
+        measured = "too few videos per noun to measure it"
+    lines = [f"Synthetic Something-Else benchmark ({data}: {args.videos} videos, noun bias {args.noun_bias}: "
+             f"{measured}). Top-1/top-5 (%) on the validation side of each split, mean ± std over seeds "
+             f"{', '.join(map(str, args.seeds))}."]
+    if args.shots:
+        n_draws = len(few.get('stin', {}).get('shots', {}).get(args.shots[0], []))
+        lines.append(f"Few-shot: base classes trained with seed(s) {', '.join(map(str, args.fewshot_seeds))} "
+                     f"(base top-1 on the base classes' validation videos); novel top-1 after training only a new "
+                     f"last layer (to convergence, on the frozen base model's features) on k videos per novel "
+                     f"class, mean ± 95% CI over {n_draws} (seed, draw) pairs.")
+    lines.append(f"{clock.total():.0f}s wall.")
+    if front_ends:
+        from .detected_boxes import summary as front_end_summary
+
+        lines += [f"{split}: {front_end_summary(fe)}" for split, fe in front_ends.items()]
+        summary["front_end"] = {split: {"detector": fe["detector"], "mot": fe["mot"]} for split, fe in front_ends.items()}
+    checks = findings(table, few, list(args.splits), list(args.shots))
+    if checks:
+        lines += ["", "The paper's qualitative findings on these means:"] + checks
+    note = "\n".join(lines)
+    print("\n" + text + "\n\n" + note)
+    write_text(out / "results.md", text + "\n\n" + note + "\n")
+    if {"compositional", "shuffled"} <= set(args.splits):
+        plot_gap(out / "compositional_gap.png", [(k, titles[k]) for k in keys
+                                                 if {"compositional", "shuffled"} <= set(table.get(k, {}))], table)
+    summary["findings"] = checks
+    summary["wall_seconds"] = clock.total()
+    summary["seconds"] = {k: round(v, 1) for k, v in clock.parts.items()}
+    summary["args"], summary["ensembles"] = vars(args), {k: list(ENSEMBLES[k][1]) for k in ensembles}  # for the report
+    write_json(out / "results.json", summary, indent=1)
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in clock.parts.items()))
+    report_at_end(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="vislearn video table", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
+    p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
+    p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")
+    # 128x96 keeps decoding and the scene CNN inside the demo's CPU budget (15 minutes on 2 cores);
+    # the generator's default is 320x240 for anything bigger
+    p.add_argument("--width", type=int, default=128, help="frame width of the generated videos (default 128)")
+    p.add_argument("--height", type=int, default=96, help="frame height of the generated videos (default 96)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the data set and of the splits")
+    p.add_argument("--noun-bias", choices=["ssv2", "none"], default="ssv2",
+                   help="nouns drawn with SSv2's noun-verb bias (default) or independently of the verb")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument("--splits", nargs="+", default=["compositional", "shuffled"], choices=["compositional", "shuffled"])
+    p.add_argument("--shots", nargs="*", type=int, default=[5, 10],
+                   help="few-shot k values (default 5 10; none: no few-shot columns)")
+    p.add_argument("--draws", type=int, default=5, help="draws of each k-shot set (default 5)")
+    p.add_argument("--base-classes", type=int, default=0, help="few-shot base classes (default: half the classes)")
+    p.add_argument("--fewshot-seeds", nargs="+", type=int, default=None,
+                   help="training seeds of the few-shot base models (default: the first of --seeds)")
+    p.add_argument("--workers", type=int, default=2, help="processes for data generation")
+    p.add_argument("--full", action="store_true", help="also train and report the STRG rows (make table-full)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")
+    return p
+
+
+main = command(build_parser, demo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
