@@ -41,7 +41,7 @@ def test_every_column_filled(demo_run):
         assert len(row["compositional"]["top1"]) == 2 and len(row["shuffled"]["top5"]) == 2  # 2 seeds
         for k in ("1", "2"):
             assert len(row["fewshot"]["shots"][k]["top1"]) == 2  # 2 draws
-    assert "noun_bias" in res and "few-shot fine-tuning" in res["seconds"]
+    assert "noun_bias" in res and "fewshot/seed0/stin/finetune" in res["seconds"]  # seconds per job
     assert (out / "compositional_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "The paper's qualitative findings" in text
 

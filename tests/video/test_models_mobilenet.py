@@ -8,7 +8,7 @@ from torchvision.models import mobilenet_v2
 
 from vislearn.video.actions.evaluate import model_from_checkpoint
 from vislearn.video.actions.models import ScoreEnsemble, create_model
-from vislearn.video.actions.models.mobilenet import MobileNetV2Video, temporal_shift
+from vislearn.backbones.mobilenet import MobileNetV2Video, temporal_shift
 
 from test_models_scene import boxes_batch, randomise_bn
 
@@ -184,7 +184,7 @@ def test_trunks_in_fusion_ensemble_and_strg(net2d_file, tmp_path, scene):
 
 
 def test_depthwise_temporal_conv_trains_like_conv3d():
-    from vislearn.video.actions.models.mobilenet import DepthwiseConv3dReplicateT
+    from vislearn.backbones.mobilenet import DepthwiseConv3dReplicateT
 
     torch.manual_seed(0)
     model = create_model("i3d_mobilenet_v2", 3, frozen_blocks=15)

@@ -87,7 +87,7 @@ def test_i3d_mixes_time_and_pools_per_channel():
 
 
 def test_i3d_layer4_stride_1_and_c2d_option():
-    from vislearn.video.actions.models.i3d import C2D_TEMPORAL_KERNELS
+    from vislearn.backbones.i3d_resnet import C2D_TEMPORAL_KERNELS
 
     model = create_model("i3d_r50", 5, layer4_stride=1, temporal_kernels=C2D_TEMPORAL_KERNELS, stem_temporal=1)
     with torch.no_grad():

@@ -117,7 +117,7 @@ def test_a_store_is_there_at_every_instant_while_it_is_replaced(sample_annotatio
 
     out = tmp_path / "store"
     index_boxes([sample_annotations], out)
-    code = f"from datasets.box_store import index_boxes\nfor _ in range(40): index_boxes([{str(sample_annotations)!r}], {str(out)!r})\n"
+    code = f"from vislearn.video.data.box_store import index_boxes\nfor _ in range(40): index_boxes([{str(sample_annotations)!r}], {str(out)!r})\n"
     proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, cwd=ROOT, stderr=subprocess.PIPE)
     looks = missing = 0
     while proc.poll() is None:

@@ -686,21 +686,21 @@ def test_fewshot_impossible_request(fewshot_data, tmp_path, capsys):
 
 def test_cli_subprocess(ssv2, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    help_ = subprocess.run([sys.executable, "-m", "splits", "--help"], capture_output=True, text=True, env=env,
+    help_ = subprocess.run([sys.executable, "-m", "vislearn.video", "splits", "--help"], capture_output=True, text=True, env=env,
                            cwd=REPO)
     assert help_.returncode == 0
     for cmd in ("compositional", "shuffled", "fewshot", "validate", "stats"):
         assert cmd in help_.stdout
-    bad = subprocess.run([sys.executable, "-m", "splits", "validate", str(tmp_path / "nowhere")], capture_output=True,
+    bad = subprocess.run([sys.executable, "-m", "vislearn.video", "splits", "validate", str(tmp_path / "nowhere")], capture_output=True,
                          text=True, env=env, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
-    leak = subprocess.run([sys.executable, "-m", "splits", "validate", str(_leaky_folder(tmp_path / "l", "pair"))],
+    leak = subprocess.run([sys.executable, "-m", "vislearn.video", "splits", "validate", str(_leaky_folder(tmp_path / "l", "pair"))],
                           capture_output=True, text=True, env=env, cwd=REPO)
     assert leak.returncode == 1 and "cup" in leak.stderr and "Traceback" not in leak.stderr
 
 
 def test_splits_does_not_import_torch():
-    code = "import sys, splits.__main__, splits.validate, splits.stats, splits.fewshot; print('torch' in sys.modules)"
+    code = "import sys, vislearn.video.splits.__main__, vislearn.video.splits.validate, vislearn.video.splits.stats, vislearn.video.splits.fewshot; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.stdout.strip() == "False", out.stderr

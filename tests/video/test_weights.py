@@ -35,7 +35,7 @@ def test_imagenet_network_recognises_grace_hopper():
     from PIL import Image
     from torchvision.models import MobileNet_V2_Weights
 
-    from vislearn.video.actions.models.mobilenet import mobilenet_v2_2d
+    from vislearn.backbones.mobilenet import mobilenet_v2_2d
 
     try:
         photo = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")

@@ -38,7 +38,7 @@ from vislearn.video.data.ssv2 import class_names, load_labels
 
 from .config import TrainConfig, apply, to_dict
 from .models import create_model
-from .models.i3d import is_official_i3d_state, official_i3d_state
+from vislearn.backbones.i3d_resnet import is_official_i3d_state, official_i3d_state
 
 OFFICIAL_NAMES = {"stin": "coord", "stin_oie": "coord_latent", "stin_oie_nl": "coord_latent_nl", "i3d_r50": "global_i3d"}
 

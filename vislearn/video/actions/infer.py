@@ -69,7 +69,7 @@ from .engine import autocast, to_device
 from .checkpoints import config_of, model_from_checkpoint
 from .evaluate import parse_views
 from .models import fuse_scores
-from .report import format_table
+from vislearn.common.tables import format_table
 
 STAGES = ("decode", "detect", "track", "model")
 # a video whose 12-fps frames take up to this much memory (5 minutes at SSv2's 427x240 is 1.1 GB) is decoded

@@ -29,14 +29,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from vislearn.common.cli import Parser, command
+from vislearn.common.cli import Parser, command, positive_int
+from vislearn.common.demo import DemoOutcome, Measure
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, output_folder, write_text
 from vislearn.common.jsonio import read_json, write_json
@@ -46,7 +45,9 @@ from .config import TrainConfig, load_config
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
 from .models import fuse_scores
-from .report import format_table, report_at_end
+from vislearn.common.tables import format_table
+from .report import report_at_end
+from .jobs import Job, JobResult, run_jobs
 from .table_rows import ENSEMBLES, ROW_ORDER, STREAMS, STRG_STREAMS, TRACKED, TRACKED_SPLITS, Stream
 from .train import train
 
@@ -119,25 +120,51 @@ def make_data(data: Path, args) -> None:
 
 
 # --------------------------------------------------------------------------- training and scoring
-def run(config: str, overrides: list[str]) -> tuple[dict, TrainConfig]:
-    cfg = load_config(config_dir("video") / "synthetic" / config, overrides)
-    if not (Path(cfg.out) / "results.json").exists() or not (Path(cfg.out) / "scores.npz").exists():
+def run_config(config: str, overrides: list[str]) -> TrainConfig:
+    return load_config(config_dir("video") / "synthetic" / config, overrides)
+
+
+def finished(cfg: TrainConfig) -> bool:
+    return (Path(cfg.out) / "results.json").exists() and (Path(cfg.out) / "scores.npz").exists()
+
+
+def train_job(config: str, overrides: list[str]) -> dict:
+    """One training run (a worker process's job), resumed where it stopped; returns its results."""
+    cfg = run_config(config, overrides)
+    if not finished(cfg):
         code = train(cfg, resume=True)
         if code:
-            raise SystemExit(code)
-    return read_json(Path(cfg.out) / "results.json"), cfg
+            raise UserError(f"{cfg.out}: training stopped with exit code {code}; its log is beside it")
+    return read_json(Path(cfg.out) / "results.json")
 
 
-def train_streams(streams: list[Stream], common: list[str], root: Path, clock: Clock, tag: str
-                  ) -> tuple[dict[str, dict], dict[str, TrainConfig]]:
-    """Train (or read back) each stream into root/<key>; returns their results and configs."""
+def finetune_job(config: str, overrides: list[str], folder: Path, shots: list[int], draws: int) -> dict:
+    """The few-shot fine-tuning of one base run (a worker process's job): {k: [top-1 of each draw]}."""
+    cfg = run_config(config, overrides)
+    run = Path(cfg.out)
+    shots_done = finetune_last_layers(run, cfg, folder, run, shots, draws, log=lambda *a: None)
+    return {k: [d["top1"] for d in draws_] for k, draws_ in shots_done.items()}
+
+
+def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str) -> list[Job]:
+    """A training job per stream into root/<key>, each after the runs of the same seed it starts from."""
     runs = {s.key: root / s.key for s in streams}
-    results, cfgs = {}, {}
-    for s in streams:
-        t = time.perf_counter()
-        results[s.key], cfgs[s.key] = run(s.config, common + [f"out={runs[s.key]}"] + s.starts_from(runs))
-        clock.add(f"{tag}: {s.key}", t)
-    return results, cfgs
+    return [Job(f"{prefix}/{s.key}", train_job,
+                (s.config, common + [f"out={runs[s.key]}"] + s.starts_from(runs)),
+                after=tuple(f"{prefix}/{k}" for k in s.needs), log=root / f"{s.key}.log")
+            for s in streams]
+
+
+def cache_first(jobs: list[Job]) -> list[Job]:
+    """The first scene-stream job fills the frame-feature cache; the other pixel runs wait for it, so the
+    frozen blocks run once per video instead of once per run side by side."""
+    first = next((j.name for j in jobs if j.name.endswith("/scene")), None)
+    if first is None:
+        return jobs
+    pixels = ("/scene", "/fusion", "/strg", "/fusion_strg")
+    ordered = [j for j in jobs if j.name == first] + [j for j in jobs if j.name != first]
+    return [j if j.name == first or not j.name.endswith(pixels) or first in j.after
+            else Job(j.name, j.fn, j.args, (first, *j.after), j.log) for j in ordered]
 
 
 def fused(score_files: list[Path]) -> dict:
@@ -157,20 +184,26 @@ def fused(score_files: list[Path]) -> dict:
     return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5), "videos": len(ids)}
 
 
-def fewshot_rows(streams: list[Stream], ensembles: list[str], data: Path, root: Path, common: list[str], args,
-                 clock: Clock) -> dict[str, dict]:
+def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str], args) -> list[Job]:
     """Base training on the few-shot split's base classes, then last-layer fine-tuning per k and draw."""
     folder = data / "splits" / "fewshot"
     files = {n: folder / n for n in ("base_labels.json", "base_training_set.json", "base_validation_set.json")}
     base_split = stage_split(root / "base_split", *files.values())
-    results, cfgs = train_streams(streams, common + [f"split={base_split}"], root, clock, "few-shot base")
-    out: dict[str, dict] = {s.key: {"base": results[s.key]["evaluation"]["top1"], "shots": {}} for s in streams}
-    t = time.perf_counter()
-    for s in streams:
-        shots = finetune_last_layers(root / s.key, cfgs[s.key], folder, root / s.key, list(args.shots), args.draws,
-                                     log=lambda *a: None)
-        for k, draws in shots.items():
-            out[s.key]["shots"][k] = [d["top1"] for d in draws]
+    common = common + [f"split={base_split}"]
+    prefix = f"fewshot/{root.name}"
+    jobs = stream_jobs(streams, common, root, prefix)
+    for s, base in zip(streams, list(jobs)):
+        overrides = base.args[1]
+        jobs.append(Job(f"{base.name}/finetune", finetune_job, (s.config, overrides, folder, list(args.shots), args.draws),
+                        after=(base.name,), log=root / f"{s.key}_finetune.log"))
+    return jobs
+
+
+def fewshot_rows(streams: list[Stream], ensembles: list[str], root: Path, done: dict, args) -> dict[str, dict]:
+    """The few-shot columns of one seed from its finished jobs, the score ensembles of each draw added."""
+    prefix = f"fewshot/{root.name}"
+    out: dict[str, dict] = {s.key: {"base": done[f"{prefix}/{s.key}"].value["evaluation"]["top1"],
+                                    "shots": done[f"{prefix}/{s.key}/finetune"].value} for s in streams}
     for key in ensembles:
         a, b = ENSEMBLES[key][1]
         out[key] = {"base": fused([root / a / "scores.npz", root / b / "scores.npz"])["top1"], "shots": {}}
@@ -178,7 +211,6 @@ def fewshot_rows(streams: list[Stream], ensembles: list[str], data: Path, root: 
             stages = sorted((root / a / "finetune" / f"{k}shot").glob("draw_*"))
             out[key]["shots"][k] = [fused([st / "scores.npz", root / b / "finetune" / f"{k}shot" / st.name /
                                            "scores.npz"])["top1"] for st in stages]
-    clock.add("few-shot fine-tuning", t)
     return out
 
 
@@ -261,43 +293,52 @@ def demo(args) -> int:
     ensembles = ["ensemble"] + (["ensemble_strg"] if args.full else [])
     base = [f"boxes={data / 'annotations.json'}", f"videos={data / 'videos'}",
             f"frame_size=[{args.width},{args.height}]"]
-    table: dict = {}
     front_ends: dict = {}
-    for split in args.splits:
-        if args.full and split in TRACKED_SPLITS:
-            from .detected_boxes import front_end
+    if args.full:
+        from .detected_boxes import front_end
 
+        for split in (sp for sp in args.splits if sp in TRACKED_SPLITS):
             t = time.perf_counter()
             front_ends[split] = front_end(data, out, split)
             clock.add(f"{split}: detector and tracks", t)
+    jobs: list[Job] = []
+    for split in args.splits:
         for seed in args.seeds:
             common = base + [f"split={data / 'splits' / split}", f"seed={seed}"] + list(args.overrides)
             root = out / split / f"seed{seed}"
-            res, _ = train_streams(streams, common, root, clock, split)
+            jobs += stream_jobs(streams, common, root, f"{split}/seed{seed}")
             if split in front_ends:
-                tracked, _ = train_streams([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, clock,
-                                           split)
-                res |= tracked
-            for key, r in res.items():
-                table.setdefault(key, {}).setdefault(split, []).append((r["evaluation"]["top1"], r["evaluation"]["top5"]))
+                jobs += stream_jobs([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, f"{split}/seed{seed}")
+    for seed in (args.fewshot_seeds if args.shots else []):
+        jobs += fewshot_jobs(streams, data, out / "fewshot" / f"seed{seed}", base + [f"seed={seed}"] + list(args.overrides),
+                             args)
+
+    def progress(r: JobResult) -> None:
+        clock.parts[r.name] = r.seconds
+        top1 = r.value.get("evaluation", {}).get("top1") if isinstance(r.value, dict) else None
+        what = f"top-1 {100 * top1:.1f}" if top1 is not None else "done"
+        print(f"[{r.name}] {what} ({r.seconds:.0f}s; {clock.total():.0f}s in all; log {r.log})", flush=True)
+
+    done = run_jobs(cache_first(jobs), args.jobs, progress)
+    table: dict = {}
+    for split in args.splits:
+        for seed in args.seeds:
+            root = out / split / f"seed{seed}"
+            keys_here = [s.key for s in streams] + ([TRACKED.key] if split in front_ends else [])
+            for key in keys_here:
+                r = done[f"{split}/seed{seed}/{key}"].value["evaluation"]
+                table.setdefault(key, {}).setdefault(split, []).append((r["top1"], r["top5"]))
             for key in ensembles:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
-            print(f"[{split} seed {seed}] " + ", ".join(
-                f"{k} {100 * v[split][-1][0]:.1f}" for k, v in table.items() if split in v) + f"  ({clock.total():.0f}s)")
     few: dict = {}
     for seed in (args.fewshot_seeds if args.shots else []):
-        common = base + [f"seed={seed}"] + list(args.overrides)
-        part = fewshot_rows(streams, ensembles, data, out / "fewshot" / f"seed{seed}", common, args, clock)
+        part = fewshot_rows(streams, ensembles, out / "fewshot" / f"seed{seed}", done, args)
         for key, v in part.items():
             few.setdefault(key, {"base": [], "shots": {k: [] for k in args.shots}})
             few[key]["base"].append(v["base"])
             for k in args.shots:
                 few[key]["shots"][k] += v["shots"].get(k, [])
-        print(f"[few-shot seed {seed}] " + ", ".join(
-            f"{k} base {100 * v['base'][-1]:.1f}" + "".join(f", {s}-shot {100 * np.mean(v['shots'][s]):.1f}"
-                                                         for s in args.shots) for k, v in few.items())
-              + f"  ({clock.total():.0f}s)")
 
     keys = [k for k in ROW_ORDER if k in table or k in few]
     titles = {s.key: s.title for s in STREAMS + STRG_STREAMS + [TRACKED]} | {k: v[0] for k, v in ENSEMBLES.items()}
@@ -379,6 +420,32 @@ def demo(args) -> int:
     return 0
 
 
+def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
+    """`make demo`'s Something-Else row: the table with one seed (compositional and shuffled columns,
+    few-shot columns), the headline figures beside chance and the paper's qualitative findings."""
+    code = main(["--data", str(data), "--out", str(out), "--seeds", "0", "--jobs", str(jobs)])
+    if code:
+        raise SystemExit(code)
+    summary = read_json(out / "results.json")
+    rows, n_classes = summary["rows"], len(read_json(data / "something-something-v2-labels.json"))
+    chance = f"chance {100 / n_classes:.1f}"
+    measures = [Measure(f"{rows[key]['title']}: compositional top-1 (%)",
+                        f"{rows[key]['compositional']['top1_mean']:.1f}", chance)
+                for key in ("stin", "scene", "fusion", "ensemble") if "compositional" in rows.get(key, {})]
+    if {"stin", "scene"} <= set(rows):
+        gap = {k: rows[k]["shuffled"]["top1_mean"] - rows[k]["compositional"]["top1_mean"] for k in ("stin", "scene")}
+        measures.append(Measure("shuffled minus compositional top-1, scene vs STIN (points)",
+                                f"{gap['scene']:.1f} vs {gap['stin']:.1f}", "paper: the scene stream loses more"))
+    shots = summary["args"]["shots"]
+    if shots and "fewshot" in rows.get("ensemble", {}):
+        k = str(shots[0])
+        novel = n_classes - (summary["args"]["base_classes"] or n_classes // 2)
+        measures.append(Measure(f"few-shot {k}-shot novel top-1, score ensemble (%)",
+                                f"{rows['ensemble']['fewshot']['shots'][k]['top1_mean']:.1f}",
+                                f"chance {100 / novel:.1f}"))
+    return DemoOutcome(measures, out / "report.html", summary.get("findings", []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video table", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -400,7 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-classes", type=int, default=0, help="few-shot base classes (default: half the classes)")
     p.add_argument("--fewshot-seeds", nargs="+", type=int, default=None,
                    help="training seeds of the few-shot base models (default: the first of --seeds)")
-    p.add_argument("--workers", type=int, default=2, help="processes for data generation")
+    p.add_argument("--workers", type=positive_int, default=2, help="processes for data generation (default 2)")
+    p.add_argument("--jobs", type=positive_int, default=2,
+                   help="trainings at once, each a process with one thread (default 2: one per core)")
     p.add_argument("--full", action="store_true", help="also train and report the STRG rows (make table-full)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")
     return p

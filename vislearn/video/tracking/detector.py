@@ -1,7 +1,7 @@
 """Hand/object detector: a torchvision detection network with the classes (background,) hand, object.
 
 Architectures (`ARCHS`):
-- on torchvision's ImageNet MobileNetV2 (`tracking.backbones`: MobileNetV2 + feature pyramid at
+- on torchvision's ImageNet MobileNetV2 (`vislearn.backbones.detection`: MobileNetV2 + feature pyramid at
   strides 8-64): `mobilenet_v2_fcos` (the default: FCOS, anchor-free), `mobilenet_v2_frcnn`
   (Faster R-CNN), `mobilenet_v2_retinanet`, `mobilenet_v2_frcnn_c4` (Faster R-CNN on the stride-32
   map, torchvision's tutorial); measured against each other in `bench/bench_detector_heads.py`;
@@ -42,7 +42,7 @@ from vislearn.common.freeze import freeze, freeze_batchnorm
 from vislearn.common.weights import resolve_weights
 from vislearn.video.data.annotations import HAND, VideoBoxes
 from vislearn.video.data.video import VideoReader, open_video, video_id_of
-from .backbones import HEADS, frcnn_options
+from vislearn.backbones.detection import HEADS, frcnn_options
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 
 CHECKPOINT_KIND = "se-tracking-detector"

@@ -11,12 +11,17 @@ import inspect
 
 from torch import nn
 
+from vislearn.backbones.i3d_resnet import I3DResNet50
+from vislearn.backbones.loading import load_backbone_weights
+from vislearn.backbones.mobilenet import MobileNetV2Video
+from vislearn.common.checkpoint import read_state_dict
+
 from . import scene as _scene
 from . import stin as _stin
 from .fusion import FusionModel, ScoreEnsemble, fuse_scores, fusion
-from .i3d import I3DResNet50, i3d_r50
-from .mobilenet import MobileNetV2Video, i3d_mobilenet_v2, tsm_mobilenet_v2
-from .scene import SceneModel, load_backbone_weights, read_state_dict
+from .i3d import i3d_r50
+from .mobilenet import i3d_mobilenet_v2, tsm_mobilenet_v2
+from .scene import SceneModel
 from .stin import STIN, stin_official, stin_preset
 from .strg import STRG, strg
 

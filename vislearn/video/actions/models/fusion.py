@@ -18,7 +18,7 @@ from torch import nn
 from vislearn.common.errors import UserError
 from vislearn.common.freeze import freeze
 
-from .scene import load_backbone_weights
+from vislearn.backbones.loading import load_backbone_weights
 
 
 class FusionModel(nn.Module):

@@ -31,7 +31,9 @@ from torch import nn
 from torchvision.ops import box_convert, roi_align
 
 from .layers import masked_apply, masked_mean
-from .scene import SceneModel, load_backbone_weights, pool_map, trunk_map
+from vislearn.backbones.loading import load_backbone_weights
+
+from .scene import SceneModel, pool_map, trunk_map
 
 
 def node_boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
