@@ -24,6 +24,7 @@ from pathlib import Path
 
 
 from vislearn.video.data.box_store import BoxStore, index_boxes  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def fake_video(rng: random.Random, vid: str) -> list[dict]:
@@ -82,7 +83,7 @@ def store_worker(folder: str, ids: list[str], barrier, q) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=50_000)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--json-workers", type=int, default=2, help="json.load workers to measure (one at a time)")
@@ -138,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

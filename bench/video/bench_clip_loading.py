@@ -21,6 +21,7 @@ import numpy as np
 from vislearn.video.data.sampling import SegmentSampler, StridedClipSampler  # noqa: E402
 from vislearn.video.data.video import extract_frames, open_video  # noqa: E402
 from vislearn.video.data.video_writer import write_video  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def make_frames(num: int, w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -49,7 +50,7 @@ def time_ms(fn, repeats: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=10, help="clips timed per case (median reported)")
     ap.add_argument("--seconds", type=float, default=4.0, help="video length")
     ap.add_argument("--sizes", nargs="+", default=["320x240", "427x240"])
@@ -91,4 +92,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

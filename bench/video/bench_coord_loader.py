@@ -35,6 +35,7 @@ from vislearn.video.actions.samplers import GlobalBatchSampler  # noqa: E402
 from vislearn.video.data.box_store import BoxStore, index_boxes  # noqa: E402
 from vislearn.video.data.clip_dataset import ClipDataset, collate  # noqa: E402
 from vislearn.video.data.ssv2 import Record  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def fake_video(rng: random.Random, vid: str) -> list[dict]:
@@ -96,7 +97,7 @@ def loader_rate(ds: ClipDataset, batch: int, workers: int, per_item: bool = Fals
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=72)
     args = ap.parse_args(argv)
@@ -135,4 +136,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

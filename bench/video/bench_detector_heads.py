@@ -30,6 +30,7 @@ from vislearn.video.data.annotations import AnnotationFile  # noqa: E402
 from vislearn.video.data.video import open_video  # noqa: E402
 from vislearn.video.tracking.detector import (ARCHS, box_targets, build_detector, default_spec, frames_to_tensors,  # noqa: E402
                                load_backbone_from_classifier)
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 HEADS = [a for a in ARCHS if a.startswith("mobilenet_v2")] + ["mobilenet_v3"]
 
@@ -50,7 +51,7 @@ def frames_and_targets(width: int, height: int, tmp: Path):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--sizes", nargs="+", default=["96x128", "240x320"], help="HxW frame sizes")
@@ -109,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -42,6 +42,7 @@ from vislearn.video.data.annotations import VideoBoxes  # noqa: E402
 from vislearn.video.data.box_store import BoxStore, build_store  # noqa: E402
 from vislearn.video.data.clip_dataset import ClipDataset, collate  # noqa: E402
 from vislearn.video.data.ssv2 import Record  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def generated_videos(n: int, seed: int = 0):
@@ -113,7 +114,7 @@ def dataset(store: str) -> ClipDataset:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=54919)
     ap.add_argument("--batch", type=int, default=72)
     ap.add_argument("--model", default="stin_oie_nl", choices=["stin", "stin_oie", "stin_oie_nl"])
@@ -168,4 +169,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -22,6 +22,7 @@ from vislearn.video.actions.config import TrainConfig, to_dict  # noqa: E402
 from vislearn.video.actions.export import example_batch, export, load_exported, model_input_specs  # noqa: E402
 from vislearn.video.actions.models import create_model  # noqa: E402
 from vislearn.common.checkpoint import save_checkpoint  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def per_call(fn, batch, seconds: float) -> float:
@@ -35,7 +36,7 @@ def per_call(fn, batch, seconds: float) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--seconds", type=float, default=0.5, help="per measurement")
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -40,6 +40,7 @@ from vislearn.video.actions.models import create_model  # noqa: E402
 from vislearn.common.tables import format_table  # noqa: E402
 from vislearn.video.data.video import open_video  # noqa: E402
 from vislearn.video.data.video_writer import write_video  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 NUM_CLASSES = 174
 
@@ -91,7 +92,7 @@ def run_row(argv: list[str], video: Path, reps: int) -> tuple[dict, float]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--skip-i3d", action="store_true", help="leave out the ResNet-50 I3D row (slowest)")
@@ -146,4 +147,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

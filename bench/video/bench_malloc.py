@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vislearn.common.cli import Parser, run_main
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
@@ -60,7 +62,7 @@ def run(retain: bool, workload: str, steps: int, threads: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
@@ -80,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

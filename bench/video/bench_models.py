@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 # Threads that wait for each other sleep instead of spinning: on a machine shared with other jobs, a
 # spinning OpenMP thread whose partner lost its core makes small matrix products 5-20x slower
@@ -31,6 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vislearn.video.actions.models import create_model  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 from stin_reference import reference_logits  # noqa: E402
 
 
@@ -160,7 +160,7 @@ def bench_scene(args) -> list[tuple]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--batch", type=int, default=72, help="STIN batch size (official 72)")
     ap.add_argument("--iters", type=int, default=5, help="timed STIN steps (median reported)")
@@ -192,4 +192,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
 from vislearn.video.actions.models import create_model  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 from bench_models import eval_step_fn, timed, train_step_fn  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the demo's setting, base.yaml)")
     ap.add_argument("--batch", type=int, default=16, help="clips per step (the demo's batch)")
     ap.add_argument("--side", type=int, default=128, help="input side (the demo's scene input_size)")
@@ -71,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 VERBS = ["Putting", "Pushing", "Pulling", "Moving", "Dropping", "Lifting", "Holding", "Showing", "Throwing",
@@ -130,7 +131,7 @@ def timed(fn) -> tuple[float, object]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=220_000)
     ap.add_argument("--nouns", type=int, default=1500, help="distinct nouns before messy spellings")
     ap.add_argument("--restarts", type=int, default=4)
@@ -177,4 +178,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_main(main))

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
 from vislearn.video.actions.models import create_model  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 from bench_models import eval_step_fn, n_params, timed, train_step_fn  # noqa: E402
 
 SETTINGS = [  # trunk, input side, STRG options (node_dim 512 and RoI 7 as the paper; 3 on the 4x4 small3d map)
@@ -35,7 +35,7 @@ def clip_batch(B: int, side: int, T: int = 8, N: int = 4, num_classes: int = 174
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4, help="clips per step")
     ap.add_argument("--iters", type=int, default=3, help="timed steps per mode (median reported)")
@@ -66,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from vislearn.video.data.synthetic.generate import FPS, generate, make_spec, render_spec  # noqa: E402
 from vislearn.video.data.video_writer import write_video  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=20)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

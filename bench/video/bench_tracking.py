@@ -43,6 +43,7 @@ from vislearn.video.tracking.identities import assign_identities, identities_to_
 from vislearn.video.tracking.mot_eval import evaluate  # noqa: E402
 from vislearn.video.tracking.simulate import greedy_link, perturb_video  # noqa: E402
 from vislearn.video.tracking.tracker import Track, TrackerConfig, fill_gaps, track_video  # noqa: E402
+from vislearn.common.cli import Parser, run_main  # noqa: E402
 
 
 def trackers_runner(kind: str):
@@ -187,7 +188,7 @@ def bench_end_to_end(threads: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-detector", action="store_true", help="tracker figures only")
@@ -204,4 +205,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

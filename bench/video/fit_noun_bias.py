@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from vislearn.video.data.synthetic import bias  # noqa: E402
 from vislearn.video.data.synthetic.generate import make_spec  # noqa: E402
 from vislearn.video.splits.stats import SSV2_VALIDATION_BIAS as REAL  # noqa: E402
 from vislearn.video.splits.stats import format_noun_bias, noun_bias  # noqa: E402
+from vislearn.common.cli import run_main  # noqa: E402
 
 TARGETS = ("accuracy_gain", "mutual_information_share")
 SEEDS, VIDEOS = range(5), 1000
@@ -73,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
