@@ -14,6 +14,7 @@ from vislearn.video.data.ssv2 import Record, load_labels
 from vislearn.video.data.transforms import HorizontalFlip, left_right_swap
 
 SAMPLE_IDS = ["2", "4", "2003", "6981", "57082", "151201", "862"]
+OFFICIAL_CLIP = dict(num_rgb_frames=16, rgb_sampler="strided")  # 16 frames 2 apart (default: 8 segments)
 
 
 # ---------------------------------------------------------------- helpers
@@ -164,7 +165,7 @@ def test_fewer_annotated_than_decoded_frames_151201(sample_boxes, sample_labels,
     assert it["video_id"] == "151201" and it["box_mask"].any(dim=1).all()
     # boxes on the RGB frames (sampled over the 33 decoded frames): frames past 22 are masked
     ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, rgb_boxes=True,
-                     train=False, input_size=112, crop="full")
+                     train=False, input_size=112, crop="full", **OFFICIAL_CLIP)
     it = ds[1]
     idx = StridedClipSampler(16, 2).centre(33)
     assert idx.max() >= 23
@@ -175,7 +176,8 @@ def test_fewer_annotated_than_decoded_frames_151201(sample_boxes, sample_labels,
 
 def test_frames_dataset_with_workers_matches_coordinate_dataset(sample_boxes, sample_labels, sample_records, sample_videos):
     recs = [r for r in sample_records if r.id in ("57082", "151201")]
-    rgb = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, input_size=112, seed=1)
+    rgb = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, input_size=112, seed=1,
+                      crop="multiscale", **OFFICIAL_CLIP)
     b0 = next(iter(DataLoader(rgb, batch_size=2, num_workers=0, collate_fn=collate)))
     b2 = next(iter(DataLoader(rgb, batch_size=2, num_workers=2, collate_fn=collate)))
     assert b0["frames"].shape == (2, 3, 16, 112, 112) and b0["frames"].dtype == torch.float32
@@ -183,7 +185,7 @@ def test_frames_dataset_with_workers_matches_coordinate_dataset(sample_boxes, sa
     for k in ("frames", "boxes", "box_mask", "box_ids", "label"):
         assert torch.equal(b0[k], b2[k]), k
     # the same records without video, told the frame size: same box frames and crop
-    coord = ClipDataset(recs, sample_labels, sample_boxes, input_size=112, seed=1,
+    coord = ClipDataset(recs, sample_labels, sample_boxes, input_size=112, seed=1, crop="multiscale",
                         frame_sizes={"57082": (427, 240), "151201": (400, 240)})  # their real sizes
     bc = collate([coord[0], coord[1]])
     assert torch.equal(bc["boxes"], b0["boxes"]) and torch.equal(bc["box_mask"], b0["box_mask"])
@@ -196,7 +198,7 @@ def test_dataset_boxes_follow_the_crop_of_the_frames(sample_videos, sample_boxes
 
     recs = [r for r in sample_records if r.id == "57082"]
     ds = ClipDataset(recs, sample_labels, sample_boxes, sample_videos, load_frames=True, rgb_boxes=True,
-                     train=False, input_size=112, official_slots=False)
+                     train=False, input_size=112, official_slots=False, crop="center", **OFFICIAL_CLIP)
     it = ds[0]
     idx = StridedClipSampler(16, 2).centre(38)
     vb = sample_boxes.get("57082")
@@ -240,7 +242,7 @@ def test_missing_boxes_labels_and_videos_are_skipped_and_reported(tmp_path, capl
     assert ds.skipped == [("2", "no_label"), ("3", "no_boxes"), ("4", "no_video"), ("5", "no_label")]
     assert [r.id for r in ds.items] == ["1"] and len(ds) == 1
     assert "kept 1 of 5 records" in caplog.text
-    assert ds[0]["frames"].shape == (3, 16, 32, 32)
+    assert ds[0]["frames"].shape == (3, 8, 32, 32)
 
     with pytest.raises(UserError, match=r"train.json: video 2: template 'Unknown class' is not in the labels"):
         ClipDataset(records, LABELS, ann, root, load_frames=True, strict=True, source="train.json")

@@ -17,6 +17,8 @@ import yaml
 
 from vislearn.common.errors import UserError
 from vislearn.common.files import input_file, write_text
+from vislearn.video.data.clip_defaults import CLIP_DEFAULTS as CLIP
+from vislearn.video.data.frame_size import recorded_frame_size
 from vislearn.video.data.sampling import SAMPLERS
 
 
@@ -28,17 +30,18 @@ class TrainConfig:
     videos: str = ""  # folder of <id>.webm/.mp4 or <id>/0001.jpg frame folders (only for pixel models)
     eval_set: str = "validation"  # the split file evaluated at the end (the held-out side of the split)
     holdout_fraction: float = 0.1  # part of train.json kept aside for model selection (never the eval set)
-    num_box_frames: int = 8
-    num_slots: int = 4
-    num_rgb_frames: int = 8
-    rgb_sampler: str = "segment"  # segment (TSN) | strided (frames 2 apart: the official 16-frame clip)
-    input_size: int = 112
-    crop: str = "full"  # full: whole frame resized to the square input (every box stays in view; SSv2
-    # actions span the frame) | multiscale: TSN/official multi-scale square crops of the short side
-    # (on 16:9 frames they can cut away half the width, and the boxes in it) | center
-    official_slots: bool = False  # reproduce the official hand-in-last-slot layout without a mask
+    # the clip: ClipDataset's defaults too (data.clip_defaults, where each is explained)
+    num_box_frames: int = CLIP.num_box_frames
+    num_slots: int = CLIP.num_slots
+    num_rgb_frames: int = CLIP.num_rgb_frames
+    rgb_sampler: str = CLIP.rgb_sampler  # segment (TSN) | strided (frames 2 apart: the official 16-frame clip)
+    input_size: int = CLIP.input_size
+    crop: str = CLIP.crop  # full | multiscale | center
+    official_slots: bool = CLIP.official_slots  # reproduce the official hand-in-last-slot layout without a mask
     frame_size: list = field(default_factory=list)  # [w, h] of the videos when known (boxes are pixels);
-    # empty: coordinate-only models infer it from the box extent, pixel models read it from the frames
+    # empty: the data set's own description where it has one (the synthetic set's synthetic.json: see
+    # with_data_frame_size), else coordinate-only models infer it from the box extent; pixel models
+    # read it from the frames
     # model
     model: str = "stin_oie_nl"
     model_args: dict = field(default_factory=dict)  # extra keyword arguments for the model builder
@@ -59,7 +62,7 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0  # torch CPU threads; 0: the cores left after one per data-loader worker (oversubscribed
     # OpenMP threads spin and can slow a step down 10x)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (common.device)
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     amp_cpu: bool = False  # bfloat16 autocast on the CPU too: ~1.7x faster STIN steps on CPUs with bfloat16
     # units (AVX512-BF16, AMX); off by default as results are not bit-identical to float32
@@ -85,6 +88,27 @@ class TrainConfig:
             raise UserError(f"crop must be 'full', 'multiscale' or 'center', got {self.crop!r}")
         if len(self.eval_views) != 2:
             raise UserError(f"eval_views must be [clips, crops], got {self.eval_views}")
+        if self.frame_size and not (len(self.frame_size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in self.frame_size)):
+            raise UserError(f"frame_size: must be [width, height] in pixels (or left out), got {self.frame_size}")
+
+
+def with_data_frame_size(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with the frame size the data set records (`data.frame_size.recorded_frame_size`: the
+    synthetic set's synthetic.json) when the config pins none. A pinned frame_size the data contradicts
+    is refused: boxes are pixels of the real frames, and normalising them by another size clips or
+    shrinks every box without a word. Without such a record (real SSv2, whose videos differ in size)
+    `cfg` is returned as it is."""
+    recorded = recorded_frame_size(cfg.videos, cfg.boxes)
+    if recorded is None:
+        return cfg
+    (w, h), source = recorded
+    if not cfg.frame_size:
+        return dataclasses.replace(cfg, frame_size=[w, h])
+    if list(cfg.frame_size) != [w, h]:
+        raise UserError(f"frame_size: {list(cfg.frame_size)}, but {source} says the videos are {w}x{h}; "
+                        f"set frame_size=[{w},{h}] or leave it out (it is then read from there)")
+    return cfg
 
 
 def field_names() -> list[str]:

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from vislearn.common.device import resolve_device
 from vislearn.common.freeze import is_frozen
 
 
@@ -35,15 +36,9 @@ class DistInfo:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device=cuda but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device("cpu")
+    """The device of this process (`common.device.resolve_device`: a bare `cuda` is the GPU of
+    `local_rank`); a device that cannot be used here is a one-line UserError."""
+    return resolve_device(name, local_rank)
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

@@ -32,14 +32,14 @@ from vislearn.video.data.split_layout import split_files
 from vislearn.video.data.ssv2 import class_names as ordered_class_names
 from vislearn.video.data.ssv2 import load_labels
 
-from . import report
+from . import figures, report
 from .checkpoints import weight_files, without_weight_sources
-from .config import TrainConfig, load_config, save_config, to_dict
+from .config import TrainConfig, load_config, save_config, to_dict, with_data_frame_size
 from .data import Data, build_data, eval_loader, model_inputs, train_loader, use_feature_cache
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .metrics import summarize, topk_accuracy
-from .models import create_model
+from .models import STIN, create_model
 
 EXIT_NAN = 3
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "curves.png",
@@ -75,6 +75,7 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
         raise
     except ValueError as e:
         raise UserError(f"model: {e}") from None
+    check_model_fits_clip(model, cfg)
     if cfg.init_checkpoint:
         ckpt = load_checkpoint(cfg.init_checkpoint)
         state = ckpt["model"]
@@ -96,6 +97,17 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
         log(f"initialised from {cfg.init_checkpoint}" + (f" (new output layer: {', '.join(fresh)})" if fresh else ""))
     set_trainable(model, cfg.trainable)
     return model
+
+
+def check_model_fits_clip(model: nn.Module, cfg: TrainConfig) -> None:
+    """A STIN (alone or inside fusion) is built for a fixed number of box frames and slots, and the
+    dataset makes clips of num_box_frames x num_slots: a mismatch is refused here, in one line, before
+    any data is read (also by --dry-run), rather than as a shape traceback at the first training step."""
+    for m in model.modules():
+        if isinstance(m, STIN) and (m.num_frames, m.num_slots) != (cfg.num_box_frames, cfg.num_slots):
+            raise UserError(f"model_args: {cfg.model}'s STIN takes {m.num_frames} box frames x {m.num_slots} slots, "
+                            f"but the data gives num_box_frames={cfg.num_box_frames} x num_slots={cfg.num_slots}; "
+                            f"make them agree (model_args num_frames / num_slots, in stin_kwargs for fusion)")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -138,7 +150,8 @@ def cpu_threads(cfg: TrainConfig, world_size: int) -> int:
 
 
 def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
-    dist = init_distributed(cfg.device)
+    cfg = with_data_frame_size(cfg)  # before anything runs: a frame_size the data contradicts is refused
+    dist = init_distributed(cfg.device)  # a device that cannot be used here: one line (common.device)
     if dist.device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg, dist.world_size))
     log = print if dist.is_main else (lambda *a, **k: None)
@@ -255,13 +268,13 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
             with atomic_path(out / "scores.npz") as tmp:
                 np.savez_compressed(tmp, video_id=np.array(ids), scores=scores, label=labels,
                                     class_names=np.array(data.class_names))
-            report.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
-            report.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
+            figures.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
+            figures.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
         log(f"{cfg.eval_set}: top-1 {summary['top1']:.4f} top-5 {summary['top5']:.4f} over {summary['videos']} videos "
             f"(checkpoint of epoch {ckpt['epoch'] + 1}, chosen on the held-out part of train)")
     if dist.is_main:
         write_json(out / "results.json", results, indent=1)
-        report.plot_curves(report.read_metrics(out / "metrics.jsonl"), out / "curves.png")
+        figures.plot_curves(figures.read_metrics(out / "metrics.jsonl"), out / "curves.png")
         report.report_at_end(out, log)
     cleanup_distributed()
     return 0

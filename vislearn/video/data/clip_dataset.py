@@ -35,8 +35,9 @@ Policies (real data does not line up; each is tested):
     height = max(240 (SSv2 frames are 240 px high), ceil(max y2)). The box-extent
     fallback under-estimates the width when no box reaches the right edge (a warning says so once);
     give real sizes when coordinate and RGB models must see the same crop.
-  - Geometry: training uses `crop` ('multiscale' by default, the official crop), evaluation the
-    centre crop; crop='full' normalises boxes by the whole frame. No flip unless a
+  - Geometry: training uses `crop` ('full' by default: the whole frame, every box in view;
+    'multiscale' is the official crop), evaluation the centre crop, or the whole frame with
+    crop='full' (which normalises boxes by the whole frame). No flip unless a
     `transforms.HorizontalFlip` (label swap by class name) is passed. Time is never reversed.
   - Randomness: each item's draws are a pure function of (seed, epoch, crc32(video id)), with
     independent streams for box frames, RGB frames, crop and flip (`datasets.draws`: counter-based,
@@ -52,7 +53,6 @@ Policies (real data does not line up; each is tested):
 from __future__ import annotations
 
 import logging
-import math
 import os
 import zlib
 from collections import Counter
@@ -61,10 +61,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from vislearn.common.errors import UserError
 from .annotations import BoxSource, VideoBoxes
+from .clip_defaults import CLIP_DEFAULTS as DEFAULTS
 from .coord_batch import CoordBatcher
 from .draws import ItemRandom, item_keys
-from vislearn.common.errors import UserError
+from .frame_size import SSV2_FRAME_HEIGHT, box_extent_size
 from .sampling import FrameSampler, SegmentSampler, make_sampler
 from .slots import fill_slots
 from .ssv2 import Record
@@ -74,7 +76,6 @@ from .video import VideoReader, list_videos, open_video
 
 log = logging.getLogger(__name__)
 
-SSV2_FRAME_HEIGHT = 240
 FrameSizes = Mapping[str, tuple[int, int]] | Callable[[str], tuple[int, int] | None]
 
 
@@ -84,11 +85,14 @@ class ClipDataset(torch.utils.data.Dataset):
     records/labels: from `datasets.ssv2` (labels None: test set, label -1). boxes: any BoxSource
     (JSON `AnnotationFile` or the memory-mapped `BoxStore`). video_root: `<id>.webm|.mp4|<id>/`.
     num_box_frames (T, segment-sampled), num_slots (N); num_rgb_frames (T') with rgb_sampler
-    'strided' (frames 2 apart: 16 of them is the official clip) or 'segment', or any
+    'segment' or 'strided' (frames 2 apart: 16 of them is the official clip), or any
     `sampling.FrameSampler`. Boxes are required when given: a record without boxes is skipped.
     input_size: side of the square model input (112 on CPU, 224 as in the paper); crop:
-    'multiscale' | 'center' | 'full' (training; evaluation always uses the centre crop or, with
-    num_crops > 1, `transforms.NCrop`). num_clips x num_crops views per record at evaluation
+    'full' | 'multiscale' | 'center' (training; evaluation uses the centre crop, the whole frame
+    with 'full', or, with num_crops > 1, `transforms.NCrop`). The sampling defaults are
+    `clip_defaults.CLIP_DEFAULTS`, the values a run config (`actions.config.TrainConfig`) starts
+    from: 8 box frames, 4 slots, 8 segment-sampled RGB frames, 112 px, the whole frame.
+    num_clips x num_crops views per record at evaluation
     (item index = record * views + clip * num_crops + crop). video_opener(path) returns
     a `video.VideoReader` (default `video.open_video`). video_paths: id -> video file or frame
     folder, used instead of listing video_root (inference on paths a user names; ids missing
@@ -103,16 +107,16 @@ class ClipDataset(torch.utils.data.Dataset):
         video_root: str | os.PathLike | None = None,
         *,
         video_paths: Mapping[str, str | os.PathLike] | None = None,
-        num_box_frames: int = 8,
-        num_slots: int = 4,
-        official_slots: bool = False,
+        num_box_frames: int = DEFAULTS.num_box_frames,
+        num_slots: int = DEFAULTS.num_slots,
+        official_slots: bool = DEFAULTS.official_slots,
         load_frames: bool = False,
-        num_rgb_frames: int = 16,
-        rgb_sampler: str | FrameSampler = "strided",
+        num_rgb_frames: int = DEFAULTS.num_rgb_frames,
+        rgb_sampler: str | FrameSampler = DEFAULTS.rgb_sampler,
         rgb_boxes: bool = False,
         train: bool = True,
-        input_size: int = 224,
-        crop: str = "multiscale",
+        input_size: int = DEFAULTS.input_size,
+        crop: str = DEFAULTS.crop,
         num_clips: int = 1,
         num_crops: int = 1,
         flip: HorizontalFlip | None = None,
@@ -318,14 +322,6 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.default_frame_size is not None:
             return int(self.default_frame_size[0]), int(self.default_frame_size[1])
         return box_extent_size(vb)
-
-
-def box_extent_size(vb: VideoBoxes | None, frame_height: int = SSV2_FRAME_HEIGHT) -> tuple[int, int]:
-    """Frame size guessed from the boxes: (ceil(max x2), max(frame_height, ceil(max y2)))."""
-    if vb is None or len(vb.xyxy) == 0:
-        return frame_height, frame_height
-    x2, y2 = float(vb.xyxy[:, 2].max()), float(vb.xyxy[:, 3].max())
-    return max(1, math.ceil(x2)), max(frame_height, math.ceil(y2))
 
 
 class Batch(dict):
