@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         print(f"{'path':<52} {'samples/s':>9}   x baseline")
         print(f"{'baseline: plain loop over parsed arrays':<52} {base:9.0f}   1.00")
         t = time.perf_counter()
-        ds = ClipDataset(records, labels, store, input_size=224, default_frame_size=(427, 240), seed=0)
+        ds = ClipDataset(records, labels, store, input_size=224, crop="multiscale", default_frame_size=(427, 240), seed=0)
         print(f"(store dataset built in {time.perf_counter() - t:.2f} s, batched path ready: {ds._batcher is not None})")
         rates = {}
         for workers in (0, 2):
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
                 name = f"DataLoader store, {'per item' if per_item else 'batched'}, {workers} workers"
                 rates[name] = rate = loader_rate(ds, args.batch, workers, per_item, epochs=1 if per_item else 3)
                 print(f"{name:<52} {rate:9.0f}   {rate / base:.2f}")
-        jds = ClipDataset(records, labels, ann, input_size=224, default_frame_size=(427, 240), seed=0)
+        jds = ClipDataset(records, labels, ann, input_size=224, crop="multiscale", default_frame_size=(427, 240), seed=0)
         rate = loader_rate(jds, args.batch, 0)
         print(f"{'DataLoader json (per item), 0 workers':<52} {rate:9.0f}   {rate / base:.2f}")
         fast = rates["DataLoader store, batched, 0 workers"]

@@ -110,7 +110,7 @@ def dataset(store: str) -> ClipDataset:
     labels = {f"class {k}": k for k in range(174)}
     records = [Record(id=v, template=f"class {i % 174}", label="", placeholders=[])
                for i, v in enumerate(boxes.video_ids())]
-    return ClipDataset(records, labels, boxes, input_size=224, default_frame_size=(427, 240), seed=0)
+    return ClipDataset(records, labels, boxes, input_size=224, crop="multiscale", default_frame_size=(427, 240), seed=0)
 
 
 def main(argv=None) -> None:
