@@ -1,4 +1,4 @@
-"""Detection networks on torchvision's ImageNet MobileNetV2 (the verified local file of `common.weights`).
+"""Detection networks on torchvision's ImageNet MobileNetV2 (the verified local file of `vislearn.common.weights`).
 
 The body is `torchvision.models.mobilenet_v2().features` itself (child names "0".."18", so the
 ImageNet file's `features.N...` tensors load by name), read at the ends of its stride-8, -16 and -32

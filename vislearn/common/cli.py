@@ -80,7 +80,7 @@ def command(build_parser: Callable[[], argparse.ArgumentParser],
 
 def run_main(main: Callable[[], int | None]) -> int:
     """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
-    retain_freed_memory()  # every command here runs tensor loops: keep their buffers (common.malloc)
+    retain_freed_memory()  # every command here runs tensor loops: keep their buffers (vislearn.common.malloc)
     try:
         return int(main() or 0)
     except UserError as e:

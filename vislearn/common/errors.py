@@ -1,6 +1,6 @@
 """One exception type for user mistakes, whatever their source: data files, configs, flags, model files.
 
-`common.cli.run_main` turns it into one line on stderr and exit code 2; anything else is a bug and keeps
+`vislearn.common.cli.run_main` turns it into one line on stderr and exit code 2; anything else is a bug and keeps
 its traceback.
 """
 

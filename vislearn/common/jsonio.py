@@ -21,7 +21,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) -> None:
-    """Write JSON atomically (`common.files.atomic_file`): the old file stays until the new one is whole.
+    """Write JSON atomically (`vislearn.common.files.atomic_file`): the old file stays until the new one is whole.
 
     `json.dumps` then one write: `json.dump` streams through the pure-Python encoder (~4x slower).
     """

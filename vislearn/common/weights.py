@@ -7,7 +7,7 @@
   one is checked against that one's size and hash; any other file named the torchvision way,
   `<torchvision model name>-<hex digits>.pth` (e.g. `r3d_18-b3b3357e.pth`), is checked as torchvision's
   own loader does: its sha256 must start with those digits (`check_name_hash`, also run by
-  `common.checkpoint.read_state_dict` on every weight file it reads).
+  `vislearn.common.checkpoint.read_state_dict` on every weight file it reads).
 
 A missing package, a missing file or a wrong hash is a `UserError` naming the file and the command that
 installs it. Hashes are cached per (path, size, mtime), so building many models re-reads nothing.

@@ -1,6 +1,6 @@
 """Rebuilding from a training checkpoint: the checkpoint alone gives the model, its classes and its run's config.
 
-A checkpoint of `actions.train` holds, besides the weights, `model_name` and `model_args` (the builder's
+A checkpoint of `video.actions.train` holds, besides the weights, `model_name` and `model_args` (the builder's
 arguments), `class_names` and `config`. Some builder arguments say where the initial weights came from,
 not what the network is (`pretrained`, `backbone_weights`, `scene_checkpoint`, `stin_checkpoint`, also inside the
 `*_kwargs` of a fusion model): as with torchvision's `get_model(name, weights=...)`, they are kept apart
@@ -19,7 +19,7 @@ from .models import create_model
 
 
 def is_weight_source(key: str) -> bool:
-    """A builder argument naming the file (or known weight name, `common.weights`) initial weights are read from."""
+    """A builder argument naming the file (or known weight name, `vislearn.common.weights`) initial weights are read from."""
     return key == "pretrained" or key.endswith("_checkpoint") or key.endswith("_weights")
 
 

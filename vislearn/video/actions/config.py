@@ -62,7 +62,7 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0  # torch CPU threads; 0: the cores left after one per data-loader worker (oversubscribed
     # OpenMP threads spin and can slow a step down 10x)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (common.device)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (vislearn.common.device)
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     amp_cpu: bool = False  # bfloat16 autocast on the CPU too: ~1.7x faster STIN steps on CPUs with bfloat16
     # units (AVX512-BF16, AMX); off by default as results are not bit-identical to float32
@@ -70,7 +70,7 @@ class TrainConfig:
     out: str = "runs/default"
     eval_views: list = field(default_factory=lambda: [1, 1])  # final evaluation: clips x crops
     max_videos: int = 0  # use only the first N training videos (0: all); for quick checks
-    feature_cache: str = ""  # folder for a trunk's frozen per-frame features (actions.feature_cache); "auto":
+    feature_cache: str = ""  # folder for a trunk's frozen per-frame features (video.actions.feature_cache); "auto":
     # $XDG_CACHE_HOME/something-else/frame-features; empty: off (pixels every epoch)
     log_every: int = 20
 

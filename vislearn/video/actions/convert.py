@@ -4,14 +4,14 @@ The official Something-Else code (`code/train.py` of the public release) saves
 `{'epoch', 'arch', 'state_dict', 'best_loss'}` as `<arch>_<name>_latest.pth.tar` / `_best.pth.tar`, with
 its models' own parameter names; a file saved from a DataParallel model has them under `module.`.
 Both are accepted. The result is a checkpoint of this project (weights, class names, builder arguments,
-run config) that `actions.evaluate`, `actions.infer`, `actions.export` and fine-tuning
-(`init_checkpoint=`, `actions.fewshot --base`) use as they use a trained `best.pt`.
+run config) that `video.actions.evaluate`, `video.actions.infer`, `video.actions.export` and fine-tuning
+(`init_checkpoint=`, `video.actions.fewshot --base`) use as they use a trained `best.pt`.
 
 Official model (train.py `--model`)    here (`--model`, found from the keys when not given)
   coord                                  stin          official=True
   coord_latent                           stin_oie      official=True
   coord_latent_nl                        stin_oie_nl   official=True (BatchNorm frozen, as there)
-  global_i3d                             i3d_r50       official=True (see `actions.models.i3d`)
+  global_i3d                             i3d_r50       official=True (see `video.actions.models.i3d`)
 Sizes come from the weights (feature dim C, box frames T = official num_frames // 2, classes); the number
 of box slots (official `--num_boxes`, 4) cannot be read from them: `--num-slots`. The official fusion
 models (`global_coord_latent*`) pool the I3D map with channels and time mixed up (a known bug); they are

@@ -125,7 +125,7 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
 
 def use_feature_cache(cfg: TrainConfig, model: torch.nn.Module, data: Data, dist: DistInfo, log=print) -> Data:
     """With `cfg.feature_cache`, serve the frozen per-frame part of the model's trunk from the on-disk
-    cache (filled first where entries are missing) instead of decoding pixels: see `actions.feature_cache`.
+    cache (filled first where entries are missing) instead of decoding pixels: see `video.actions.feature_cache`.
     Multi-view evaluation sets keep reading pixels. Returns `data` unchanged when there is nothing to cache."""
     trunk = _cacheable_trunk(cfg, model, log)
     if trunk is None:

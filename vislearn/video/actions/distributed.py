@@ -36,7 +36,7 @@ class DistInfo:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The device of this process (`common.device.resolve_device`: a bare `cuda` is the GPU of
+    """The device of this process (`vislearn.common.device.resolve_device`: a bare `cuda` is the GPU of
     `local_rank`); a device that cannot be used here is a one-line UserError."""
     return resolve_device(name, local_rank)
 
@@ -113,7 +113,7 @@ class GlobalBatchNorm(nn.Module):
 
 def synchronize_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """Replace BatchNorm layers by synchronized ones (call before wrapping in DDP). Frozen parts
-    (`common.freeze`) are left as they are: their statistics do not move, there is nothing to synchronize."""
+    (`vislearn.common.freeze`) are left as they are: their statistics do not move, there is nothing to synchronize."""
     for name, child in model.named_children():
         if is_frozen(child):
             continue

@@ -10,7 +10,7 @@ graph takes the batch tensors the model reads, in this order, each with a dynami
 
 and returns `logits` [B, classes]. T, N, T', S are the checkpoint's (`num_box_frames`, `num_slots`,
 `num_rgb_frames`, `input_size`), and the inputs are built exactly as for the eager model
-(`actions.data.make_dataset`; `actions.infer --runtime onnx|torchscript` does it). The file carries
+(`video.actions.data.make_dataset`; `video.actions.infer --runtime onnx|torchscript` does it). The file carries
 what inference needs besides the weights (class names, model name and arguments, run config, the input
 list) as JSON: ONNX metadata `something_else`, TorchScript extra file `something_else.json`.
 
@@ -158,7 +158,7 @@ def write_onnx(wrapper: BatchModel, example: tuple, path: Path, meta: dict, name
 
 class ExportedModel(nn.Module):
     """An exported file as a batch-dict model (`model(batch) -> logits`), like the eager one: what
-    `actions.infer --runtime` and the tests run. `needs_*` and `meta` come from the file's metadata."""
+    `video.actions.infer --runtime` and the tests run. `needs_*` and `meta` come from the file's metadata."""
 
     def __init__(self, run, meta: dict):
         super().__init__()
@@ -182,7 +182,7 @@ def read_metadata(text: str | None, path) -> dict:
     except json.JSONDecodeError:
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UserError(f"{path}: not a model exported by actions.export (no '{META_KEY}' metadata)")
+        raise UserError(f"{path}: not a model exported by vislearn video export (no '{META_KEY}' metadata)")
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise UserError(f"{path}: export version {meta.get('version')!r} is newer than this tool reads ({VERSION})")
     return meta
@@ -252,7 +252,7 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, tole
     ckpt = load_checkpoint(checkpoint)
     for key in ("model_name", "class_names"):
         if key not in ckpt:
-            raise UserError(f"{checkpoint}: checkpoint has no '{key}' (not written by actions.train or actions.convert?)")
+            raise UserError(f"{checkpoint}: checkpoint has no '{key}' (not written by vislearn video train or vislearn video convert?)")
     try:
         model = model_from_checkpoint(ckpt, "cpu", str(checkpoint))
     except UserError:
@@ -298,7 +298,7 @@ def run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint of actions.train / fewshot / convert (best.pt)")
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint of vislearn video train / fewshot / convert (best.pt)")
     p.add_argument("--format", required=True, choices=FORMATS, help="torchscript (.pt) or onnx (.onnx)")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| to the eager model "

@@ -1,6 +1,6 @@
 """The bits of a self-contained HTML page: escaped text, tables, images as data URIs, one stylesheet.
 
-Why a module of its own: every page of `actions.report` is built from these, so the two rules of the
+Why a module of its own: every page of `video.actions.report` is built from these, so the two rules of the
 report hold in one place: every string that comes from data goes through `esc` (a class name
 `<script>` shows as text), and nothing is fetched (images are `data:` URIs; the Content-Security-Policy
 lets the browser refuse anything else, scripts included, so the page reads the same with JavaScript off).

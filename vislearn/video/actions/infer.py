@@ -8,7 +8,7 @@ Boxes, for the checkpoints that read them (a scene-only checkpoint needs none):
   --boxes FILE       a Something-Else box JSON or box store (ground truth, or `vislearn video tracking track`
                      output); the video id is the file name without extension
   --detector DET.pt  the hand/object detector + tracker of `tracking` make them from the pixels (the
-                     tracker: any `tracking.tracker.Tracker`, `Session.new_tracker`; ByteTracker by default)
+                     tracker: any `video.tracking.tracker.Tracker`, `Session.new_tracker`; ByteTracker by default)
 What the models see is built exactly as in evaluation: one record through `ClipDataset` (same frame
 sampling, crop and slot filling), with the checkpoint's own configuration; the checkpoint alone
 gives the model, its class names and that configuration.
@@ -29,7 +29,7 @@ where the boxes came from, and the time per stage:
   model   forward passes;  render: drawing and encoding the overlay (with --render)
 A table on the terminal; `--json OUT.jsonl` one JSON object per video (`-` for stdout, no table).
 `--render DIR` writes DIR/<id>.mp4 (boxes coloured by identity, slot ids, predicted label) and
-DIR/<id>_sheet.png (see `actions.render`).
+DIR/<id>_sheet.png (see `video.actions.render`).
 
 Many videos run in one call with the models loaded once. A video that fails (unreadable or corrupt,
 no boxes where boxes are needed) is reported with its reason and the others go on.
@@ -112,7 +112,7 @@ class Session:
     render_dir: Path | None = None
     progress: bool = False  # a progress bar over the detector's frames
     tracks: dict = field(default_factory=dict)  # video id -> Something-Else records (detector path)
-    # a fresh tracker per video (any `tracking.tracker.Tracker`); None: ByteTracker with its defaults
+    # a fresh tracker per video (any `video.tracking.tracker.Tracker`); None: ByteTracker with its defaults
     new_tracker: Callable[[], object] | None = None
 
     @property
@@ -131,7 +131,7 @@ class Session:
 # ------------------------------------------------------------------------------------- loading
 
 def load_member(path: str, weight: float, device: torch.device, runtime: str = "eager") -> tuple[Member, list[str]]:
-    if runtime != "eager":  # a file of `actions.export`: its metadata holds what the checkpoint would
+    if runtime != "eager":  # a file of `video.actions.export`: its metadata holds what the checkpoint would
         from .export import load_exported
 
         model = load_exported(path, runtime, device)
@@ -140,7 +140,7 @@ def load_member(path: str, weight: float, device: torch.device, runtime: str = "
     ckpt = load_checkpoint(path)
     for key in ("model_name", "class_names"):
         if key not in ckpt:
-            raise UserError(f"{path}: checkpoint has no '{key}' (not written by actions.train?)")
+            raise UserError(f"{path}: checkpoint has no '{key}' (not written by vislearn video train?)")
     try:
         model = model_from_checkpoint(ckpt, device, path)
         cfg = config_of(ckpt, {})
@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, frame folders, folders of videos, globs")
     p.add_argument("--checkpoint", nargs="+", action="append", required=True, metavar="MODEL.pt",
-                   help="checkpoint(s) written by actions.train (best.pt); several = score-fusion ensemble")
+                   help="checkpoint(s) written by vislearn video train (best.pt); several = score-fusion ensemble")
     p.add_argument("--weights", nargs="+", type=float, help="one weight per checkpoint for the ensemble (default equal)")
     p.add_argument("--runtime", default="eager", choices=["eager", "onnx", "torchscript"],
                    help="eager: --checkpoint are checkpoints (default); onnx / torchscript: they are files of "

@@ -9,7 +9,7 @@ label never hides a box. Frames narrower than 320 px are enlarged by an integer 
 stays readable; `layout_for` gives the geometry (scale, banner height, even canvas size for H.264).
 Boxes: colour by identity, the hand in orange, objects in cool colours (blue, green, violet, ...);
 a tag inside the box's top-left corner names the model slot (s0 = hand, s1.. = objects "0000"..,
-clean layout of `datasets.slots`; "s-" = no slot left) and the identity.
+clean layout of `video.data.slots`; "s-" = no slot left) and the identity.
 """
 from __future__ import annotations
 

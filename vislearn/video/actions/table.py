@@ -1,6 +1,6 @@
 """`vislearn video table`: the paper's table on the synthetic benchmark, end to end.
 
-1. Generate the synthetic Something-Else-style data set (datasets.synthetic, with SSv2's noun-verb
+1. Generate the synthetic Something-Else-style data set (video.data.synthetic, with SSv2's noun-verb
    bias) unless it exists, and make with the split tool (splits) its compositional split, the
    shuffled control (same videos, random per-class split: the natural noun-verb co-occurrence on
    both sides) and a few-shot split (half the classes base, the others novel; k-shot sets in
@@ -13,11 +13,11 @@
 3. Few-shot, as the paper's few-shot table: the same models trained on the base classes
    (`--fewshot-seeds`, default the first seed); then for each k-shot set and draw, the base model
    with a new output layer for the novel classes, only that layer fine-tuned (on the frozen
-   model's penultimate features, actions.fewshot), evaluated on the novel classes' validation
+   model's penultimate features, vislearn video fewshot), evaluated on the novel classes' validation
    videos; the ensemble row fuses the fine-tuned STIN and scene scores of the same draw.
    With --full (`make table-full`) also the STRG rows: STRG over the scene run's trunk, its
    feature fusion with STIN+OIE+NL (STRG frozen) and the "STRG, STIN+OIE+NL" score ensemble; and the
-   paper's detected-box setting (actions.detected_boxes): STIN+OIE+NL trained and evaluated on tracked
+   paper's detected-box setting (video.actions.detected_boxes): STIN+OIE+NL trained and evaluated on tracked
    boxes (detector trained on the compositional split's training videos), beside the ground-truth row.
 4. Print the table (top-1/top-5, mean ± standard deviation over seeds; few-shot novel top-1, mean
    ± 95% confidence interval over the draws) and write OUT/results.md, OUT/results.json and
@@ -449,8 +449,8 @@ def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video table", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/synthetic", help="synthetic data folder (generated if missing)")
-    p.add_argument("--out", default="runs/demo", help="folder for the runs and the table")
+    p.add_argument("--data", default="data/video/synthetic", help="synthetic data folder (generated if missing)")
+    p.add_argument("--out", default="runs/table", help="folder for the runs and the table")
     p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")
     # 128x96 keeps decoding and the scene CNN inside the demo's CPU budget (15 minutes on 2 cores);
     # the generator's default is 320x240 for anything bigger

@@ -35,7 +35,7 @@ STRG_STREAMS = [
 ]
 ENSEMBLES = {"ensemble": ("Scene, STIN+OIE+NL (score fusion)", ("scene", "stin")),
              "ensemble_strg": ("STRG, STIN+OIE+NL (score fusion)", ("strg", "stin"))}
-# --full: the paper's detected-box setting (actions.detected_boxes), on the compositional split only: the
+# --full: the paper's detected-box setting (video.actions.detected_boxes), on the compositional split only: the
 # detector trains on its training videos, which the shuffled split's validation side contains
 TRACKED = Stream("stin_tracked", "STIN+OIE+NL (tracked boxes)", "stin_oie_nl.yaml")
 TRACKED_SPLITS = ("compositional",)

@@ -63,7 +63,7 @@ def output_layer(model: nn.Module) -> nn.Linear:
 def set_trainable(model: nn.Module, which: str) -> None:
     """all: everything; head: the classifier MLP; last: only the output layer (few-shot, as in the paper).
 
-    The rest is frozen (`common.freeze`): no gradients, and eval mode (BatchNorm statistics do not move)."""
+    The rest is frozen (`vislearn.common.freeze`): no gradients, and eval mode (BatchNorm statistics do not move)."""
     if which != "all":
         freeze(model, keep=model.classifier if which == "head" else output_layer(model))
 
@@ -151,7 +151,7 @@ def cpu_threads(cfg: TrainConfig, world_size: int) -> int:
 
 def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     cfg = with_data_frame_size(cfg)  # before anything runs: a frame_size the data contradicts is refused
-    dist = init_distributed(cfg.device)  # a device that cannot be used here: one line (common.device)
+    dist = init_distributed(cfg.device)  # a device that cannot be used here: one line (vislearn.common.device)
     if dist.device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg, dist.world_size))
     log = print if dist.is_main else (lambda *a, **k: None)

@@ -2,7 +2,7 @@
 
 One item:
   boxes    float [T, N, 4]  (cx, cy, w, h) normalised to the model's input view, zeros where masked
-  box_ids  long  [N]        0 empty, 1 hand, 2 object (see `datasets.slots`)
+  box_ids  long  [N]        0 empty, 1 hand, 2 object (see `video.data.slots`)
   box_mask bool  [T, N]
   frames   float [3, T', H, W]  ImageNet-normalised pixels, only with load_frames=True
   rgb_boxes, rgb_box_mask  [T', N, 4], [T', N]: the same slots on the RGB frames, only with
@@ -12,7 +12,7 @@ One item:
   view     long  []         only for multi-view evaluation (num_clips x num_crops > 1)
 `collate` stacks items into [B, ...] and keeps `video_id` a list of str. A DataLoader asks for whole
 batches (`__getitems__`): coordinate-only datasets on a box store make them at once
-(`datasets.coord_batch`, equal to the stacked items), everything else item by item.
+(`video.data.coord_batch`, equal to the stacked items), everything else item by item.
 
 Policies (real data does not line up; each is tested):
   - Construction checks only cheap things and never opens a video: a record without a known
@@ -40,7 +40,7 @@ Policies (real data does not line up; each is tested):
     crop='full' (which normalises boxes by the whole frame). No flip unless a
     `transforms.HorizontalFlip` (label swap by class name) is passed. Time is never reversed.
   - Randomness: each item's draws are a pure function of (seed, epoch, crc32(video id)), with
-    independent streams for box frames, RGB frames, crop and flip (`datasets.draws`: counter-based,
+    independent streams for box frames, RGB frames, crop and flip (`video.data.draws`: counter-based,
     so a batch draws for all its items at once and gets the very numbers each item would draw
     alone). Results are identical for
     any number of DataLoader workers, resumable by `set_epoch`, and a coordinate-only and an RGB
@@ -82,7 +82,7 @@ FrameSizes = Mapping[str, tuple[int, int]] | Callable[[str], tuple[int, int] | N
 class ClipDataset(torch.utils.data.Dataset):
     """Items for STIN (boxes only), I3D (frames only) or fusion (both). See the module docstring.
 
-    records/labels: from `datasets.ssv2` (labels None: test set, label -1). boxes: any BoxSource
+    records/labels: from `video.data.ssv2` (labels None: test set, label -1). boxes: any BoxSource
     (JSON `AnnotationFile` or the memory-mapped `BoxStore`). video_root: `<id>.webm|.mp4|<id>/`.
     num_box_frames (T, segment-sampled), num_slots (N); num_rgb_frames (T') with rgb_sampler
     'segment' or 'strided' (frames 2 apart: 16 of them is the official clip), or any
@@ -90,7 +90,7 @@ class ClipDataset(torch.utils.data.Dataset):
     input_size: side of the square model input (112 on CPU, 224 as in the paper); crop:
     'full' | 'multiscale' | 'center' (training; evaluation uses the centre crop, the whole frame
     with 'full', or, with num_crops > 1, `transforms.NCrop`). The sampling defaults are
-    `clip_defaults.CLIP_DEFAULTS`, the values a run config (`actions.config.TrainConfig`) starts
+    `clip_defaults.CLIP_DEFAULTS`, the values a run config (`video.actions.config.TrainConfig`) starts
     from: 8 box frames, 4 slots, 8 segment-sampled RGB frames, 112 px, the whole frame.
     num_clips x num_crops views per record at evaluation
     (item index = record * views + clip * num_crops + crop). video_opener(path) returns

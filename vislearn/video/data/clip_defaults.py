@@ -1,6 +1,6 @@
 """The one set of clip defaults: what a clip of a video is when nobody says otherwise.
 
-`ClipDataset`'s keyword defaults and `actions.config.TrainConfig`'s fields both come from `CLIP_DEFAULTS`,
+`ClipDataset`'s keyword defaults and `video.actions.config.TrainConfig`'s fields both come from `CLIP_DEFAULTS`,
 so a dataset built without sampling arguments makes the clips a default training run makes. (It lives
 here, below both: the data package must not import the actions package, which imports it.)
 """

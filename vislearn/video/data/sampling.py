@@ -16,7 +16,7 @@ every valid position and short clips repeat the last frame.
 Every sampler returns sorted (non-decreasing) int64 indices in [0, num_frames): time is never
 reversed. Randomness comes only from the generator passed in (a numpy Generator, or the dataset's
 `draws.ItemRandom`: only `random` and `integers` are used), so a sample is reproducible from its seed. `views(num_frames, num_clips)` gives the evenly spaced temporal clips of multi-view
-testing (the spatial crops are in `datasets.transforms.NCrop`).
+testing (the spatial crops are in `video.data.transforms.NCrop`).
 """
 from __future__ import annotations
 

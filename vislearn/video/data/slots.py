@@ -17,8 +17,8 @@ over all N slots and ignore the mask.
 Frames without an annotation record (e.g. real video 151201: 33 decoded frames, 23 annotated)
 simply have no boxes: every slot is masked on them in the clean layout; in the official layout
 they are zero boxes in used (unmasked) slots, as the official model saw them. Which frames to
-ask for is the caller's policy (`datasets.clip_dataset`).
-Boxes stay in source pixels (x1, y1, x2, y2); `datasets.transforms.boxes_to_view` normalises them.
+ask for is the caller's policy (`video.data.clip_dataset`).
+Boxes stay in source pixels (x1, y1, x2, y2); `video.data.transforms.boxes_to_view` normalises them.
 """
 from __future__ import annotations
 

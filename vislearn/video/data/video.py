@@ -436,7 +436,7 @@ def extract_frames(video_path: str | os.PathLike, out_dir: str | os.PathLike, fp
     """Write the video's frames as `out_dir/0001.jpg ...` (the official frame-folder layout).
 
     Frames are written into a temporary sibling folder which replaces `out_dir` at the end
-    (`common.files.atomic_folder`), so an interrupted extraction never leaves a partial folder under
+    (`vislearn.common.files.atomic_folder`), so an interrupted extraction never leaves a partial folder under
     the final name. An existing non-empty `out_dir` is replaced only with `overwrite`. Returns the count.
     """
     from PIL import Image

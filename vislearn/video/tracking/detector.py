@@ -9,7 +9,7 @@ Architectures (`ARCHS`):
   `resnet50_v2` = `fasterrcnn_resnet50_fpn_v2` (for a GPU).
 Models are always built with random weights: nothing is downloaded. Weights come from local files only:
 - `backbone_weights` (`load_backbone_from_classifier`): an ImageNet classification state dict of the
-  backbone: a known name of `common.weights` ("mobilenet_v2_imagenet", the default of the MobileNetV2
+  backbone: a known name of `vislearn.common.weights` ("mobilenet_v2_imagenet", the default of the MobileNetV2
   architectures: the verified file of an installed package) or a file path (torchvision's
   `mobilenet_v2-*.pth`, `mobilenet_v3_large-*.pth`, `resnet50-*.pth`, or any state dict with the same
   keys); the backbone's BatchNorm is then frozen and only the last `trainable_layers` stages train, as
@@ -163,7 +163,7 @@ def _load_matching(target: nn.Module, state: dict[str, torch.Tensor], path, min_
 
 def load_backbone_from_classifier(model: nn.Module, weights: str | os.PathLike, arch: str) -> dict:
     """Load the backbone body from a classification network's state dict: a known name of
-    `common.weights` (verified) or a file (torchvision's ImageNet `mobilenet_v2-*.pth`,
+    `vislearn.common.weights` (verified) or a file (torchvision's ImageNet `mobilenet_v2-*.pth`,
     `mobilenet_v3_large-*.pth`, `resnet50-*.pth`, or any with the same keys): the tensors that match by
     name and shape (at least 90% of the body's), the classifier's own layers left out."""
     path = resolve_weights(weights)

@@ -140,7 +140,7 @@ def ap_row(ap: dict) -> dict:
 
 # The defaults are the recipe the README measures ("Tracked boxes": object AP@0.5 0.727 on the demo data;
 # commit 4f055c6): 30 epochs of 2 random frames of 4 videos per step, lr 0.02 after 200 warm-up steps,
-# every backbone stage training (BatchNorm frozen). `actions.detected_boxes` passes the same values.
+# every backbone stage training (BatchNorm frozen). `video.actions.detected_boxes` passes the same values.
 DEFAULT_EPOCHS = 30
 # trainable_layers that trains every backbone stage: the MobileNetV2 bodies have 6 stages, torchvision's
 # ResNet 5, and `detector._freeze_stages` clamps a larger count to all of them
@@ -188,7 +188,7 @@ def fresh_options(opts: TrainOptions) -> TrainOptions:
 
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids) from a split folder (any spelling `datasets.split_layout` reads)."""
+    """(train ids, held-out ids) from a split folder (any spelling `video.data.split_layout` reads)."""
     from .track_split import split_video_ids
 
     files = split_files(split, "--split", need_labels=False)

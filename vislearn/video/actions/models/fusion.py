@@ -5,7 +5,7 @@ Two ways, as in the paper's tables:
   trained jointly or with a stream frozen (e.g. the scene stream loaded from its checkpoint).
 - `ScoreEnsemble` / `fuse_scores`: separately trained models, weighted mean of softmax scores
   (the "I3D, STIN+OIE+NL" rows). `fuse_scores` is the one score fusion of the project: the ensemble
-  module, `actions.evaluate --ensemble` and `actions.infer` with several checkpoints use it.
+  module, `video.actions.evaluate --ensemble` and `video.actions.infer` with several checkpoints use it.
 """
 
 from __future__ import annotations

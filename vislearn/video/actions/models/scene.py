@@ -23,7 +23,7 @@ from vislearn.backbones.video_trunks import TORCHVISION_TRUNKS, Small3D
 # ----------------------------------------------------------------------------- model
 def trunk_map(backbone: nn.Module, batch: dict) -> torch.Tensor:
     """The trunk's feature map of a batch: from `frames` [B,3,T,H,W], or from `frame_features` (the
-    output of the trunk's frozen per-frame part, read from `actions.feature_cache`) when the batch has
+    output of the trunk's frozen per-frame part, read from `video.actions.feature_cache`) when the batch has
     them and the trunk has a `temporal_features` part to finish with."""
     cached = batch.get("frame_features")
     if cached is not None and hasattr(backbone, "temporal_features"):

@@ -14,7 +14,7 @@ paper, or the CPU `small3d`):
   feature = concat(global mean of the feature map -> Linear+ReLU, mean of the node features)
 
 Boxes are the batch's `rgb_boxes` / `rgb_box_mask`: the slots on the RGB frames the trunk saw,
-(cx,cy,w,h) normalised to the same crop as the pixels (`datasets.clip_dataset`, rgb_boxes=True),
+(cx,cy,w,h) normalised to the same crop as the pixels (`video.data.clip_dataset`, rgb_boxes=True),
 so box and feature map share coordinates by construction. The mask is STIN's slot mask: an empty
 (frame, slot) is not a node. It gets no feature, no edge in any graph, and stays out of the mean.
 A video with no box at all is classified from the global feature alone.

@@ -3,7 +3,7 @@
 Short videos (VP9 .webm, 12 fps, 2-4 s) of a hand and one to three objects performing SSv2
 templates, written in the real SSv2 / Something-Else formats with the renderer's exact boxes.
 
-    vislearn video synthetic --out data/synthetic --videos 240 --seed 0
+    vislearn video synthetic --out data/video/synthetic --videos 240 --seed 0
 
 Modules: `templates` (verbs: motion scripts), `objects` (nouns: looks), `bias` (which nouns a
 template is done with: SSv2's noun-verb bias, fitted to its statistics), `render` (scenes),

@@ -17,7 +17,7 @@ The generator gives its videos a bias of the same strength with a fixed per-temp
 How SPREAD was fitted (`python bench/fit_noun_bias.py` prints the grid and the residuals). The fit
 is to the real statistics, never to an accuracy. The issue measured on real SSv2 (validation
 records of single-object templates: 41 templates, 95 nouns with >= 10 videos, 3,955 videos;
-`splits.stats.SSV2_VALIDATION_BIAS`): the noun's most frequent template is right 19.8% of the time
+`video.splits.stats.SSV2_VALIDATION_BIAS`): the noun's most frequent template is right 19.8% of the time
 against 9.7% with the nouns shuffled, and the mutual information beyond the shuffled control is
 12.9% of the template's entropy. Raw figures depend on the vocabulary and the number of videos
 (with 14 single-object templates and 18 nouns, chance alone already gives ~15% and a top-3 noun
@@ -25,7 +25,7 @@ share of ~31%), so the fit uses the two chance-corrected forms, which depend on 
   - accuracy gain beyond shuffled, (acc - acc_shuffled) / (1 - acc_shuffled): real 11.2%;
   - mutual-information share beyond shuffled, (I - I_shuffled) / H(template): real 12.9%.
 SPREAD minimises their summed squared error on the generated metadata at the demo's size
-(1,000 videos, data-set seeds 0-4, measured by `splits.stats.noun_bias`, the code `python -m
+(1,000 videos, data-set seeds 0-4, measured by `video.splits.stats.noun_bias`, the code `python -m
 splits stats` runs on real metadata), on a grid 0.50-1.50 by 0.05: SPREAD = 0.90 gives 12.4% and
 12.4% (none: -0.1% and -0.3%). The top-3 noun share is not fitted; it is reported beside its
 shuffled control (47.6% against 32.0%). A check of the scale assumption: the same affinity
