@@ -420,10 +420,11 @@ def demo(args) -> int:
     return 0
 
 
-def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
+def quick_demo(data: Path, out: Path, jobs: int = 2, extra: list[str] = ()) -> DemoOutcome:
     """`make demo`'s Something-Else row: the table with one seed (compositional and shuffled columns,
-    few-shot columns), the headline figures beside chance and the paper's qualitative findings."""
-    code = main(["--data", str(data), "--out", str(out), "--seeds", "0", "--jobs", str(jobs)])
+    few-shot columns), the headline figures beside chance and the paper's qualitative findings.
+    `extra`: more arguments of `vislearn video table` (later ones win), e.g. a smaller data set."""
+    code = main(["--data", str(data), "--out", str(out), "--seeds", "0", "--jobs", str(jobs), *extra])
     if code:
         raise SystemExit(code)
     summary = read_json(out / "results.json")
