@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from vislearn.video.data.annotations import (AnnotationFile, frame_number, load_annotations, merge_annotations, open_boxes,
-                                  parse_video, save_annotations, video_to_records)
-from vislearn.video.data.box_store import BoxStore, index_boxes
+from vislearn.video.data.annotations import (AnnotationFile, frame_number, load_annotations, merge_annotations,
+                                             parse_video, save_annotations, video_to_records)
+from vislearn.video.data.box_store import BoxStore, index_boxes, open_boxes
 from vislearn.common.errors import UserError
 
 
@@ -171,7 +171,7 @@ def test_broken_store_is_reported(sample_annotations, tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "datasets", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "vislearn.video", "data", *args], capture_output=True, text=True)
 
 
 def test_cli_index_and_inspect_json(sample_annotations, tmp_path):

@@ -102,7 +102,7 @@ def test_mean_ci():
 def test_fewshot_protocol_end_to_end(tmp_path):
     split, boxes = make_box_split(tmp_path, videos=120)
     fs = tmp_path / "fewshot"
-    r = py("-m", "splits", "fewshot", "--labels", split / "labels.json", "--train", split / "train.json",
+    r = py("-m", "vislearn.video", "splits", "fewshot", "--labels", split / "labels.json", "--train", split / "train.json",
            "--val", split / "validation.json", "--out", fs, "--base-classes", 2, "--shots", 2, 4, "--draws", 2)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "run"

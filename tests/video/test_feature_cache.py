@@ -2,8 +2,10 @@
 gives, entries are reused, rebuilt when the video, the weights or the view change, and written atomically;
 then each MobileNetV2 trunk overfits a handful of videos through the training CLI (with and without the cache)."""
 import json
+import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ import torch
 from vislearn.video.actions.feature_cache import CachedClips, FrameFeatureCache, frozen_frame_trunk
 from vislearn.video.actions.models import create_model
 from vislearn.common.weights import MOBILENET_V2_IMAGENET, package_file
-from vislearn.video.data.annotations import open_boxes
+from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import ClipDataset, collate
 from vislearn.video.data.ssv2 import load_labels, load_records
 from vislearn.video.data.synthetic.generate import generate
@@ -117,7 +119,13 @@ needs_weights = pytest.mark.skipif(package_file(MOBILENET_V2_IMAGENET) is None,
     ("i3d_mobilenet_v2", ["model_args.frozen_blocks=14", "feature_cache={cache}"]),  # last blocks, cached
 ])
 def test_trunk_overfits_a_handful_of_videos_through_the_cli(synth, tmp_path, name, extra):
-    data, _, _ = synth
+    """The trunk trains through the CLI (the training loss falls far below chance), every video is scored,
+    and a run on the cache scores its videos as the pixel path does with the same checkpoint.
+
+    Not the evaluation's top-1: 6 videos are one batch, so training normalises with that batch's
+    statistics and evaluation with BatchNorm's running ones; the two disagree on a video or two on
+    some CPUs (0.833 on one machine, 1.0 on another) while the training loss is near 0 on both."""
+    data, labels, _ = synth
     split = tmp_path / "split"
     split.mkdir()
     (split / "labels.json").write_text((data / "something-something-v2-labels.json").read_text())
@@ -133,8 +141,22 @@ def test_trunk_overfits_a_handful_of_videos_through_the_cli(synth, tmp_path, nam
     r = subprocess.run([sys.executable, "-m", "vislearn.video.actions.train", *args], capture_output=True, text=True, env=ENV,
                        cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    chance = math.log(len(labels))  # 18 classes: 2.89; about 0.002 after 8 epochs here
+    assert len(losses) == 8 and all(map(math.isfinite, losses))
+    assert losses[-1] < 0.1 * chance < losses[0], (losses, r.stdout)
     res = json.loads((out / "results.json").read_text())
-    assert res["evaluation"]["top1"] == 1.0, r.stdout
+    assert res["evaluation"]["videos"] == 6
     if "feature_cache" in " ".join(extra):
         assert "feature_cache: computed 6 of 6 train videos" in r.stdout
         assert len(list((tmp_path / "cache").glob("*/*.npz"))) == 6
+        # the cache serves what the pixels give: `evaluate` scores the run's checkpoint the same from pixels
+        shutil.rmtree(tmp_path / "cache")
+        ev = subprocess.run([sys.executable, "-m", "vislearn.video.actions.evaluate", "--checkpoint", str(out / "best.pt"),
+                             "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ev")], capture_output=True,
+                            text=True, env=ENV, cwd=ROOT, timeout=600)
+        assert ev.returncode == 0, ev.stderr[-3000:]
+        assert not (tmp_path / "cache").exists()  # it read pixels, not a cache
+        cached, pixels = np.load(out / "scores.npz"), np.load(tmp_path / "ev" / "scores.npz")
+        assert list(cached["video_id"]) == list(pixels["video_id"])
+        np.testing.assert_allclose(cached["scores"], pixels["scores"], rtol=1e-4, atol=1e-5)

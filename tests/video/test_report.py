@@ -204,3 +204,36 @@ def test_module_runs_as_a_command(run, tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_table_page_counts_a_split_folder_with_the_official_spellings(tmp_path):
+    """The data section of a table (demo) page reads its split folders through the split reader: the
+    official release's `training.json` / `val.json` and `base_train.json` count as well as ours."""
+    data = tmp_path / "data"
+    recs = [{"id": str(i), "template": f"Moving [something] {d}", "label": "", "placeholders": [noun]}
+            for i, (d, noun) in enumerate([("up", "cup"), ("down", "box"), ("up", "pen"), ("down", "cup"), ("up", "box")])]
+    labels = json.dumps({"Moving something up": "0", "Moving something down": "1"})
+    comp = data / "splits" / "compositional"
+    comp.mkdir(parents=True)
+    (comp / "labels.json").write_text(labels)
+    (comp / "training.json").write_text(json.dumps(recs[:3]))  # the official spellings
+    (comp / "val.json").write_text(json.dumps(recs[3:]))
+    few = data / "splits" / "fewshot"
+    few.mkdir()
+    (few / "base_labels.json").write_text(labels)
+    (few / "finetune_labels.json").write_text(json.dumps({"Moving something left": "0"}))
+    (few / "base_train.json").write_text(json.dumps(recs[:4]))
+    (few / "base_val.json").write_text(json.dumps(recs[4:]))
+    (data / "something-something-v2-labels.json").write_text(labels)
+    (data / "something-something-v2-train.json").write_text(json.dumps(recs[:3]))
+    (data / "something-something-v2-validation.json").write_text(json.dumps(recs[3:]))
+    table = tmp_path / "table"
+    table.mkdir()
+    args = {"data": str(data), "out": str(table), "videos": 5, "width": 96, "height": 96, "data_seed": 0,
+            "noun_bias": 0.5, "seeds": [0], "splits": ["compositional"], "shots": [1], "draws": 1}  # `vislearn video table`'s
+    (table / "results.json").write_text(json.dumps({"rows": {}, "seeds": [0], "args": args}))
+    assert report_main([str(table)]) == 0
+    page = Page((table / "report.html").read_text())
+    rows = {r[0]: r[1:] for r in page.tables["splits"][1:]}
+    assert rows["compositional"] == ["2", "3", "2", "3 in training, 2 in validation"]
+    assert rows["few-shot"] == ["2 base, 1 novel", "4", "1", "-"]

@@ -29,7 +29,8 @@ from .distributed import DistInfo, pick_device
 from .engine import predict
 from .metrics import summarize
 from .models import fuse_scores
-from .report import format_table, report_at_end
+from vislearn.common.tables import format_table
+from .report import report_at_end
 
 
 def parse_views(text: str) -> tuple[int, int]:
@@ -40,6 +41,22 @@ def parse_views(text: str) -> tuple[int, int]:
     except ValueError:
         raise UserError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
     return clips, crops
+
+
+def save_scores(path: Path, video_ids, scores: np.ndarray, labels: np.ndarray, class_names) -> None:
+    """scores.npz as every scoring command writes it (the report's contact sheets and `evaluate --ensemble`
+    read these four arrays), atomically: a killed run leaves the old file or the new one."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, video_id=np.array(video_ids), scores=scores, label=labels,
+                            class_names=np.array(class_names))
+
+
+def publish_results(out: Path, results: dict, name: str = "results.json", beside: tuple[str, ...] = ()) -> None:
+    """How a scoring command ends: its results JSON, one line naming it (and the files `beside` it,
+    written before), then the folder's report.html, made from the files just written."""
+    write_json(out / name, results, indent=1)
+    print("wrote " + " and ".join(str(out / n) for n in (name, *beside)))
+    report_at_end(out)
 
 
 def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
@@ -106,13 +123,9 @@ def evaluate(args) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "scores.npz") as tmp:
-            np.savez_compressed(tmp, video_id=np.array(common), scores=fused, label=labels,
-                                class_names=np.array(names))
+        save_scores(out / "scores.npz", common, fused, labels, names)
         results.update({k: v for k, v in (("boxes", args.boxes), ("videos", args.videos)) if v})  # for the report
-        write_json(out / "results.json", results, indent=1)
-        print(f"wrote {out / 'results.json'} and {out / 'scores.npz'}")
-        report_at_end(out)
+        publish_results(out, results, beside=("scores.npz",))
     return 0
 
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from vislearn.common.checkpoint import load_checkpoint, save_checkpoint
 from vislearn.common.cli import Parser, command
-from vislearn.common.files import atomic_path, output_folder
+from vislearn.common.files import output_folder
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.split_layout import (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, LABELS, TRAIN, VALIDATION, draw_dir,
@@ -43,9 +43,10 @@ from vislearn.video.data.ssv2 import Record, class_names, load_labels, load_reco
 from .config import TrainConfig, load_config, to_dict
 from .data import eval_dataset_with_cache, eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
+from .evaluate import publish_results, save_scores
 from .checkpoints import config_of, model_from_checkpoint
 from .metrics import softmax, summarize
-from .report import format_table, report_at_end
+from vislearn.common.tables import format_table
 from .train import output_layer, train
 
 
@@ -183,9 +184,7 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
                              "model_args": ckpt.get("model_args", {}), "epoch": 0,
                              "config": {**to_dict(cfg), "split": str(folder), "trainable": "last",
                                         "init_checkpoint": str(base_checkpoint)}}, stage / "best.pt")
-            with atomic_path(stage / "scores.npz") as tmp:
-                np.savez_compressed(tmp, video_id=np.array([r.id for r in va]), scores=softmax(logits), label=y_va,
-                                    class_names=np.array(names))
+            save_scores(stage / "scores.npz", [r.id for r in va], softmax(logits), y_va, names)
             write_json(stage / "results.json", {
                 "mode": "last", "shots": k, "draw": d, "base": str(base_checkpoint),
                 "train_set": str(train_set), "train_videos": len(tr), "weight_decay": cfg.weight_decay, **fit,
@@ -262,10 +261,8 @@ def fewshot(args) -> int:
         m5, c5 = mean_ci([r["top5"] for r in rs])
         summary["shots"][str(k)] = {"draws": rs, "top1_mean": m1, "top1_ci95": c1, "top5_mean": m5, "top5_ci95": c5}
         rows.append([f"{k}-shot", len(rs), f"{100 * m1:.1f} ± {100 * c1:.1f}", f"{100 * m5:.1f} ± {100 * c5:.1f}"])
-    write_json(out / "fewshot_results.json", summary, indent=1)
     print(format_table(rows, ["novel classes", "draws", "top-1 (95% CI)", "top-5 (95% CI)"]))
-    print(f"wrote {out / 'fewshot_results.json'}")
-    report_at_end(out)
+    publish_results(out, summary, "fewshot_results.json")
     return 0
 
 

@@ -21,7 +21,7 @@ import yaml
 
 from vislearn.common.jsonio import read_json
 
-from . import report
+from . import figures
 from .html_page import (Raw, details, esc, figure_uri, file_uri, image_uri, img, join, page, section, table,
                         tag)
 
@@ -145,7 +145,7 @@ def video_sheets(cfg: dict, scores: dict | None, limit: int = SHEET_VIDEOS) -> R
     boxes by identity, the predicted label and score over the frames, the true label below."""
     if scores is None or not len(scores["label"]):
         return None
-    from vislearn.video.data.annotations import open_boxes
+    from vislearn.video.data.box_store import open_boxes
     from vislearn.video.data.video import find_video, open_video
 
     from .render import FrameBoxes, contact_sheet
@@ -216,7 +216,7 @@ def sheets_section(cfg: dict, scores: dict | None) -> Raw | None:
 def run_page(folder: Path, out: Path) -> str:
     results = read_json(folder / "results.json")
     cfg_text, cfg = read_config(folder)
-    metrics = [m for m in report.read_metrics(folder / "metrics.jsonl") if m.get("kind") == "epoch"]
+    metrics = [m for m in figures.read_metrics(folder / "metrics.jsonl") if m.get("kind") == "epoch"]
     scores = read_scores(folder / "scores.npz")
     ev = results.get("evaluation") or {}
     model = results.get("model") or cfg.get("model") or (
@@ -237,7 +237,7 @@ def run_page(folder: Path, out: Path) -> str:
     body = [cards(top)]
     curves = file_uri(folder / "curves.png")  # written by actions.train at the end, from the same metrics
     if curves is None and metrics:
-        curves = figure_uri(report.curves_figure(metrics))
+        curves = figure_uri(figures.curves_figure(metrics))
     if curves is not None:
         body.append(section("Loss and accuracy per epoch", tag("p", "Training (running average over the epoch) "
                                                                     "vs the held-out part of the training set, "
@@ -367,7 +367,7 @@ def fewshot_page(folder: Path, out: Path) -> str:
         res = read_json(base / "results.json")
         parts = [tag("p", join(["The base-class model: ", link(base / "report.html", out, "its run report")
                                 if (base / "report.html").is_file() else tag("code", str(base)), "."]))]
-        fig = report.curves_figure(report.read_metrics(base / "metrics.jsonl"))
+        fig = figures.curves_figure(figures.read_metrics(base / "metrics.jsonl"))
         if fig is not None:
             parts.append(img(figure_uri(fig), "base model curves"))
         parts.append(table(["model", "parameters", "top-1", "top-5"],
@@ -499,32 +499,50 @@ def data_section(results: dict, data: Path | None) -> Raw:
     return section("The data set", *parts, id="data")
 
 
+def _records(path: Path | None) -> list[dict]:
+    return read_json(path) if path is not None and path.is_file() else []
+
+
+def _nouns(records: list[dict]) -> set[str]:
+    return {p.lower() for r in records for p in r.get("placeholders", [])}
+
+
+def split_counts(name: str, folder: Path) -> list | None:
+    """One row of the splits table, the files found by the split reader (`split_layout.split_files`, which
+    also knows the official release's spellings: training.json, val.json, ...); None without the folder
+    or its labels."""
+    from vislearn.common.errors import UserError
+    from vislearn.video.data.split_layout import split_files
+
+    if not folder.is_dir():
+        return None
+    try:
+        files = split_files(folder, need_labels=False)
+    except UserError as e:  # e.g. train.json and training.json both there: say so, keep the page
+        return [name, "-", "-", "-", str(e)]
+    if files.labels is None:
+        return None
+    tr, va = _records(files.sets.get("train")), _records(files.sets.get("validation"))
+    return [name, len(read_json(files.labels)), len(tr), len(va),
+            f"{len(_nouns(tr))} in training, {len(_nouns(va))} in validation"]
+
+
 def dataset_counts(data: Path) -> dict:
     """Videos, classes and nouns of the synthetic set; per split: classes, videos and nouns per side."""
-    def records(path: Path) -> list[dict]:
-        return read_json(path) if path.is_file() else []
+    from vislearn.video.data.split_layout import BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, find_file
+    from vislearn.video.data.ssv2 import find_metadata
 
-    labels = read_json(data / "something-something-v2-labels.json") if (
-        data / "something-something-v2-labels.json").is_file() else {}
-    recs = records(data / "something-something-v2-train.json") + records(data / "something-something-v2-validation.json")
-    nouns = {p.lower() for r in recs for p in r.get("placeholders", [])}
-    splits = []
-    for name in ("compositional", "shuffled"):
-        folder = data / "splits" / name
-        if not (folder / "labels.json").is_file():
-            continue
-        tr, va = records(folder / "train.json"), records(folder / "validation.json")
-        n_tr = len({p.lower() for r in tr for p in r.get("placeholders", [])})
-        n_va = len({p.lower() for r in va for p in r.get("placeholders", [])})
-        splits.append([name, len(read_json(folder / "labels.json")), len(tr), len(va),
-                       f"{n_tr} in training, {n_va} in validation"])
+    release = find_metadata(data)  # the whole set, under the SSv2 release's file names
+    labels = read_json(release["labels"]) if "labels" in release else {}
+    recs = _records(release.get("train")) + _records(release.get("validation"))
+    rows = (split_counts(name, data / "splits" / name) for name in ("compositional", "shuffled"))
+    splits = [row for row in rows if row is not None]
     few = data / "splits" / "fewshot"
-    if (few / "base_labels.json").is_file() and (few / "finetune_labels.json").is_file():
-        splits.append(["few-shot", f"{len(read_json(few / 'base_labels.json'))} base, "
-                                   f"{len(read_json(few / 'finetune_labels.json'))} novel",
-                       len(records(few / "base_training_set.json")), len(records(few / "base_validation_set.json")),
-                       "-"])
-    return {"videos": len(recs), "classes": len(labels), "nouns": len(nouns), "splits": splits}
+    base_labels, novel_labels = find_file(few, BASE_LABELS), find_file(few, FINETUNE_LABELS)
+    if base_labels is not None and novel_labels is not None:
+        splits.append(["few-shot", f"{len(read_json(base_labels))} base, {len(read_json(novel_labels))} novel",
+                       len(_records(find_file(few, BASE_TRAIN))), len(_records(find_file(few, BASE_VAL))), "-"])
+    return {"videos": len(recs), "classes": len(labels), "nouns": len(_nouns(recs)), "splits": splits}
 
 
 def table_page(folder: Path, out: Path) -> str:

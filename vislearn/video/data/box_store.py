@@ -17,6 +17,9 @@ Layout of a store folder (all arrays little-endian .npy):
   video_placeholders.npy int64 [V+1]  offsets into placeholders.npy (int32 string ids)
   strings.bin / strings_offsets.npy   the string table (utf-8, concatenated)
 Fields of the annotation tool (url, split, task_index) are not kept: they are not needed to train.
+
+`open_boxes` opens either form (a store folder or a JSON file): it lives here, beside the store, so that
+`annotations` (the JSON side, which the store is built from) never needs to know the store.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .annotations import VideoBoxes, load_annotations, parse_video
+from .annotations import AnnotationFile, BoxSource, VideoBoxes, load_annotations, parse_video
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_folder, output_folder, refuse_input_overwrite
 from vislearn.common.jsonio import read_json, write_json
@@ -199,6 +202,36 @@ class BoxStore:
     def __len__(self) -> int:
         return len(self._ids)
 
+    # ---- the arrays, for whole-batch readers (`coord_batch.CoordBatcher`) ----------------------------
+    # Read-only memory maps (shared by forked workers through the page cache), in store row order: row r
+    # of a video is `rows([video_id])[0]`. Box k of a video is one of its frames' boxes, so
+    # video_frames -> frame_index / frame_boxes -> xyxy / box_strings is the whole walk.
+    @property
+    def video_frames(self) -> np.ndarray:
+        """int64 [V+1]: video row r's annotated frames are frame_index[video_frames[r]:video_frames[r+1]]."""
+        return self._video_frames
+
+    @property
+    def frame_index(self) -> np.ndarray:
+        """int32 [F]: the 0-based decoded frame number of each annotated frame (sorted within a video)."""
+        return self._frame_index
+
+    @property
+    def frame_boxes(self) -> np.ndarray:
+        """int64 [F+1]: frame f's boxes are xyxy[frame_boxes[f]:frame_boxes[f+1]]."""
+        return self._frame_boxes
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        """float32 [B, 4]: every box in pixels (x1, y1, x2, y2)."""
+        return self._xyxy
+
+    @property
+    def box_strings(self) -> np.ndarray:
+        """int32 [B, 3]: string ids (`string`) of each box's standard_category (the track id: "hand",
+        "0000", ...), category (the noun) and gt_annotation."""
+        return self._box_strings
+
     def _row(self, video_id: object) -> int:
         key = str(video_id).encode()
         if len(key) > self._ids.dtype.itemsize:
@@ -261,3 +294,11 @@ class BoxStore:
     def __iter__(self):
         for vid in self.video_ids():
             yield self.get(vid)
+
+
+def open_boxes(path: str | os.PathLike) -> BoxSource:
+    """A box store folder (from `index-boxes`) or a Something-Else JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        return BoxStore(path)
+    return AnnotationFile.load(path)

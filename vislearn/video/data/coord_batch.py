@@ -16,11 +16,12 @@ multi-scale / centre / full-frame crops. Anything else goes through `__getitem__
 Per dataset, built once at construction (in the main process, so forked workers share it):
 each item's store row, key, frame span, frame size and slot ids, and the slot of every box of
 the dataset's videos (hand slot 0, objects by id in slots 1..N-1, as `datasets.slots`).
+It reads the store only through `BoxStore`'s public array properties (video_frames, frame_index,
+frame_boxes, xyxy, box_strings), so the store may change its files without breaking it.
 """
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,11 +29,9 @@ import torch
 from .annotations import HAND
 from .box_store import BoxStore
 from .draws import integers_from, item_keys, uniforms
+from .frame_size import SSV2_FRAME_HEIGHT
 from .slots import EMPTY, HAND_ID, OBJECT_ID
 from .transforms import CenterCrop, FullFrame, MultiScaleCrop
-
-if TYPE_CHECKING:
-    from .clip_dataset import ClipDataset
 
 BOX_STREAM, VIEW_STREAM = 0, 2  # the streams of ClipDataset.rngs
 
@@ -47,7 +46,10 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 class CoordBatcher:
-    def __init__(self, ds: "ClipDataset"):
+    """The batches of one `clip_dataset.ClipDataset` (`ds`, read through its attributes: this module
+    imports nothing from clip_dataset, which builds a CoordBatcher where `covers` says it may)."""
+
+    def __init__(self, ds):
         store: BoxStore = ds.boxes
         self.ds, self.store = ds, store
         self.T, self.N = ds.box_sampler.num_out, ds.num_slots
@@ -56,8 +58,8 @@ class CoordBatcher:
         self.crc = np.array([zlib.crc32(str(i).encode()) for i in ids], np.uint64)
         self.labels = torch.tensor(ds.labels_of, dtype=torch.long)
         self.row = store.rows(ids)  # every item has boxes (ClipDataset skipped the others)
-        vf, fb = np.asarray(store._video_frames), np.asarray(store._frame_boxes)
-        self.fi = np.asarray(store._frame_index).astype(np.int64)
+        vf, fb = np.asarray(store.video_frames), np.asarray(store.frame_boxes)
+        self.fi = np.asarray(store.frame_index).astype(np.int64)
         self.fb = fb
         self.f0, self.f1 = vf[self.row], vf[self.row + 1]
         has = self.f1 > self.f0
@@ -68,7 +70,7 @@ class CoordBatcher:
         self._sizes()
 
     @staticmethod
-    def covers(ds: "ClipDataset") -> bool:
+    def covers(ds) -> bool:
         return (isinstance(ds.boxes, BoxStore) and not ds.load_frames and not ds.official_slots
                 and ds.num_views == 1 and not (ds.flip is not None and ds.train)
                 and type(ds.view_transform) in (MultiScaleCrop, CenterCrop, FullFrame))
@@ -81,7 +83,7 @@ class CoordBatcher:
         b0, b1 = fb[vf[rows]], fb[vf[rows + 1]]
         boxes = _ranges(b0, b1 - b0)
         owner = np.repeat(np.arange(len(rows)), b1 - b0)
-        track = np.asarray(store._box_strings[boxes, 0]) if len(boxes) else np.zeros(0, np.int32)
+        track = np.asarray(store.box_strings[boxes, 0]) if len(boxes) else np.zeros(0, np.int32)
         names, at = np.unique(track, return_inverse=True)
         text = [store.string(int(i)) for i in names]
         rank = np.empty(len(text), np.int64)
@@ -94,7 +96,7 @@ class CoordBatcher:
         slot = np.full(len(boxes), -1, np.int8)
         slot[hand] = 0
         slot[~hand] = np.where(pos < N - 1, 1 + pos, -1)
-        self.box_slot = np.full(len(store._xyxy), -1, np.int8)
+        self.box_slot = np.full(len(store.xyxy), -1, np.int8)
         self.box_slot[boxes] = slot
         n_obj = np.bincount(objects // max(len(text), 1), minlength=len(rows))
         has_hand = np.bincount(owner[hand], minlength=len(rows)) > 0
@@ -127,14 +129,12 @@ class CoordBatcher:
             self.fixed = np.array([[v.x0, v.y0, v.x1, v.y1] for v in views], np.int64)  # [G, 4]
 
     def _box_extent(self) -> np.ndarray:
-        """`clip_dataset.box_extent_size` of every item's video: int64 [items, 2]."""
-        from .clip_dataset import SSV2_FRAME_HEIGHT
-
+        """`frame_size.box_extent_size` of every item's video: int64 [items, 2]."""
         b0, b1 = self.fb[self.f0], self.fb[self.f1]
         out = np.full((len(b0), 2), SSV2_FRAME_HEIGHT, np.int64)
         some = b1 > b0
         if some.any():
-            xyxy = self.store._xyxy
+            xyxy = self.store.xyxy
             top = _ranges(b0[some], b1[some] - b0[some])
             at = np.concatenate([[0], np.cumsum(b1[some] - b0[some])[:-1]])
             x2 = np.maximum.reduceat(np.asarray(xyxy[top, 2]), at)
@@ -169,7 +169,7 @@ class CoordBatcher:
         box, cell, slot = box[keep], cell[keep], slot[keep]
         xyxy = np.zeros((B * T, N, 4), np.float32)
         present = np.zeros((B * T, N), bool)
-        xyxy[cell, slot] = self.store._xyxy[box]
+        xyxy[cell, slot] = self.store.xyxy[box]
         present[cell, slot] = True
 
         # Each item's crop, then boxes normalised to it (as transforms.boxes_to_view).

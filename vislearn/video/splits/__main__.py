@@ -159,7 +159,7 @@ def cmd_compositional(args) -> int:
     pool = comp.load_pool(labels, train, val)
     boxes = None
     if args.boxes is not None:
-        from vislearn.video.data.annotations import open_boxes
+        from vislearn.video.data.box_store import open_boxes
 
         if not args.boxes.exists():
             raise UserError(f"{args.boxes}: file not found")

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vislearn.video.data.annotations import HAND, VideoBoxes, finite_number, frame_name, record_box, record_frame
+from vislearn.video.data.annotations import HAND, finite_number, frame_name, record_box, record_frame
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 
@@ -86,13 +86,6 @@ class VideoDetections:
     def empty(cls, video_id: str, num_frames: int) -> "VideoDetections":
         return cls(video_id, num_frames, np.zeros(0, np.int32), np.zeros((0, 4), np.float32),
                    np.zeros(0, np.float32), np.zeros(0, np.int64))
-
-    @classmethod
-    def from_boxes(cls, vb: VideoBoxes, score: float = 1.0) -> "VideoDetections":
-        """Ground-truth boxes as detections (class from the track id), e.g. to re-track them."""
-        labels = [HAND_CLASS if t == HAND or c.lower() == HAND else OBJECT_CLASS for t, c in zip(vb.track, vb.category)]
-        return cls(vb.video_id, vb.num_frames, vb.frame_index[vb.box_frame], vb.xyxy,
-                   np.full(len(vb.track), score, np.float32), np.array(labels, np.int64))
 
 
 def parse_detections(video_id: str, records: object, source: str | os.PathLike = "<detections>") -> VideoDetections:

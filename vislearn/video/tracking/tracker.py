@@ -92,9 +92,6 @@ class Track:
         """Sum of the detection scores of its detected frames: how long and how confidently tracked."""
         return float(sum(s for s, d in zip(self.scores, self.detected) if d))
 
-    def box_array(self) -> np.ndarray:
-        return np.array(self.boxes, dtype=np.float64).reshape(-1, 4)
-
 
 def _assign(iou: np.ndarray, min_iou: float, weight: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Hungarian assignment maximising IoU (x weight per column); pairs below `min_iou` IoU refused."""
