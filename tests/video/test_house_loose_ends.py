@@ -110,13 +110,12 @@ def test_box_store_builds_on_annotations_not_the_reverse(tmp_path):
     assert box_store.open_boxes.__module__ == "vislearn.video.data.box_store"
     split, boxes_json = make_box_split(tmp_path, videos=2, frames=2)
     box_store.index_boxes([boxes_json], tmp_path / "store")
-    assert isinstance(annotations.open_boxes(tmp_path / "store"), box_store.BoxStore)
-    # annotations' only way to the store is the transitional `open_boxes` alias (see its docstring)
+    assert isinstance(box_store.open_boxes(tmp_path / "store"), box_store.BoxStore)
+    assert isinstance(box_store.open_boxes(boxes_json), annotations.AnnotationFile)
+    # annotations never imports the store, not even inside a function
     tree = ast.parse((DATA / "annotations.py").read_text())
-    uses = [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
-            and any(isinstance(n, ast.ImportFrom) and (n.module or "").endswith("box_store") for n in ast.walk(f))]
-    assert uses in ([], ["open_boxes"])
-    assert not any(isinstance(n, (ast.Import, ast.ImportFrom)) and "box_store" in ast.dump(n) for n in tree.body)
+    assert not hasattr(annotations, "open_boxes")
+    assert not any(isinstance(n, (ast.Import, ast.ImportFrom)) and "box_store" in ast.dump(n) for n in ast.walk(tree))
 
 
 def test_coord_batch_does_not_import_clip_dataset():

@@ -9,7 +9,8 @@ from torchvision.ops import box_iou
 
 from vislearn.video.actions.models import STRG, create_model, load_backbone_weights
 from vislearn.video.actions.models.strg import GraphConv, pairwise_iou, region_features, temporal_graphs
-from vislearn.video.data.annotations import frame_name, open_boxes
+from vislearn.video.data.annotations import frame_name
+from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import ClipDataset, collate
 from vislearn.video.data.ssv2 import Record
 

@@ -133,7 +133,8 @@ def test_resume_survives_kills_during_the_header_and_after_a_torn_line(tmp_path)
 
 def test_tracked_boxes_round_trip_through_the_box_store_and_the_training_cli(setup, tmp_path):
     from vislearn.video.actions.train import main as train
-    from vislearn.video.data.annotations import AnnotationFile, open_boxes
+    from vislearn.video.data.annotations import AnnotationFile
+    from vislearn.video.data.box_store import open_boxes
 
     tracks = setup["root"] / "one" / "tracks.json"
     store = tmp_path / "store"

@@ -163,3 +163,12 @@ def test_torchrun_two_processes_match_one_process(tmp_path, box_split):
     for k in sa:
         if sa[k].is_floating_point():
             torch.testing.assert_close(sa[k], sb[k], rtol=1e-3, atol=1e-3)
+
+
+def test_the_log_says_how_the_checkpoint_was_chosen(tmp_path, box_split):
+    """With nothing held out of train, the evaluated checkpoint is the last epoch's, and the log says so."""
+    held = run(*common(box_split, tmp_path / "held", epochs=1))
+    none = run(*common(box_split, tmp_path / "none", epochs=1, holdout_fraction=0))
+    assert held.returncode == 0 and none.returncode == 0, (held.stderr, none.stderr)
+    assert "chosen on the held-out part of train" in held.stdout
+    assert "no videos were held out" in none.stdout and "chosen on the held-out" not in none.stdout

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vislearn.video.data.annotations import open_boxes
+from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import ClipDataset, collate
 from vislearn.common.errors import UserError
 from vislearn.video.data.split_layout import split_files

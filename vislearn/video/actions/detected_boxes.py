@@ -74,7 +74,7 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True) -> dict:
         track_split_in_shards(split_dir, data / "videos", detector, tracks, SHARDS, common)
     mot_file = folder / "mot.json"
     if not mot_file.exists():
-        from vislearn.video.data.annotations import open_boxes
+        from vislearn.video.data.box_store import open_boxes
         from vislearn.video.tracking.mot_eval import evaluate
         from vislearn.video.tracking.track_split import split_video_ids
 

@@ -57,7 +57,8 @@ from vislearn.common.cli import EXIT_FAILED, EXIT_OK, Parser, positive_int, run_
 from vislearn.common.errors import UserError
 from vislearn.common.files import output_file, output_folder, refuse_input_overwrite
 from vislearn.common.jsonio import write_json
-from vislearn.video.data.annotations import AnnotationFile, BoxSource, VideoBoxes, open_boxes
+from vislearn.video.data.annotations import AnnotationFile, BoxSource, VideoBoxes
+from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import collate
 from vislearn.video.data.ssv2 import Record
 from vislearn.video.data.video import SSV2_FPS, DecodedVideo, VideoReader, expand_videos, open_video

@@ -99,6 +99,13 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
     return model
 
 
+def chosen_on(data: Data) -> str:
+    """How the evaluated checkpoint was chosen, in the words of the log."""
+    if data.holdout is not None and len(data.holdout):
+        return "chosen on the held-out part of train"
+    return "the last epoch's: no videos were held out of train to choose on"
+
+
 def check_model_fits_clip(model: nn.Module, cfg: TrainConfig) -> None:
     """A STIN (alone or inside fusion) is built for a fixed number of box frames and slots, and the
     dataset makes clips of num_box_frames x num_slots: a mismatch is refused here, in one line, before
@@ -271,7 +278,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
             figures.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
             figures.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
         log(f"{cfg.eval_set}: top-1 {summary['top1']:.4f} top-5 {summary['top5']:.4f} over {summary['videos']} videos "
-            f"(checkpoint of epoch {ckpt['epoch'] + 1}, chosen on the held-out part of train)")
+            f"(checkpoint of epoch {ckpt['epoch'] + 1}, {chosen_on(data)})")
     if dist.is_main:
         write_json(out / "results.json", results, indent=1)
         figures.plot_curves(figures.read_metrics(out / "metrics.jsonl"), out / "curves.png")

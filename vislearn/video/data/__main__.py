@@ -59,7 +59,7 @@ def video_summary(vb) -> dict:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .annotations import open_boxes
+    from .box_store import open_boxes
 
     source = open_boxes(args.boxes)
     sizes = _frame_sizes(args.videos) if args.videos else {}

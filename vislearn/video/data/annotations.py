@@ -265,13 +265,3 @@ def merge_annotations(paths: Iterable[str | os.PathLike]) -> dict[str, list]:
             merged[vid] = frames
             origin[vid] = str(path)
     return merged
-
-
-def open_boxes(path: str | os.PathLike) -> BoxSource:
-    """Transitional alias of `box_store.open_boxes` (its home: the module that knows both forms), kept
-    only so that callers outside the data layer keep working until they import it from there. It is
-    the last import of the store from this module: delete it then, and `annotations` <-> `box_store`
-    is no cycle at all (the store is built from, and returns, this module's `VideoBoxes`)."""
-    from .box_store import open_boxes as open_either
-
-    return open_either(path)

@@ -127,13 +127,6 @@ def save_records(path: str | os.PathLike, records: Iterable[Record]) -> None:
     write_json(path, [r.to_json() for r in records])
 
 
-def label_index(record: Record, labels: dict[str, int], path: str | os.PathLike = "<records>") -> int:
-    name = record.class_name
-    if name is None or name not in labels:
-        raise UserError(f"{path}: id {record.id}: template {record.template!r} is not in the labels file")
-    return labels[name]
-
-
 def find_metadata(folder: str | os.PathLike) -> dict[str, Path]:
     """Locate the standard SSv2 file names in a folder (labels, train, validation, test)."""
     folder = Path(folder)

@@ -443,7 +443,7 @@ def cmd_track(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from vislearn.video.data.annotations import open_boxes
+    from vislearn.video.data.box_store import open_boxes
     from .mot_eval import evaluate, format_table
 
     gt = open_boxes(args.gt)
@@ -517,7 +517,7 @@ def cmd_track_split(args) -> int:
 
 
 def cmd_evaluate_detector(args) -> int:
-    from vislearn.video.data.annotations import open_boxes
+    from vislearn.video.data.box_store import open_boxes
     from vislearn.video.data.video import list_videos
     from .detector import FrameSamples, VideoItem, collate, load_detector
     from .track_split import split_video_ids

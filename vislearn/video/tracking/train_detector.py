@@ -31,7 +31,8 @@ from vislearn.common.device import resolve_device
 from vislearn.common.errors import UserError
 from vislearn.common.files import output_folder, refuse_input_overwrite, write_text
 from vislearn.common.jsonio import write_json
-from vislearn.video.data.annotations import BoxSource, open_boxes
+from vislearn.video.data.annotations import BoxSource
+from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.split_layout import split_files
 from vislearn.video.data.video import list_videos, open_video
 from .detections import CLASSES

@@ -53,11 +53,6 @@ def _solid(x, colour):
     return out
 
 
-def _soft(d, width=1.0):
-    """Anti-aliased inside-ness of a painted feature from its signed distance (pixels)."""
-    return np.clip(0.5 - d / width, 0.0, 1.0)
-
-
 # --------------------------------------------------------------------------- instance
 @dataclass
 class Look:
