@@ -355,7 +355,8 @@ def demo(args) -> int:
                 continue
             vals = np.array(table[key][split]) * 100
             mean, std = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(2)
-            row += [f"{mean[0]:.1f} ± {std[0]:.1f}", f"{mean[1]:.1f} ± {std[1]:.1f}"]
+            spread = len(vals) > 1  # one seed has no spread to show
+            row += [f"{mean[i]:.1f}" + (f" ± {std[i]:.1f}" if spread else "") for i in (0, 1)]
             entry[split] = {"top1": vals[:, 0].tolist(), "top5": vals[:, 1].tolist(),
                             "top1_mean": float(mean[0]), "top1_std": float(std[0]),
                             "top5_mean": float(mean[1]), "top5_std": float(std[1])}
