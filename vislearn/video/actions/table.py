@@ -157,14 +157,21 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
 
 def cache_first(jobs: list[Job]) -> list[Job]:
     """The first scene-stream job fills the frame-feature cache; the other pixel runs wait for it, so the
-    frozen blocks run once per video instead of once per run side by side."""
+    frozen blocks run once per video instead of once per run side by side. It trains with two threads:
+    the box-only runs beside it are short, and nothing else can run until it is done."""
     first = next((j.name for j in jobs if j.name.endswith("/scene")), None)
     if first is None:
         return jobs
     pixels = ("/scene", "/fusion", "/strg", "/fusion_strg")
     ordered = [j for j in jobs if j.name == first] + [j for j in jobs if j.name != first]
-    return [j if j.name == first or not j.name.endswith(pixels) or first in j.after
-            else Job(j.name, j.fn, j.args, (first, *j.after), j.log) for j in ordered]
+    out = []
+    for j in ordered:
+        if j.name == first:  # it runs beside the box-only runs only; then the second core is idle: take it
+            j = Job(j.name, j.fn, (j.args[0], [*j.args[1], "threads=2"]), j.after, j.log)
+        elif j.name.endswith(pixels) and first not in j.after:
+            j = Job(j.name, j.fn, j.args, (first, *j.after), j.log)
+        out.append(j)
+    return out
 
 
 def fused(score_files: list[Path]) -> dict:
