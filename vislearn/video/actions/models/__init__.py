@@ -7,6 +7,7 @@ Every model maps a batch dict to logits [B, num_classes] and says what it reads:
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from torch import nn
@@ -45,9 +46,11 @@ MODELS = {**STIN_MODELS, **SCENE_MODELS, "strg": strg, "fusion": fusion}
 
 def model_kwargs(name: str) -> list[str]:
     """The keyword options a model builder accepts (besides num_classes)."""
-    params = inspect.signature(MODELS[name]).parameters.values()
+    builder = MODELS[name]
+    fixed = set(builder.keywords) if isinstance(builder, functools.partial) else set()  # what the name says
+    params = inspect.signature(builder).parameters.values()
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [p.name for p in params if p.kind in kinds and p.name != "num_classes"]
+    return [p.name for p in params if p.kind in kinds and p.name != "num_classes" and p.name not in fixed]
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
