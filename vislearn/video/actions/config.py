@@ -8,6 +8,7 @@ ones. The resolved configuration is written next to the results (`config.yaml`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -75,8 +76,11 @@ class TrainConfig:
     log_every: int = 20
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise UserError("epochs, batch_size and lr must be positive")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key}={getattr(self, key)}: must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"lr={self.lr}: must be a finite number above 0")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise UserError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.rgb_sampler not in SAMPLERS:
