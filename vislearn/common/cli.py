@@ -21,6 +21,7 @@ from typing import Callable
 
 from .errors import UserError
 from .malloc import retain_freed_memory
+from .outputs import session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -82,7 +83,8 @@ def run_main(main: Callable[[], int | None]) -> int:
     """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
     retain_freed_memory()  # every command here runs tensor loops: keep their buffers (vislearn.common.malloc)
     try:
-        return int(main() or 0)
+        with session():  # the output folders the command claims (and their locks) end with it
+            return int(main() or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,12 @@
 - `output_file` / `output_folder` / `input_file`: a file where a folder is expected (or the reverse),
   or a missing input, is a one-line UserError at the start of a command, not an OSError after an
   hour of work.
+- `new_output_file`: a single output file (`--out F`): an existing one only with --overwrite.
+What a command may replace, the run-folder lock and the checks before the work are
+`vislearn.common.outputs` (which also defines `output_file`, `output_folder` and
+`refuse_input_overwrite`); `atomic_path` follows its rules: in a folder the command claimed it never
+replaces a file vislearn did not write (unless --overwrite), and it records every file it completes
+in the folder's manifest.
 Files get the usual permissions (0666/0777 less the umask), not mkstemp's private 0600/0700.
 """
 from __future__ import annotations
@@ -25,7 +31,9 @@ import uuid
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from . import outputs
 from .errors import UserError
+from .outputs import claim_file, output_file, output_folder, refuse_input_overwrite  # noqa: F401  (this module's API too)
 
 PathLike = str | os.PathLike
 
@@ -53,40 +61,10 @@ def input_file(path: PathLike, what: str, expected: str) -> Path:
     return path
 
 
-def _file_above(path: Path) -> Path | None:
-    """The nearest existing parent of `path` when it is a file (then nothing can be made below it)."""
-    parent = next((p for p in path.parents if p.exists()), None)
-    return parent if parent is not None and not parent.is_dir() else None
-
-
-def output_file(path: PathLike, flag: str = "") -> Path:
-    """`path` as an output file name: refused (one line) when it is an existing folder or its parent is a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; {flag + ' ' if flag else ''}expects a file name")
-    if (above := _file_above(path)) is not None:
-        raise UserError(f"{above}: is a file, so {path} cannot be written")
-    return path
-
-
 def new_output_file(path: PathLike, inputs: Iterable[PathLike | None], overwrite: bool, flag: str = "--out") -> Path:
-    """`output_file`, never one of `inputs`, and an existing file only with `overwrite` (the
-    command's --overwrite): a user's file is replaced only when asked."""
-    path = output_file(path, flag)
-    refuse_input_overwrite([path], inputs, flag)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: exists; pass --overwrite to replace it")
-    return path
-
-
-def output_folder(path: PathLike, flag: str = "") -> Path:
-    """`path` as an output folder: refused (one line) when it is an existing file."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path}: is a file; {flag + ' ' if flag else ''}expects a folder")
-    if (above := _file_above(path)) is not None:
-        raise UserError(f"{above}: is a file, so the folder {path} cannot be made")
-    return path
+    """`output_file`, never one of `inputs`, in a writable folder, and an existing file only with
+    `overwrite` (the command's --overwrite) or when vislearn made it (`outputs.claim_file`)."""
+    return claim_file(path, overwrite=overwrite, inputs=inputs, flag=flag)
 
 
 @contextlib.contextmanager
@@ -94,8 +72,13 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary name beside `path` (same suffix, so writers that go by the extension work);
     it replaces `path` when the block ends without error and is removed otherwise."""
     path = output_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    outputs.before_write(path)  # in a claimed folder: never over a file vislearn did not write
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the pid in the name: `remove_stale_files` tells a killed run's leftover from a live run's file
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}")
+    except OSError as e:  # the output's name, not the temporary one's
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -107,6 +90,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+    outputs.record(path)  # in the manifest of the folder: ours, so a re-run may replace it
 
 
 @contextlib.contextmanager
@@ -171,9 +155,36 @@ def remove_stale(path: PathLike) -> list[Path]:
     for p in path.parent.glob(f".{path.name}.building.*"):
         parts = p.name[len(path.name) + 2:].split(".")  # building, PID, TAG
         dead = len(parts) == 2 or (len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])))
-        if p.is_dir() and dead:
-            shutil.rmtree(p, ignore_errors=True)
+        if dead:  # a folder, or what a swap put there in its place (a link, a file): never what a link points to
+            _discard(p)
             removed.append(p)
+    return removed
+
+
+def _discard(p: Path) -> None:
+    """Remove `p`: a link or a file is unlinked (what a link points to is kept), a folder removed whole."""
+    if p.is_symlink() or not p.is_dir():
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(p)
+    else:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def remove_stale_files(path: PathLike) -> list[Path]:
+    """Remove the temporary files of `atomic_path(path)` that killed runs left beside `path`:
+    `.STEM.PID.XXXXXXXX.tmpSUFFIX` of dead processes (and `.STEM.XXXXXXXX.tmpSUFFIX`, the name earlier
+    versions used). A command calls it once before writing `path` (it lists the folder)."""
+    import re
+
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp{re.escape(path.suffix)}")
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(path.parent) as it:
+        for entry in it:
+            m = pattern.fullmatch(entry.name)
+            if m and (m.group(1) is None or not _alive(int(m.group(1)))) and not entry.is_dir(follow_symlinks=False):
+                _remove(entry.path)
+                removed.append(Path(entry.path))
     return removed
 
 
@@ -196,7 +207,7 @@ def atomic_folder(path: PathLike, replace: bool = False) -> Iterator[Path]:
         if not path.exists():
             os.rename(tmp, path)
         elif _exchange(tmp, path):
-            shutil.rmtree(tmp, ignore_errors=True)  # now the old folder (a leftover is removed next time)
+            _discard(tmp)  # now the old folder, or a link that stood there (a leftover is removed next time)
         else:  # no atomic exchange here: move the old one aside, then the new one in
             old = path.with_name(f".{path.name}.building.{os.getpid()}.{uuid.uuid4().hex[:8]}")
             os.rename(path, old)
@@ -205,42 +216,10 @@ def atomic_folder(path: PathLike, replace: bool = False) -> Iterator[Path]:
             except BaseException:
                 os.rename(old, path)
                 raise
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _named(e, path) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-# ----------------------------------------------------------------------------------- guard
-
-def refuse_input_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike | None], flag: str = "") -> None:
-    """UserError when an output would replace an input: the same file (also through a link) or a
-    folder that holds an input. `outputs` are the files (or folders to replace) a command will write."""
-    by_key: dict = {}
-    for p in inputs:
-        if p is None or str(p) == "" or str(p) == "-":
-            continue
-        real = os.path.realpath(p)
-        for key in [real, *map(str, Path(real).parents)]:
-            by_key.setdefault(key, p)
-        with contextlib.suppress(OSError):
-            st = os.stat(p)
-            by_key.setdefault((st.st_dev, st.st_ino), p)
-    if not by_key:
-        return
-    for out in outputs:
-        if out is None or str(out) == "-":
-            continue
-        hit = by_key.get(os.path.realpath(out))
-        if hit is None:
-            with contextlib.suppress(OSError):
-                st = os.stat(out)
-                hit = by_key.get((st.st_dev, st.st_ino))
-        if hit is not None:
-            where = f" ({flag})" if flag else ""
-            same = os.path.realpath(hit) == os.path.realpath(out) or not Path(out).is_dir()
-            what = f"is the input {hit}" if same else f"holds the input {hit}"
-            raise UserError(f"{out}: output{where} {what}; refusing to overwrite an input (choose another output)")

@@ -1,0 +1,369 @@
+"""The output rules every command follows: replace only what vislearn made, one writer per folder,
+check before the work.
+
+- **Only our own files are replaced.** Every folder a command writes into keeps a small hidden
+  manifest, `.vislearn-outputs` (JSON: `{"kind": ..., "files": {name: {"size", "mtime_ns"}}}`), of the
+  files vislearn wrote there. `vislearn.common.files.atomic_path` (so `atomic_file`, `write_text`,
+  `write_json`, checkpoints, plots, videos) records every file it completes in the manifest of the
+  folder the running command claimed (or of the file's own folder when that has a manifest). An
+  existing file that matches its record (same size and modification time) was made by vislearn and
+  may be replaced: re-runs and resumes work. Any other file (a user's, or one of ours changed since)
+  is replaced only when the user passes --overwrite. A copy keeps its records when it keeps the
+  modification times (`cp -a`, `rsync -a`, `shutil.copytree`); otherwise --overwrite says it is ours.
+  A damaged manifest counts as empty (then --overwrite is asked for: nothing is lost).
+- **Single-file outputs** (`--out F`, `--json F`) whose folder is the user's get no manifest: an
+  existing F is replaced only with --overwrite (or when F's folder has a manifest that records it).
+- **A folder belongs to one command** (`kind`, kept in its manifest): e.g. `evaluate --out RUN` of a
+  training run is refused; guests that add a file to any output folder (`report`) claim no kind.
+- **Checked before the work:** `claim_folder` / `claim_file` refuse, in one line and before anything
+  is read or written, an output of the wrong kind (a file where a folder goes, or the reverse), one
+  that is an input, a folder that cannot be written (`check_writable`: read-only, immutable, not
+  ours), and strangers among the files the command will write.
+- **One writer per run folder:** `claim_folder(..., lock=True)` takes `vislearn.common.lock`'s lock
+  (a second writer is refused in one line naming the folder and the other pid). The checks run
+  under the lock, so two runs started together cannot both pass them.
+
+A claim lasts until `Claim.release()` or the end of the command (`session`, which
+`vislearn.common.cli.run_main` opens around every command). A folder the claim had to make for its
+lock is removed again when nothing was written into it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import UserError
+from .lock import lock_folder, unlock_folder
+
+PathLike = str | os.PathLike
+MANIFEST = ".vislearn-outputs"  # no .json suffix: globs for a split's *.json never see it
+HIDDEN = (MANIFEST,)  # the names the rules add to a folder (tests leave them out of "nothing else there")
+
+
+# ------------------------------------------------------------------------------- kinds of paths
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing parent of `path` when it is a file (then nothing can be made below it)."""
+    parent = next((p for p in path.parents if p.exists()), None)
+    return parent if parent is not None and not parent.is_dir() else None
+
+
+def output_file(path: PathLike, flag: str = "") -> Path:
+    """`path` as an output file name: refused (one line) when it is an existing folder or its parent is a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; {flag + ' ' if flag else ''}expects a file name")
+    if (above := _file_above(path)) is not None:
+        raise UserError(f"{above}: is a file, so {path} cannot be written")
+    return path
+
+
+def output_folder(path: PathLike, flag: str = "") -> Path:
+    """`path` as an output folder: refused (one line) when it is an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: is a file; {flag + ' ' if flag else ''}expects a folder")
+    if (above := _file_above(path)) is not None:
+        raise UserError(f"{above}: is a file, so the folder {path} cannot be made")
+    return path
+
+
+def refuse_input_overwrite(outputs: Iterable[PathLike], inputs: Iterable[PathLike | None], flag: str = "") -> None:
+    """UserError when an output would replace an input: the same file (also through a link) or a
+    folder that holds an input. `outputs` are the files (or folders to replace) a command will write."""
+    by_key: dict = {}
+    for p in inputs:
+        if p is None or str(p) == "" or str(p) == "-":
+            continue
+        real = os.path.realpath(p)
+        for key in [real, *map(str, Path(real).parents)]:
+            by_key.setdefault(key, p)
+        with contextlib.suppress(OSError):
+            st = os.stat(p)
+            by_key.setdefault((st.st_dev, st.st_ino), p)
+    if not by_key:
+        return
+    for out in outputs:
+        if out is None or str(out) == "-":
+            continue
+        hit = by_key.get(os.path.realpath(out))
+        if hit is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(out)
+                hit = by_key.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            where = f" ({flag})" if flag else ""
+            same = os.path.realpath(hit) == os.path.realpath(out) or not Path(out).is_dir()
+            what = f"is the input {hit}" if same else f"holds the input {hit}"
+            raise UserError(f"{out}: output{where} {what}; refusing to overwrite an input (choose another output)")
+
+
+def check_writable(path: PathLike, flag: str = "") -> None:
+    """One line when the folder `path` (or, when it does not exist yet, the nearest existing folder
+    above it) cannot be written: a read-only or immutable folder, or one of another user. `os.access`
+    asks the kernel, so it holds for root too (root may write anywhere except on an immutable folder or
+    a read-only file system, which it reports)."""
+    path = Path(path)
+    here = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    if here is None or not here.is_dir():
+        return  # output_folder / output_file say what is wrong
+    if not os.access(here, os.W_OK | os.X_OK):
+        where = f" ({flag})" if flag else ""
+        made = "" if here == path else f", so {path} cannot be made there"
+        raise UserError(f"{here}: folder is not writable{made}{where}")
+
+
+# ------------------------------------------------------------------------------------ manifest
+
+def _parse(text: str) -> dict:
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+        return {}
+    return data
+
+
+def read_manifest(folder: PathLike) -> dict:
+    """The manifest of `folder` ({} when it has none, or a damaged one)."""
+    try:
+        with open(Path(folder) / MANIFEST, encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            return _parse(f.read())
+    except (OSError, UnicodeError):
+        return {}
+
+
+def _update(folder: str, change) -> None:
+    """Change the manifest of `folder` in place, under an flock of the manifest itself (a table's
+    processes, or a report beside a training, may record into one folder at once)."""
+    fd = os.open(os.path.join(folder, MANIFEST), os.O_RDWR | os.O_CREAT, 0o666)
+    with os.fdopen(fd, "r+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        data = _parse(f.read())
+        change(data)
+        f.seek(0)
+        f.write(json.dumps(data, indent=0, sort_keys=True))
+        f.truncate()
+
+
+def _rel(path: Path, root: str) -> str:
+    return os.path.relpath(os.path.join(os.path.realpath(path.parent), path.name), root)
+
+
+def _root_of(path: Path) -> str | None:
+    """The folder whose manifest speaks for `path`: the nearest folder claimed in this process, else
+    the file's own folder when it has a manifest."""
+    claim = claim_of(path)
+    if claim is not None:
+        return claim.real
+    parent = os.path.realpath(path.parent)
+    return parent if os.path.isfile(os.path.join(parent, MANIFEST)) else None
+
+
+def ours(path: PathLike, root: str | None = None) -> bool:
+    """Whether the existing file `path` is one vislearn wrote and nobody changed since (its record in
+    the manifest of `root`, default the folder that speaks for it, matches its size and mtime)."""
+    path = Path(path)
+    root = root if root is not None else _root_of(path)
+    if root is None:
+        return False
+    entry = read_manifest(root).get("files", {}).get(_rel(path, root))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+
+
+def record(path: PathLike, root: str | None = None, kind: str | None = None) -> None:
+    """Note the file `path`, just written by vislearn, in the manifest that speaks for it (if any; or
+    that of `root`). `atomic_path` calls it; a writer that publishes a file another way calls it itself."""
+    path = Path(path)
+    root = root if root is not None else _root_of(path)
+    if root is None:
+        return
+    if kind is None:
+        claim = claim_of(path)
+        kind = claim.kind if claim is not None else None
+    try:
+        st = os.stat(path)
+        entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+        def change(data: dict) -> None:
+            data.setdefault("files", {})[_rel(path, root)] = entry
+            if kind and not data.get("kind"):
+                data["kind"] = kind
+        _update(root, change)
+    except OSError:
+        pass  # the file is written; without its record it only asks for --overwrite next time
+
+
+def before_write(path: PathLike) -> None:
+    """`atomic_path`'s last guard, for a file the command's claim did not name: in a claimed folder an
+    existing file that is not ours is replaced only when the claim was given `overwrite`."""
+    path = Path(path)
+    claim = claim_of(path)
+    if claim is None or claim.overwrite or not path.is_file() or ours(path, claim.real):
+        return
+    raise UserError(f"{path}: exists and was not written by vislearn (or changed since); pass --overwrite to replace it")
+
+
+# -------------------------------------------------------------------------------------- claims
+
+_claims: dict[str, "Claim"] = {}  # real path of a claimed folder -> its claim (this process)
+
+
+def claim_of(path: PathLike) -> "Claim | None":
+    """The claim of the nearest claimed folder holding the file `path`, if any."""
+    if not _claims:
+        return None
+    folder = os.path.realpath(Path(path).parent)
+    while True:
+        if folder in _claims:
+            return _claims[folder]
+        up = os.path.dirname(folder)
+        if up == folder:
+            return None
+        folder = up
+
+
+@dataclass
+class Claim:
+    """A folder a command writes into (`claim_folder`)."""
+
+    path: Path
+    real: str
+    kind: str | None
+    flag: str
+    overwrite: bool = False
+    locked: bool = False
+    created: list[Path] = field(default_factory=list)
+    owner: bool = True  # False: the folder was already claimed in this process (this claim adds checks only)
+
+    def check(self, names: Iterable[str], overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
+              adopt: bool = False) -> None:
+        """The files `names` (relative to the folder) that the command will write: none may be an input,
+        and an existing one that is not ours is refused unless `overwrite`. `adopt`: files without any
+        record count as ours (a run written before manifests existed, which the command recognised as
+        its own); a record that no longer matches still needs `overwrite`."""
+        names = list(names)
+        refuse_input_overwrite([self.path / n for n in names], inputs, self.flag)
+        if overwrite:
+            if self.owner:
+                self.overwrite = True
+            return
+        files = read_manifest(self.real).get("files", {})
+        strangers = [n for n in names if (self.path / n).is_file() and not ours(self.path / n, self.real)
+                     and not (adopt and _rel(self.path / n, self.real) not in files)]
+        if not strangers:
+            if adopt:
+                for n in names:
+                    if (self.path / n).is_file():
+                        record(self.path / n, self.real, self.kind)
+            return
+        if len(strangers) == 1:
+            raise UserError(f"{self.path / strangers[0]}: exists and was not written by vislearn (or changed since); "
+                            f"pass --overwrite to replace it")
+        more = f" and {len(strangers) - 3} more" if len(strangers) > 3 else ""
+        raise UserError(f"{self.path}: holds {', '.join(strangers[:3])}{more} that vislearn did not write (or that "
+                        f"changed since); pass --overwrite to replace them")
+
+    def release(self) -> None:
+        """The end of the claim: the lock goes, a folder made only for it goes when it stayed empty."""
+        if not self.owner:
+            return
+        if _claims.get(self.real) is self:
+            del _claims[self.real]
+        if self.locked:
+            self.locked = False
+            unlock_folder(self.real)
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: nothing was written
+        self.created = []
+
+
+def _make_folder(path: Path) -> list[Path]:
+    """mkdir -p `path`; the folders it made, outermost first."""
+    missing = [p for p in [path, *path.parents] if not p.exists()][::-1]
+    made = []
+    try:
+        for p in missing:
+            p.mkdir()
+            made.append(p)
+    except FileExistsError:
+        pass
+    except OSError:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    return made
+
+
+def claim_folder(path: PathLike, names: Iterable[str] = (), *, kind: str | None = None, overwrite: bool = False,
+                 inputs: Iterable[PathLike | None] = (), flag: str = "--out", lock: bool = False,
+                 adopt: bool = False) -> Claim:
+    """Claim the output folder `path` before the work (changes nothing when it refuses):
+
+    - a folder (not a file), writable (`check_writable`);
+    - with `lock`, made if missing and locked (`vislearn.common.lock`): a second writer is refused;
+    - with a `kind` (the command, e.g. "video train"), not the folder of another command;
+    - `names`: the files it will write (`Claim.check`: not inputs; strangers need `overwrite`).
+
+    Until the claim ends, files written below `path` are recorded in its manifest."""
+    path = output_folder(path, flag)
+    check_writable(path, flag)
+    real = os.path.realpath(path)
+    outer = _claims.get(real)
+    claim = Claim(path, real, kind if outer is None else (outer.kind or kind), flag, owner=outer is None)
+    try:
+        if outer is None and lock:
+            claim.created = _make_folder(path)
+            lock_folder(path, flag)
+            claim.locked = True
+        if kind is not None:
+            other = read_manifest(real).get("kind") or (outer.kind if outer is not None else None)
+            if other and other != kind:
+                held = [n for n in names if (path / n).exists()]
+                what = f" ({', '.join(held)} are its own)" if held else ""
+                raise UserError(f"{path}: holds the outputs of `vislearn {other}`{what}; `vislearn {kind}` does not "
+                                f"write there: choose another {flag}")
+        claim.check(names, overwrite, inputs, adopt)
+    except BaseException:
+        claim.release()
+        raise
+    if outer is None:
+        _claims[real] = claim
+    return claim
+
+
+def claim_file(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
+               flag: str = "--out") -> Path:
+    """Claim a single output file before the work: a file name (not a folder), not one of `inputs`, in a
+    writable folder; an existing file is replaced only with `overwrite` (the command's --overwrite) or
+    when the manifest of its folder records it as ours."""
+    path = output_file(path, flag)
+    refuse_input_overwrite([path], inputs, flag)
+    check_writable(path.parent, flag)
+    if path.exists() and not overwrite and not ours(path):
+        raise UserError(f"{path}: exists; pass --overwrite to replace it")
+    return path
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """The claims made inside the block end with it (`run_main` wraps every command in one)."""
+    before = set(_claims)
+    try:
+        yield
+    finally:
+        for real in [r for r in _claims if r not in before]:
+            _claims[real].release()
