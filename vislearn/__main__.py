@@ -10,7 +10,7 @@ import sys
 from vislearn.common.cli import EXIT_OK, EXIT_USAGE, Command, command_table
 
 # family -> the module holding its COMMANDS, TITLE and main(argv)
-FAMILIES = {"video": "vislearn.video.__main__"}
+FAMILIES = {"video": "vislearn.video.__main__", "backbones": "vislearn.backbones.__main__"}
 TOP_COMMANDS = [Command("demo", "vislearn.demo", "every system's quick demo, one table and one report page (make demo)")]
 
 

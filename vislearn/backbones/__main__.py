@@ -1,0 +1,20 @@
+"""`vislearn backbones COMMAND` (or `python -m vislearn.backbones COMMAND`): the encoders every family takes by name
+(`vislearn.backbones.create_backbone(name, **kwargs)`): ViT_P / ViT_C, MobileNetV2, video trunks."""
+from __future__ import annotations
+
+import sys
+
+from vislearn.common.cli import Command, dispatch
+
+COMMANDS = [
+    Command("list", "vislearn.backbones.registry", "every backbone by name, with its parameters and flops"),
+]
+TITLE = "Backbones: ViT_P / ViT_C (Early Convolutions Help Transformers See Better), MobileNetV2, video trunks"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch("vislearn backbones", __doc__.split("\n\n")[0], COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
