@@ -132,11 +132,11 @@ def test_trunk_overfits_a_handful_of_videos_through_the_cli(synth, tmp_path, nam
     videos = [json.loads((data / f"something-something-v2-{s}.json").read_text()) for s in ("train", "validation")]
     train = (videos[0] + videos[1])[:6]
     (split / "train.json").write_text(json.dumps(train))
-    (split / "validation.json").write_text(json.dumps(train))  # scored on the videos it learnt
+    # scored on the videos it learnt: eval_set=train (a validation list holding them is refused)
     out = tmp_path / "run"
     args = [f"split={split}", f"videos={data / 'videos'}", f"model={name}", "model_args.pretrained=mobilenet_v2_imagenet",
             "model_args.dropout=0", "input_size=64", "num_rgb_frames=4", "epochs=8", "batch_size=6", "lr=0.05",
-            "lr_steps=[100]", "workers=0", "threads=1", "holdout_fraction=0", "device=cpu", f"out={out}",
+            "lr_steps=[100]", "workers=0", "threads=1", "holdout_fraction=0", "device=cpu", f"out={out}", "eval_set=train",
             *[e.format(cache=tmp_path / "cache") for e in extra]]
     r = subprocess.run([sys.executable, "-m", "vislearn.video.actions.train", *args], capture_output=True, text=True, env=ENV,
                        cwd=ROOT, timeout=600)
@@ -153,7 +153,7 @@ def test_trunk_overfits_a_handful_of_videos_through_the_cli(synth, tmp_path, nam
         # the cache serves what the pixels give: `evaluate` scores the run's checkpoint the same from pixels
         shutil.rmtree(tmp_path / "cache")
         ev = subprocess.run([sys.executable, "-m", "vislearn.video.actions.evaluate", "--checkpoint", str(out / "best.pt"),
-                             "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ev")], capture_output=True,
+                             "--set", "train", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ev")], capture_output=True,
                             text=True, env=ENV, cwd=ROOT, timeout=600)
         assert ev.returncode == 0, ev.stderr[-3000:]
         assert not (tmp_path / "cache").exists()  # it read pixels, not a cache

@@ -44,6 +44,21 @@ def holdout_split(records: list[Record], labels: dict[str, int], fraction: float
     return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
 
 
+def holdout_note(fraction: float, held: int, total: int) -> str | None:
+    """A line for the log when the held-out share differs noticeably from `holdout_fraction` (by more
+    than a quarter of it and at least a point): `holdout_split` holds out at least one video of every
+    class with two or more, and none of a class with one, so on a small set the share is not the fraction."""
+    if fraction <= 0 or total == 0:
+        return None
+    share = held / total
+    if abs(share - fraction) <= max(0.01, fraction / 4):
+        return None
+    why = ("each class with two or more videos keeps at least one held-out video" if share > fraction else
+           "a class with a single video holds none out, and each class's share is rounded")
+    return (f"held out {share:.0%} of the training list ({held} of {total} videos; asked {fraction:.0%}, "
+            f"holdout_fraction={fraction:g}): {why}")
+
+
 @dataclass
 class Data:
     class_names: list[str]
@@ -87,8 +102,27 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
         **({"video_opener": video_opener} if video_opener is not None else {}))
 
 
+def check_disjoint(files, train_records: list[Record], eval_records: list[Record] | None, eval_path) -> None:
+    """Refuse (one line, naming a few ids and the count) a split whose training list shares videos with
+    its validation list or with the evaluated list: what `splits validate` reports as disjoint-ids, caught
+    here where every trainer reads the split (also by --dry-run)."""
+    from vislearn.common.jsonio import read_json
+    from vislearn.video.splits.io import refuse_shared_ids
+
+    train_ids = [r.id for r in train_records]
+    if eval_records is not None and eval_path != files.train:
+        refuse_shared_ids(train_ids, files.train, [r.id for r in eval_records], eval_path)
+    validation = files.sets.get("validation")
+    if validation is not None and validation != eval_path:
+        data = read_json(validation)
+        ids = [str(r["id"]) for r in data if isinstance(r, dict) and "id" in r] if isinstance(data, list) else []
+        refuse_shared_ids(train_ids, files.train, ids, validation)
+
+
 def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_train: bool = True,
-               needs_rgb_boxes: bool = False) -> Data:
+               needs_rgb_boxes: bool = False, log=print) -> Data:
+    """The datasets of a run. With `with_train`: refuses a training list that shares videos with the
+    validation or evaluated list, and logs when the held-out share differs from holdout_fraction."""
     files = split_files(cfg.split)
     labels = load_labels(files.labels)
     names = class_names(labels)
@@ -96,11 +130,17 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
     kw = dict(needs_boxes=needs_boxes, needs_frames=needs_frames, needs_rgb_boxes=needs_rgb_boxes, boxes=boxes)
     report: dict = {}
     train = holdout = None
+    eval_path = files.records(cfg.eval_set) if cfg.eval_set else None
+    eval_recs = load_records(eval_path, labels) if eval_path is not None else None
     if with_train:
         records = load_records(files.records("train"), labels)
+        check_disjoint(files, records, eval_recs, eval_path)
         if cfg.max_videos:
             records = records[: cfg.max_videos]
         train_recs, held_recs = holdout_split(records, labels, cfg.holdout_fraction, cfg.seed)
+        note = holdout_note(cfg.holdout_fraction, len(held_recs), len(records))
+        if note:
+            log(note)
         train = make_dataset(cfg, train_recs, labels, train=True, source=str(files.train), **kw)
         if held_recs:
             holdout = make_dataset(cfg, held_recs, labels, train=False, source=f"{files.train} (held out)", **kw)
@@ -109,9 +149,7 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
         if len(train) == 0:
             raise UserError(f"{files.train}: no usable training videos ({train.report})")
     evaluation = None
-    if cfg.eval_set:
-        eval_path = files.records(cfg.eval_set)
-        eval_recs = load_records(eval_path, labels)
+    if eval_recs is not None:
         if not eval_recs:  # found now, not as a crash after the last epoch
             raise UserError(f"{eval_path}: no records to evaluate (eval_set={cfg.eval_set}); "
                             f"fill it, or set eval_set= to skip the final evaluation")

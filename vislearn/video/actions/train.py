@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     inputs = model_inputs(model)
-    data = build_data(cfg, **inputs)
+    data = build_data(cfg, **inputs, log=log)
     n_params = count_parameters(model)
     reads = [what for what, key in (("boxes", "needs_boxes"), ("frames", "needs_frames"),
                                     ("boxes on the frames", "needs_rgb_boxes")) if inputs[key]]

@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fine-tuning sets (K independent draws) and a validation set.")
     _add_metadata_args(p, val_required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--base-classes", type=int, default=88, help="number of base classes (default 88)")
+    p.add_argument("--base-classes", type=int, default=None,
+                   help="number of base classes (default: 88 for SSv2's 174 classes, as the paper; else half the "
+                        "classes of the labels file, rounded down)")
     p.add_argument("--base-labels", type=Path, help="use the base classes of this labels file (e.g. the official one)")
     p.add_argument("--shots", type=int, nargs="+", default=[5, 10], help="k values (default 5 10)")
     p.add_argument("--draws", type=int, default=1, help="independent draws of the k-shot sets (default 1)")

@@ -4,6 +4,8 @@
 - Base/novel classes: `--base-labels FILE` fixes the base classes (e.g. the official
   base_labels.json); otherwise the novel classes are drawn at random (seeded) among the classes
   that can be novel (>= max(shots) training videos and >= 1 validation video); the rest are base.
+  `--base-classes` defaults to `default_base_classes`: the paper's 88 of SSv2's 174 classes, else
+  half the classes (as `vislearn video table` makes the synthetic set's).
 - base_training_set / base_validation_set: the base classes' SSv2 training / validation videos.
 - finetune_<k>shot_training: k training videos per novel class, drawn at random (seeded); within a
   draw the sets are nested (the 5 shots are the first 5 of the 10 shots).
@@ -40,7 +42,15 @@ class FewShotResult:
     report: dict = field(default_factory=dict)
 
 
-def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[Record], base_classes: int = 88,
+SSV2_CLASSES, SSV2_BASE_CLASSES = 174, 88  # Something-Else's few-shot split of real SSv2
+
+
+def default_base_classes(num_classes: int) -> int:
+    """The default number of base classes: 88 with SSv2's 174 classes (the paper's split), else half."""
+    return SSV2_BASE_CLASSES if num_classes == SSV2_CLASSES else num_classes // 2
+
+
+def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[Record], base_classes: int | None = None,
                  shots: tuple[int, ...] = (5, 10), draws: int = 1, seed: int = 0,
                  base_names: list[str] | None = None, base_source: str = "--base-labels") -> FewShotResult:
     shots = tuple(sorted(set(int(k) for k in shots)))
@@ -84,6 +94,8 @@ def make_fewshot(labels: dict[str, int], train: list[Record], validation: list[R
                             + (f" ({len(bad) - 1} more such classes)" if len(bad) > 1 else ""))
         selection = f"base classes from {base_source}"
     else:
+        if base_classes is None:
+            base_classes = default_base_classes(len(order))
         if not 1 <= base_classes < len(order):
             raise UserError(f"--base-classes {base_classes}: the labels file has {len(order)} classes; "
                             f"need 1 <= base classes < {len(order)}")
@@ -152,7 +164,7 @@ def write_fewshot(out: str | os.PathLike, result: FewShotResult) -> None:
     io.write_report(out, result.report)
 
 
-def run_fewshot(labels_path, train_path, val_path, out, base_classes=88, shots=(5, 10), draws=1, seed=0,
+def run_fewshot(labels_path, train_path, val_path, out, base_classes=None, shots=(5, 10), draws=1, seed=0,
                 base_labels_path=None) -> FewShotResult:
     labels = load_labels(labels_path)
     train = read_pool_records(train_path, labels, labels_path)

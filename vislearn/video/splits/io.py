@@ -64,6 +64,20 @@ def read_records(path: str | os.PathLike) -> list[Record]:
     return parse_records(read_json(path), path)
 
 
+def refuse_shared_ids(train_ids: Iterable[str], train_source: str | os.PathLike, other_ids: Iterable[str],
+                      other_source: str | os.PathLike, shown: int = 5) -> None:
+    """A one-line UserError when a video id is in both lists (what `splits validate` checks as
+    disjoint-ids): a video trained on and then evaluated (or used to choose the checkpoint) makes every
+    figure of the run wrong without a word. Names a few ids and the count."""
+    train = {str(i) for i in train_ids}
+    both = [str(i) for i in dict.fromkeys(other_ids) if str(i) in train]
+    if both:
+        more = f", ... ({len(both)} in all)" if len(both) > shown else ""
+        raise UserError(f"{other_source}: {len(both)} video id(s) also in the training list {train_source} "
+                        f"({', '.join(both[:shown])}{more}): a video trained on would be evaluated; fix the "
+                        f"split (`vislearn video splits validate` checks it)")
+
+
 def read_nouns(path: str | os.PathLike) -> list[str]:
     data = read_json(path)
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):

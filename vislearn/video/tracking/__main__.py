@@ -12,7 +12,8 @@ and MOT evaluation.
 
 VIDEO is a .webm/.mp4 file, a folder of 12-fps frames (0001.jpg ...), or a folder of videos.
 Every output is an ordinary Something-Else box JSON, so the other tools read it unchanged.
-Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 unexpected failure.
+Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 unexpected failure, 3 train-detector
+stopped on a non-finite loss or weights (the last good checkpoint kept, one line on stderr).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import output_file, refuse_input_overwrite
+from vislearn.common.outputs import check_writable, claim_file
 from vislearn.video.data.video import expand_videos
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
@@ -59,7 +61,8 @@ many times over (on 2 free cores, --threads 2 --workers 1 is).
 Run folder (--out RUN):
   config.json    resolved options and detector spec
   last.pt        checkpoint after every epoch (atomic); --resume continues from it with the
-                 run's own options (only --epochs, --workers, --device, --amp may change)
+                 run's own options (only --epochs, --workers, --device, --amp may change;
+                 another option given that differs from the run's is refused)
   best.pt        model with the best held-out mAP@0.5 among the evaluated epochs (with --eval-every 0:
                  the last epoch's); what `detect --detector RUN` loads
   metrics.jsonl  one line per epoch: losses, lr, held-out AP per class
@@ -141,6 +144,35 @@ def _fraction(text: str) -> float:
 
 def _non_negative(text: str) -> float:
     return _number(text, None)
+
+
+def _finite(above_zero: bool):
+    """A finite float above 0 (`above_zero`) or of 0 or more, else an argparse error (nan, inf, -1, ...)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(v) and (v > 0 if above_zero else v >= 0)):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'above 0' if above_zero else '0 or more'}, "
+                                             f"got {text}")
+        return v
+    return parse
+
+
+def _record_given(parser: argparse.ArgumentParser) -> None:
+    """Every option of `parser` also adds its dest to `args.given` when it appears on the command line
+    (train-detector --resume refuses given options that differ from the run's own)."""
+    parser.set_defaults(given=frozenset())
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        class Given(type(action)):  # the action as it was, recording that it ran
+            def __call__(self, parser, namespace, values, option_string=None):
+                super().__call__(parser, namespace, values, option_string)
+                namespace.given = frozenset(getattr(namespace, "given", frozenset())) | {self.dest}
+
+        action.__class__ = Given
 
 
 def _count(minimum: int):
@@ -243,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out AP every N epochs and after the last; 0: after the last only, so that best.pt is "
                         "the last epoch's and nothing is chosen on the held-out videos (default 1)")
     t.add_argument("--batch-size", type=_count(1), default=8, help="images per step (default 8)")
-    t.add_argument("--lr", type=float, default=0.02, help="SGD learning rate, warm-up then cosine (default 0.02)")
-    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--lr", type=_finite(True), default=0.02, help="SGD learning rate, warm-up then cosine (default 0.02)")
+    t.add_argument("--weight-decay", type=_finite(False), default=1e-4, help="SGD weight decay (default 1e-4)")
     t.add_argument("--warmup-iters", type=_count(0), default=200, help="steps of linear lr warm-up (default 200)")
     t.add_argument("--workers", type=_count(0), default=0, help="data-loader worker processes (default 0)")
     t.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda or cuda:N (default auto)")
@@ -257,14 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "on them ignored")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt, with the options it was started with "
-                        "(only --epochs, --workers, --device, --amp may change)")
+                        "(only --epochs, --workers, --device, --amp may change; another option given that "
+                        "differs from the run's is refused)")
     t.add_argument("--threads", type=_count(1), help="CPU threads for torch")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _record_given(t)
 
     d = sub.add_parser("detect", help="run the detector on videos -> per-frame detections (Something-Else layout + score)",
                        description=DETECT_HELP, formatter_class=fmt)
     d.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, frame folders or folders of videos")
     d.add_argument("--out", required=True, help="detections JSON to write")
+    d.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_detector_options(d)
 
@@ -275,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--detections", help="detections JSON (from `detect`, or any Something-Else box file)")
     k.add_argument("--out", required=True, help="tracks JSON to write")
     k.add_argument("--save-detections", metavar="FILE", help="end to end: also write the detections")
+    k.add_argument("--overwrite", action="store_true", help="replace --out (and --save-detections) if they exist")
     k.add_argument("--quiet", action="store_true", help="no progress bar")
     k.add_argument("--raw", action="store_true",
                    help="write every track under its tracker id (h<id>/o<id>) instead of Something-Else ids "
@@ -344,10 +380,12 @@ def _set_threads(n: int | None) -> None:
 
 
 def _check_outputs(outputs: list, args) -> None:
-    """Before any work: output files are file names, and none of them is an input."""
-    outputs = [output_file(o, "--out") for o in outputs if o]
+    """Before any work: output files are file names in writable folders, none of them is an input, and
+    an existing one is replaced only with --overwrite (`vislearn.common.outputs.claim_file`)."""
     inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector]
-    refuse_input_overwrite(outputs, inputs, "--out")
+    for o in outputs:
+        if o:
+            claim_file(o, overwrite=args.overwrite, inputs=inputs, flag="--out")
 
 
 def run_detection(args, videos: dict[str, Path]) -> dict:
@@ -471,18 +509,19 @@ def cmd_track_split(args) -> int:
     from vislearn.video.data.video import list_videos
     from .detector import checkpoint_file, detect_video, load_detector
     from .identities import assign_identities, identities_to_records
-    from .track_split import parse_shard, part_path, split_video_ids, track_split, tracker_settings
+    from .track_split import finished_output, parse_shard, part_path, split_video_ids, track_split, tracker_settings
     from .tracker import track_video
     from vislearn.common.device import resolve_device
 
     shard = parse_shard(args.shard)
     out = output_file(part_path(args.out, shard), "--out")
     refuse_input_overwrite([out], [args.split, args.videos, args.detector], "--out")
-    if out.exists():
-        print(f"{out}: already complete (delete it to track again)")
-        return 0
+    check_writable(out.parent, "--out")
     ids = split_video_ids(args.split, args.sets)
     mine = ids[shard[0]::shard[1]]
+    if finished_output(out, mine):  # a file that is not this shard's tracks: one line, left untouched
+        print(f"{out}: already complete (delete it to track again)")
+        return 0
     found = list_videos(args.videos)
     missing = [v for v in mine if v not in found]
     if missing:
@@ -579,10 +618,14 @@ def train_options(args):
 
 
 def cmd_train(args) -> int:
-    from .train_detector import tqdm_progress, train
+    from .train_detector import EXIT_DIVERGED, Diverged, tqdm_progress, train
 
     _set_threads(args.threads)
-    res = train(train_options(args), resume=args.resume, progress=tqdm_progress(args.quiet))
+    try:
+        res = train(train_options(args), resume=args.resume, progress=tqdm_progress(args.quiet), given=set(args.given))
+    except Diverged as e:  # the loss or the weights became NaN/inf: nothing of that epoch was saved
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
     best = res["best_map50"]
     print(f"done: best held-out mAP@0.5 {best:.3f} at epoch {res['best_epoch']}; detector {res['checkpoint']}"
           if best is not None and best >= 0 else f"done: detector {res['checkpoint']} (no held-out AP)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict
@@ -77,6 +78,69 @@ def split_video_ids(split: str | os.PathLike, sets: list[str] | None = None) -> 
         for r in data:
             seen.setdefault(str(r["id"]), None)
     return list(seen)
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _object_keys(path: Path) -> list[str]:
+    """The keys of the JSON object in `path` whose every value is a list (a Something-Else box JSON:
+    video id -> frame records), read one value at a time (the text and one video in memory, not the
+    whole parsed file); a UserError (one line) when the file is anything else."""
+    not_ours = (f"{path}: exists and is not a track-split output (a JSON object of video id -> frame records); "
+                "it is left as it is: choose another --out")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(not_ours) from None
+    decoder = json.JSONDecoder()
+    keys: list[str] = []
+    try:
+        i = _SPACE.match(text, 0).end()
+        if text[i:i + 1] != "{":
+            raise UserError(not_ours)
+        i = _SPACE.match(text, i + 1).end()
+        if text[i:i + 1] == "}":
+            i += 1
+        else:
+            while True:
+                key, i = decoder.raw_decode(text, i)
+                i = _SPACE.match(text, i).end()
+                if not isinstance(key, str) or text[i:i + 1] != ":":
+                    raise UserError(not_ours)
+                value, i = decoder.raw_decode(text, _SPACE.match(text, i + 1).end())
+                if not isinstance(value, list):
+                    raise UserError(not_ours)
+                keys.append(key)
+                i = _SPACE.match(text, i).end()
+                if text[i:i + 1] == ",":
+                    i = _SPACE.match(text, i + 1).end()
+                    continue
+                if text[i:i + 1] != "}":
+                    raise UserError(not_ours)
+                i += 1
+                break
+    except (json.JSONDecodeError, RecursionError):
+        raise UserError(not_ours) from None
+    if _SPACE.match(text, i).end() != len(text):
+        raise UserError(not_ours)
+    return keys
+
+
+def finished_output(out: Path, videos: list[str]) -> bool:
+    """Whether `out` holds this shard's finished tracks: False when there is no such file; True when it is
+    a box JSON of exactly `videos` (what `track_split` writes, or a merge of its parts); otherwise a
+    one-line UserError, the file untouched (an unrelated file is never taken for a finished run)."""
+    if not out.exists():
+        return False
+    keys = _object_keys(out)
+    if len(keys) != len(set(keys)) or set(keys) != set(videos):
+        mine = set(videos)
+        other, missing = sum(k not in mine for k in set(keys)), len(mine - set(keys))
+        raise UserError(f"{out}: exists and holds the tracks of other videos than this run's ({other} of its "
+                        f"{len(set(keys))} videos are not among the {len(videos)} to track, {missing} of those are "
+                        "missing); it is left as it is: choose another --out, or delete it to track again")
+    return True
 
 
 def _fingerprint(settings: dict) -> str:

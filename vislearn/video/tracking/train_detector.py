@@ -8,7 +8,10 @@ Run folder (`--out RUN`):
   metrics.jsonl    one line per epoch: losses, lr, held-out AP
   results.json     final figures: held-out AP per class, best epoch, data counts
 `--resume` continues with the options the run was started with (data, network, schedule); only
-`--epochs` (to extend the run), `--workers`, `--device` and `--amp` may change.
+`--epochs` (to extend the run), `--workers`, `--device` and `--amp` may change; any other option given
+that differs from the run's is refused, naming it (one equal to the run's is fine).
+Training stops (`Diverged`, exit 3 from the CLI) when the loss or the weights become NaN/inf: the
+diverged epoch is never saved, so last.pt and best.pt stay the last good ones.
 Held-out videos: the split's validation list (`--split DIR` with train.json/validation.json or the
 SSv2 file names), else a seeded `--val-fraction` of the annotated videos. Never the test set.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -29,7 +33,8 @@ from torch import nn
 from vislearn.common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.device import resolve_device
 from vislearn.common.errors import UserError
-from vislearn.common.files import output_folder, refuse_input_overwrite, write_text
+from vislearn.common.files import write_text
+from vislearn.common.outputs import claim_folder, session
 from vislearn.common.jsonio import write_json
 from vislearn.video.data.annotations import BoxSource
 from vislearn.video.data.box_store import open_boxes
@@ -180,6 +185,77 @@ class TrainOptions:
     extra: dict = field(default_factory=dict)
 
 
+class Diverged(UserError):
+    """The loss or the weights became non-finite: training stopped, the last good checkpoint kept."""
+
+
+EXIT_DIVERGED = 3  # as `vislearn video train`'s EXIT_NAN
+
+# options whose value must be a finite number: (field, lowest, lowest allowed itself, highest allowed or None);
+# a learning rate beyond float32's range is no step at all (SGD cannot even convert it for the weights)
+_NUMBERS = (("lr", 0.0, False, float(np.finfo(np.float32).max)), ("weight_decay", 0.0, True, None), ("momentum", 0.0, True, 1.0),
+            ("val_fraction", 0.0, True, 1.0), ("clip_grad", 0.0, False, None))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(opts: TrainOptions) -> None:
+    """Hyperparameters that cannot train (NaN, inf, a learning rate of 0 or less, ...): one line naming
+    the option, before anything is read or written."""
+    for name, low, low_ok, high in _NUMBERS:
+        v = getattr(opts, name)
+        if v is None and name == "clip_grad":
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+            and (v >= low if low_ok else v > low) and (high is None or v <= high)
+        if not ok:
+            where = (f"{low:g} or more" if low_ok else f"above {low:g}") + (
+                f" and at most {high:g}" if high is not None else "")
+            raise UserError(f"{_flag(name)} {v}: must be a finite number {where}")
+    for name in ("epochs", "batch_size", "frames_per_video", "eval_frames_per_video"):
+        v = getattr(opts, name)
+        if v is not None and v < 1:
+            raise UserError(f"{_flag(name)} {v}: must be at least 1")
+
+
+# what --resume may change; every other option given must equal the run's
+RESUME_MAY_CHANGE = ("out", "epochs", "workers", "device", "amp")
+_PATHS = ("boxes", "videos", "split", "init", "ignore_boxes", "backbone_weights")
+
+
+def _same(name: str, a, b) -> bool:
+    if a == b:
+        return True
+    if name in _PATHS and isinstance(a, str) and isinstance(b, str):
+        return os.path.realpath(a) == os.path.realpath(b)
+    return False
+
+
+def resume_conflicts(opts: TrainOptions, saved: TrainOptions, given: set[str] | None = None) -> list[str]:
+    """'--lr 0.5 (the run's: 0.01)' for each option in `given` (the fields set on the command line; None:
+    those that differ from TrainOptions' defaults) that differs from the run's saved value and that
+    --resume would otherwise ignore."""
+    defaults = TrainOptions(out="", boxes="", videos="")
+    if given is None:
+        given = {f for f in TrainOptions.__dataclass_fields__ if getattr(opts, f) != getattr(defaults, f)}
+    resolved = fresh_options(replace(opts, epochs=opts.epochs or 1))  # the names resolved as a new run resolves them
+    out = []
+    for name in sorted(given & set(TrainOptions.__dataclass_fields__)):
+        if name in RESUME_MAY_CHANGE or name == "extra":
+            continue
+        mine = getattr(resolved, name) if name in ("backbone_weights", "trainable_layers") else getattr(opts, name)
+        if not _same(name, mine, getattr(saved, name)):
+            out.append(f"{_flag(name)} {getattr(opts, name)} (the run's: {getattr(saved, name)})")
+    return out
+
+
+def _non_finite(model: nn.Module) -> list[str]:
+    """Names of the model's floating-point tensors (parameters and buffers) holding NaN or inf."""
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def fresh_options(opts: TrainOptions) -> TrainOptions:
     """The options a new run starts with (what config.json records): the defaults left open filled in."""
     weights = DEFAULT_WEIGHTS.get(opts.arch) if opts.backbone_weights is None else opts.backbone_weights
@@ -189,14 +265,19 @@ def fresh_options(opts: TrainOptions) -> TrainOptions:
 
 
 def split_ids(split: str) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids) from a split folder (any spelling `video.data.split_layout` reads)."""
+    """(train ids, held-out ids) from a split folder (any spelling `video.data.split_layout` reads); a
+    video in both lists is refused (its held-out AP would be measured on a training video)."""
     from .track_split import split_video_ids
 
     files = split_files(split, "--split", need_labels=False)
     if files.train is None or "validation" not in files.sets:
         raise UserError(f"{files.folder}: needs a train list and a validation list (train.json + validation.json, "
                         "or something-something-v2-train.json + -validation.json)")
-    return split_video_ids(split, ["train"]), split_video_ids(split, ["validation"])
+    from vislearn.video.splits.io import refuse_shared_ids
+
+    train_ids, val_ids = split_video_ids(split, ["train"]), split_video_ids(split, ["validation"])
+    refuse_shared_ids(train_ids, files.train, val_ids, files.records("validation"))
+    return train_ids, val_ids
 
 
 def gather_items(opts: TrainOptions, log) -> tuple[list[VideoItem], list[VideoItem], dict]:
@@ -271,10 +352,23 @@ def _started_here(config: Path) -> bool:
     return isinstance(data, dict) and {"options", "spec", "data"} <= set(data)
 
 
-def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) -> dict:
-    out = output_folder(opts.out, "--out")
-    refuse_input_overwrite([out / n for n in ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")],
-                           [opts.boxes, opts.init, opts.backbone_weights, opts.ignore_boxes], "--out")
+RUN_FILES = ("last.pt", "best.pt", "config.json", "metrics.jsonl", "results.json")
+
+
+def train(opts: TrainOptions, resume: bool = False, progress=None, log=print, given: set[str] | None = None) -> dict:
+    """Train (or with `resume`, continue) the run in `opts.out`. `given`: the options set on the command
+    line (a resumed run refuses those that differ from its own; None: those that differ from the
+    defaults). Raises `Diverged` when the loss or the weights become non-finite. The run holds its
+    folder's lock (`vislearn.common.outputs`): a second writer into it is refused in one line."""
+    with session():  # the folder's claim and lock end with the run
+        return _train(opts, resume, progress, log, given)
+
+
+def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | None) -> dict:
+    check_options(opts)
+    # the checks below run under the lock, so two runs started together cannot both pass them
+    claim = claim_folder(opts.out, kind="video tracking train-detector", flag="--out", lock=True)
+    out = claim.path
     last, best_path = out / "last.pt", out / "best.pt"
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a detector run (last.pt); pass --resume to continue it or choose another --out")
@@ -282,6 +376,10 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
     if held and not last.exists() and not _started_here(out / "config.json"):
         raise UserError(f"{out}: holds {', '.join(held)} but no detector run to resume (no last.pt); "
                         "choose another --out (nothing there is replaced)")
+    # never over an input; a run's files that vislearn did not write (or that changed) are refused; a run
+    # written before manifests is taken as it is (adopt)
+    claim.check(RUN_FILES, inputs=[opts.boxes, opts.init, opts.backbone_weights, opts.ignore_boxes],
+                adopt=last.exists() or _started_here(out / "config.json"))
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     device = resolve_device(opts.device, key="--device")
@@ -290,6 +388,11 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         # continue the run as it was started: its data, network and schedule options; only the
         # epoch count (to extend a run) and where it runs may change
         saved = TrainOptions(**{k: v for k, v in ckpt["options"].items() if k in TrainOptions.__dataclass_fields__})
+        conflicts = resume_conflicts(opts, saved, given)
+        if conflicts:
+            raise UserError(f"{last}: --resume continues the run with its own options, and options given here "
+                            f"differ from them: {'; '.join(conflicts)}; leave them out (or give the run's values), "
+                            f"or start a new run with another --out")
         opts = replace(saved, out=opts.out, epochs=opts.epochs or saved.epochs, workers=opts.workers,
                        device=opts.device, amp=opts.amp)
         spec = DetectorSpec.from_dict(ckpt["spec"])
@@ -357,7 +460,13 @@ def train(opts: TrainOptions, resume: bool = False, progress=None, log=print) ->
         try:
             stats = train_one_epoch(model, loader, optimizer, scheduler, device, epoch, scaler, progress, opts.clip_grad)
         except FloatingPointError as e:
-            raise UserError(f"training diverged: {e}; the last good checkpoint is {last} (lower --lr?)") from None
+            raise Diverged(f"training diverged: {e}; stopped, nothing of this epoch saved; the last good "
+                           f"checkpoint is {last if last.exists() else '(none yet)'} (lower --lr?)") from None
+        bad = _non_finite(model)
+        if bad:  # e.g. the last step of the epoch: its loss was finite, the update was not
+            raise Diverged(f"training diverged: epoch {epoch}: the weights became non-finite ({len(bad)} tensors, "
+                           f"e.g. {bad[0]}); stopped, nothing of this epoch saved; the last good checkpoint is "
+                           f"{last if last.exists() else '(none yet)'} (lower --lr?)")
         row = {"epoch": epoch, **stats, "time_s": round(time.perf_counter() - t0, 2)}
         evaluated = bool(val_items) and (epoch == opts.epochs - 1 or (opts.eval_every and (epoch + 1) % opts.eval_every == 0))
         if evaluated:
