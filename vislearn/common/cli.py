@@ -79,9 +79,21 @@ def command(build_parser: Callable[[], argparse.ArgumentParser],
     return main
 
 
+def quiet_libraries() -> None:
+    """Keep library chatter from the terminal, so that a mistake stays one line: matplotlib's warnings about
+    glyphs missing from its font (a class name in another script) and about font families it falls back
+    from. (The video decoders' own lines are silenced where they are loaded, `vislearn.video.data.video`.)"""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
 def run_main(main: Callable[[], int | None]) -> int:
     """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
     retain_freed_memory()  # every command here runs tensor loops: keep their buffers (vislearn.common.malloc)
+    quiet_libraries()
     try:
         with session():  # the output folders the command claims (and their locks) end with it
             return int(main() or 0)

@@ -44,7 +44,7 @@ from torch import nn
 from vislearn.common.checkpoint import load_checkpoint
 from vislearn.common.cli import EXIT_FAILED, Parser, command, positive_int
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, new_output_file
+from vislearn.common.files import atomic_path, new_output_file, remove_stale_files
 
 from .checkpoints import config_of, model_from_checkpoint, without_weight_sources
 from .config import TrainConfig
@@ -286,6 +286,7 @@ class ExportMismatch(Exception):
 
 def run(args) -> int:
     out = new_output_file(args.out, [args.checkpoint], args.overwrite)
+    remove_stale_files(out)  # the temporary file of an export that was killed (its pid is gone)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

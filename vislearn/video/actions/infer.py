@@ -32,7 +32,8 @@ A table on the terminal; `--json OUT.jsonl` one JSON object per video (`-` for s
 DIR/<id>_sheet.png (see `video.actions.render`).
 
 Many videos run in one call with the models loaded once. A video that fails (unreadable or corrupt,
-no boxes where boxes are needed) is reported with its reason and the others go on.
+truncated: fewer frames than its header declares, no boxes where boxes are needed) is reported with its
+reason and the others go on.
 Exit codes: 0 every video done, 1 some video failed, 2 bad arguments (one line on stderr).
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ from vislearn.video.data.annotations import AnnotationFile, BoxSource, VideoBoxe
 from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import collate
 from vislearn.video.data.ssv2 import Record
-from vislearn.video.data.video import SSV2_FPS, DecodedVideo, VideoReader, expand_videos, open_video
+from vislearn.video.data.video import SSV2_FPS, DecodedVideo, VideoReader, decoding_problem, expand_videos, open_video
 
 from .config import TrainConfig
 from .data import make_dataset, model_inputs
@@ -304,6 +305,8 @@ def infer_video(s: Session, vid: str, path: Path) -> dict:
             size = video.size if video is not None else reader.size
             res.update(num_frames=n, fps=reader.fps, native_fps=reader.native_fps, native_frames=reader.native_len,
                        resampled=reader.resampled, fps_note=fps_note(reader), size=list(size))
+            if (problem := decoding_problem(reader)) is not None:  # truncated: fewer frames than the file declares
+                raise UserError(problem)
         clock.add("decode", start)
         boxes, source = s.boxes, s.boxes_name or None
         if s.detector is not None:

@@ -117,10 +117,10 @@ def _frame_sizes(video_root: str) -> dict[str, list[int]]:
 
 
 def cmd_extract_frames(args: argparse.Namespace) -> int:
-    from .video import extract_frames
+    from .video import extract_frames, video_outputs
 
     root = output_folder(args.out, "--out")
-    outs = {video: root / Path(video).name.split(".")[0] for video in args.videos}
+    outs = video_outputs(args.videos, root)  # <out>/<id>, id = the name without its last extension
     refuse_input_overwrite(outs.values(), args.videos, "--out")
     failed = 0
     for video, out in outs.items():

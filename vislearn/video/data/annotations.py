@@ -123,8 +123,9 @@ def record_box(lab: object, where: str) -> tuple[float, float, float, float]:
 def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<annotations>") -> VideoBoxes:
     """Validate and convert one video's frame records. Errors name the file, the video and the frame.
 
-    Repairs (reported in `issues`, not errors): inverted coordinates are swapped; a track id seen
-    twice in one frame keeps its first box; frames listed twice keep the first record.
+    A frame must be named for its video (`<video id>/NNNN.jpg`): "2/0003.jpg" among the frames of
+    video 1 is an error. Repairs (reported in `issues`, not errors): inverted coordinates are swapped;
+    a track id seen twice in one frame keeps its first box; frames listed twice keep the first record.
     """
     video_id = str(video_id)
     if not isinstance(frames, list):
@@ -135,6 +136,11 @@ def parse_video(video_id: str, frames: object, source: str | os.PathLike = "<ann
     for pos, rec in enumerate(frames):
         where = f"{source}: video {video_id}, frame record {pos}"
         fi = record_frame(rec, where)
+        folder = str(rec["name"]).rpartition("/")[0].rpartition("/")[2]
+        if folder != video_id:  # "2/0003.jpg" among video 1's frames: another video's boxes
+            raise UserError(f"{source}: video {video_id}, frame {rec['name']}: the frame is named for "
+                            f"{'video ' + folder if folder else 'no video'}, not {video_id} "
+                            f"(frames of video {video_id} are named '{video_id}/NNNN.jpg')")
         if fi in rows:
             issues.append(f"frame {rec['name']} listed twice; kept the first")
             continue

@@ -12,14 +12,21 @@ whether that happened, `reader.native_fps` keeps the file's rate). Frame folders
 rate: they are taken to be at `fps` already.
 
 Errors on bad input are `UserError` naming the file: missing video, undecodable file, zero frames.
+A file that decodes to fewer frames than its header declares (truncated or cut short) opens, but
+`decoding_problem(reader)` says so: the commands that report on a video (`vislearn video infer`,
+`extract-frames`) refuse it in one line. The decoders' own messages (FFmpeg's "Read error", decord's
+"ERROR opening") never reach the terminal: what is wrong is said once, in that line.
 `expand_videos` turns the VIDEO... arguments of the command-line tools (files, frame folders, folders
 of videos, globs) into video id -> path; the tracking and inference commands share it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sys
+import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -32,6 +39,50 @@ SSV2_FPS = 12
 VIDEO_EXTENSIONS = (".webm", ".mp4")
 _FRAME_FILE = re.compile(r"^(\d+)\.(?:jpg|jpeg)$", re.IGNORECASE)
 _FPS_TOLERANCE = 0.01
+_FRAME_FOLDER_FILE = re.compile(r"^\d{4,}\.jpg$")  # what extract_frames writes (and only replaces)
+
+
+# ------------------------------------------------------------------------------ decoder chatter
+_quiet_lock = threading.Lock()
+_decord_quiet = False
+
+
+def quiet_decoders() -> None:
+    """FFmpeg's log lines stay off the terminal: decord's bundled libav at QUIET, and PyAV's not
+    forwarded to Python logging (a library that turned it on, e.g. at ERROR, would print them)."""
+    global _decord_quiet
+    import av.logging
+
+    if av.logging.get_level() is not None:
+        av.logging.set_level(None)
+    if not _decord_quiet and "decord" in sys.modules:
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)
+        _decord_quiet = True
+
+
+@contextlib.contextmanager
+def _no_stderr() -> Iterator[None]:
+    """fd 2 to /dev/null around a decord call: its C++ code prints failures ("ERROR opening: ...") itself
+    before raising them, which the caller reports in its own words (or recovers from with PyAV)."""
+    with _quiet_lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield  # no usable fd 2 (a closed or replaced stream): nothing to silence
+            return
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, 2)
+            finally:
+                os.close(null)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def resample_indices(num_native: int, native_fps: float, target_fps: float) -> np.ndarray:
@@ -74,6 +125,18 @@ class VideoReader:
 
     def __len__(self) -> int:
         return self.native_len if self._map is None else len(self._map)
+
+    _declared: int | None = None
+    _declared_known = False
+
+    @property
+    def declared_frames(self) -> int | None:
+        """The native frame count the file's header declares (an MP4's frame count, a WebM's duration at
+        its frame rate), None when it declares none (frame folders). Read on first use only."""
+        if not self._declared_known:
+            self._declared = declared_frames(self.path, self.native_fps)
+            self._declared_known = True
+        return self._declared
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,6 +207,7 @@ class PyAVReader(VideoReader):
 
         path = Path(path)
         self._threads = num_threads
+        quiet_decoders()
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
@@ -152,6 +216,7 @@ class PyAVReader(VideoReader):
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 native_fps = float(rate) if rate else 0.0
                 size = (stream.codec_context.width, stream.codec_context.height)
+                self._declared, self._declared_known = _declared(container, stream, native_fps), True
                 count = int(stream.frames or 0)
                 if count <= 0:
                     # WebM stores no frame count: count packets (one shown frame per VP9 packet;
@@ -220,14 +285,18 @@ class DecordReader(VideoReader):
         path = Path(path)
         self._threads = num_threads
         self._fallback: PyAVReader | None = None
-        self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
+        quiet_decoders()
+        with _no_stderr():
+            self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
         # decord exposes no frame size without decoding: learnt from the first read (`size`).
         super().__init__(path, len(self._vr), self._vr.get_avg_fps(), None, fps)
 
     def _read(self, wanted: np.ndarray) -> np.ndarray:
         if self._fallback is None:
             try:
-                return _check_shape(self._vr.get_batch(wanted.tolist()).asnumpy(), self)
+                with _no_stderr():
+                    batch = self._vr.get_batch(wanted.tolist()).asnumpy()
+                return _check_shape(batch, self)
             except Exception:
                 self._use_pyav()
         return _check_shape(self._fallback._read(wanted), self)
@@ -318,6 +387,47 @@ class DecodedVideo(VideoReader):
         return self.frames[native_sorted_unique]
 
 
+def _declared(container, stream, native_fps: float) -> int | None:
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE
+    else:
+        return None
+    return int(round(seconds * native_fps)) if native_fps > 0 and seconds > 0 else None
+
+
+def declared_frames(path: str | os.PathLike, native_fps: float) -> int | None:
+    """The native frame count the header of the video file `path` declares (None for a frame folder,
+    or when the header says nothing usable). Opens the container only: nothing is decoded."""
+    import av
+
+    path = Path(path)
+    if path.is_dir():
+        return None
+    quiet_decoders()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            return _declared(container, container.streams.video[0], native_fps)
+    except Exception:  # unreadable header: the decoder reports that
+        return None
+
+
+def decoding_problem(reader: VideoReader) -> str | None:
+    """One line when the video decodes to fewer frames than its header declares (a truncated or cut
+    file), else None. One frame (or 2%) of slack: a header's duration is rounded."""
+    declared = reader.declared_frames
+    got = reader.native_len
+    if declared is None or got >= declared - max(1, declared // 50):
+        return None
+    return (f"{reader.path}: truncated or corrupt: only {got} of the {declared} frames its header declares "
+            f"can be decoded")
+
+
 def _check_shape(frames: np.ndarray, reader: VideoReader) -> np.ndarray:
     if reader._size is None and frames.ndim == 4:
         reader._size = (frames.shape[2], frames.shape[1])
@@ -386,9 +496,34 @@ def list_videos(video_root: str | os.PathLike) -> dict[str, Path]:
 
 
 def video_id_of(path: str | os.PathLike) -> str:
-    """`.../2003.webm` -> "2003"; a frame folder `.../2003/` -> "2003"."""
+    """`.../2003.webm` -> "2003"; a frame folder `.../2003/` -> "2003": the name without its last
+    extension (`clip.v1.webm` -> "clip.v1", `.hidden.webm` -> ".hidden"). A name that leaves no usable id
+    (`..webm` -> ".", `...webm` -> "..": no folder can be named so) is a UserError naming the file."""
     path = Path(path)
-    return path.name if path.is_dir() else path.stem
+    vid = path.name if path.is_dir() else path.stem
+    if vid in ("", ".", ".."):
+        raise UserError(f"{path}: the name without its last extension, {vid!r}, is not a usable video id "
+                        f"(it names no folder); rename the file")
+    return vid
+
+
+def video_outputs(videos: Sequence[str | os.PathLike], root: str | os.PathLike) -> dict[str, Path]:
+    """Each VIDEO argument -> `root/<video id>` (`video_id_of`), checked before any work: a name without
+    a usable id, or two videos with one id (the second would replace the first's frames), is a
+    UserError. The same file given twice is kept once."""
+    root = Path(root)
+    outs: dict[str, Path] = {}
+    by_id: dict[str, str] = {}
+    for video in videos:
+        vid = video_id_of(video)
+        first = by_id.setdefault(vid, str(video))
+        if first != str(video):
+            if os.path.realpath(first) == os.path.realpath(video):
+                continue
+            raise UserError(f"{video}: has the video id {vid!r}, as has {first}: both would be written to "
+                            f"{root / vid}; rename one of them")
+        outs[str(video)] = root / vid
+    return outs
 
 
 def _is_frame_folder(path: Path) -> bool:
@@ -437,16 +572,35 @@ def extract_frames(video_path: str | os.PathLike, out_dir: str | os.PathLike, fp
 
     Frames are written into a temporary sibling folder which replaces `out_dir` at the end
     (`vislearn.common.files.atomic_folder`), so an interrupted extraction never leaves a partial folder under
-    the final name. An existing non-empty `out_dir` is replaced only with `overwrite`. Returns the count.
+    the final name. An existing `out_dir` is replaced only with `overwrite`, and only when it is what this
+    function makes: a folder of `NNNN.jpg` files (a link, or a folder holding anything else, is the
+    user's and is refused). A truncated video (`decoding_problem`) is refused. Returns the count.
     """
     from PIL import Image
 
     out_dir = output_folder(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"{out_dir}: frame folder exists and is not empty (extract-frames --overwrite replaces it)")
+    if out_dir.is_symlink():
+        raise UserError(f"{out_dir}: is a link, not a frame folder extract-frames made; it is kept "
+                        f"(choose another --out)")
+    if out_dir.is_dir():
+        names = os.listdir(out_dir)
+        other = next((n for n in sorted(names) if not _FRAME_FOLDER_FILE.match(n)
+                      or os.path.islink(out_dir / n) or not os.path.isfile(out_dir / n)), None)
+        if other is not None:
+            what = f"{other}/" if os.path.isdir(out_dir / other) and not os.path.islink(out_dir / other) else other
+            raise UserError(f"{out_dir}: holds {what}, so it is not a frame folder extract-frames made "
+                            f"(those hold NNNN.jpg files only); it is kept (choose another --out)")
+        if names and not overwrite:
+            raise UserError(f"{out_dir}: frame folder exists and is not empty (extract-frames --overwrite replaces it)")
     refuse_input_overwrite([out_dir], [video_path])
     count = 0
-    with atomic_folder(out_dir, replace=True) as tmp, open_video(video_path, fps=fps) as reader:
-        for count, frame in enumerate(reader.iter_frames(), start=1):
-            Image.fromarray(frame).save(tmp / f"{count:04d}.jpg", quality=quality)
+    with open_video(video_path, fps=fps) as reader:
+        if (problem := decoding_problem(reader)) is not None:
+            raise UserError(problem)
+        with atomic_folder(out_dir, replace=True) as tmp:
+            for count, frame in enumerate(reader.iter_frames(), start=1):
+                Image.fromarray(frame).save(tmp / f"{count:04d}.jpg", quality=quality)
+            if count < len(reader):
+                raise UserError(f"{reader.path}: truncated or corrupt: decoding stopped after {count} of "
+                                f"{len(reader)} frames")
     return count

@@ -25,22 +25,31 @@ from vislearn.common.cli import Parser, positive_int, run_main
 
 
 
+SIZE_RULE = "must be an even number of pixels from 96 to 4096 (VP9 yuv420p)"
+
+
 def _size(text: str) -> int:
-    v = positive_int(text)
+    """argparse type of --width / --height: the real rule, whatever is wrong with the value."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{SIZE_RULE}, got {text!r}") from None
     if v % 2 or v < 96 or v > 4096:
-        raise argparse.ArgumentTypeError(f"must be even and between 96 and 4096 (VP9 yuv420p), got {v}")
+        raise argparse.ArgumentTypeError(f"{SIZE_RULE}, got {v}")
     return v
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video synthetic", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synthetic set to replace)")
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synthetic set to replace: "
+                                                 "the new set is built beside it and takes its place at the end)")
     p.add_argument("--videos", type=positive_int, required=True, help="number of videos to render")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--width", type=_size, default=320,
-                   help="frame width in pixels, even (default 320; SSv2 is ~427x240)")
-    p.add_argument("--height", type=_size, default=240, help="frame height in pixels, even (default 240, as SSv2)")
+                   help="frame width in pixels, even, 96 to 4096 (default 320; SSv2 is ~427x240)")
+    p.add_argument("--height", type=_size, default=240,
+                   help="frame height in pixels, even, 96 to 4096 (default 240, as SSv2)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes (default 1); the output is the same for any number")
     p.add_argument("--noun-bias", choices=["ssv2", "none"], default="ssv2",

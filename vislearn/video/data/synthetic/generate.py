@@ -10,6 +10,10 @@ Layout (same file names as the official releases):
 
 Each video is drawn from its own generator seeded with (seed, index), so the output does not
 depend on the number of worker processes.
+
+The set is built in a hidden folder beside DIR (`.DIR.building.PID.TAG`) that takes DIR's place in one
+step at the end (`vislearn.common.files.atomic_folder`): a run killed at any instant leaves the earlier
+set whole (or, for a new DIR, no DIR at all), and the next run removes the killed run's folder.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ import numpy as np
 
 from ..annotations import HAND, frame_name, load_annotations, save_annotations
 from vislearn.common.errors import UserError
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.files import atomic_folder
+from vislearn.common.jsonio import write_json
 from ..ssv2 import Record, find_metadata, load_labels, load_records, save_labels, save_records
 from ..video_writer import write_video
 from .bias import BIASES, SPREAD, draw_nouns
@@ -138,31 +143,35 @@ def split_ids(ids: list[str], seed: int) -> tuple[list[str], list[str]]:
     return train, validation
 
 
-def _check_out(out: Path) -> list[str]:
-    """The output folder must be new, empty, or an earlier synthetic set (whose videos we replace)."""
+def _check_out(out: Path) -> None:
+    """The output folder must be new, empty, or an earlier synthetic set (which the new one replaces whole)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
-        return []
-    meta = out / SYNTHETIC
-    if not meta.exists():
+        return
+    if not (out / SYNTHETIC).is_file():
         raise UserError(f"{out}: folder is not empty and holds no {SYNTHETIC}; choose a new --out folder")
-    old = read_json(meta)
-    return list(old.get("videos", {})) if isinstance(old, dict) else []
 
 
 def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 320, height: int = 240,
              workers: int = 1, progress: Callable | None = None, noun_bias: str = "ssv2") -> dict:
-    """Render `videos` videos into `out`; returns the synthetic.json content."""
+    """Render `videos` videos into `out` (built beside it, swapped in at the end); returns the
+    synthetic.json content."""
     if videos < 1:
         raise ValueError("videos must be at least 1")
-    if width % 2 or height % 2 or width < 96 or height < 96:
-        raise ValueError("width and height must be even and at least 96")
+    if any(v % 2 or not 96 <= v <= 4096 for v in (width, height)):
+        raise ValueError(f"width and height must be even numbers from 96 to 4096, got {width}x{height}")
     out = Path(out)
-    old_ids = _check_out(out)
-    video_dir = out / "videos"
-    video_dir.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
     specs = [make_spec(seed, i, width, height, noun_bias) for i in range(videos)]
+    with atomic_folder(out, replace=True) as tmp:
+        return _write_set(tmp, specs, seed, videos, width, height, workers, progress, noun_bias)
+
+
+def _write_set(out: Path, specs: list[VideoSpec], seed: int, videos: int, width: int, height: int, workers: int,
+               progress: Callable | None, noun_bias: str) -> dict:
+    video_dir = out / "videos"
+    video_dir.mkdir()
     jobs = [(s, str(video_dir)) for s in specs]
     results: dict[str, tuple[list[dict], dict]] = {}
     if workers > 1 and videos > 1:
@@ -202,10 +211,6 @@ def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 32
         "videos": {i: {**results[i][1], "split": "validation" if i in val_set else "train"} for i in ids},
     }
     write_json(out / SYNTHETIC, meta)
-    for stale in set(old_ids) - set(ids):  # videos of an earlier, bigger set in the same folder
-        p = video_dir / f"{stale}.webm"
-        if p.exists():
-            p.unlink()
     return meta
 
 
