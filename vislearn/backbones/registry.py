@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision.models import video as tvv
 
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError

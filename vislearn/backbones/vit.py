@@ -225,7 +225,7 @@ def _builder(size_name: str, conv_stem: bool):
         return build_vit(SIZES[size_name], conv_stem, weights, **kwargs)
 
     kind = "ViT_C (conv stem)" if conv_stem else "ViT_P (patchify stem)"
-    build.__name__ = f"vit_{'c' if conv_stem else 'p'}_{size_name}"
+    build.__name__ = build.__qualname__ = f"vit_{'c' if conv_stem else 'p'}_{size_name}"
     build.__doc__ = f"{kind}, size {size_name} ({SIZES[size_name]}); see `build_vit`."
     return build
 
