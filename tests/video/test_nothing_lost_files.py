@@ -209,6 +209,26 @@ def test_synthetic_killed_while_replacing_keeps_the_old_set_whole(tmp_path):
     assert meta["settings"]["seed"] == 2 and sorted(p.stem for p in (out / "videos").iterdir()) == sorted(meta["videos"])
 
 
+@pytest.mark.parametrize("extra,named", [("splits/compositional/labels.json", "splits/"), ("NOTES.txt", "NOTES.txt"),
+                                         ("videos/mine.txt", "videos/mine.txt")])
+def test_synthetic_keeps_a_set_that_holds_what_it_did_not_write(tmp_path, extra, named):
+    """The set is replaced whole, so a split folder made inside it (as the demo does) or a user's notes
+    would go with it: such a folder is refused, untouched."""
+    from vislearn.video.data.synthetic.__main__ import main
+
+    out = tmp_path / "set"
+    args = ["--videos", "2", "--seed", "1", "--width", "96", "--height", "96", "--quiet"]
+    rc, _, err = call(main, "--out", out, *args)
+    assert rc == 0, err
+    (out / extra).parent.mkdir(parents=True, exist_ok=True)
+    (out / extra).write_text("mine")
+    before = snapshot(out)
+    rc, _, err = call(main, "--out", out, *args)
+    line = one_line(err)
+    assert rc == 2 and line.startswith(f"error: {out}: holds {named},"), line
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
 def test_synthetic_killed_fresh_build_leaves_nothing_the_rerun_refuses(tmp_path):
     from vislearn.video.data.synthetic.__main__ import main
 

@@ -28,6 +28,7 @@ import numpy as np
 from ..annotations import HAND, frame_name, load_annotations, save_annotations
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_folder
+from vislearn.common.outputs import MANIFEST
 from vislearn.common.jsonio import write_json
 from ..ssv2 import Record, find_metadata, load_labels, load_records, save_labels, save_records
 from ..video_writer import write_video
@@ -143,14 +144,38 @@ def split_ids(ids: list[str], seed: int) -> tuple[list[str], list[str]]:
     return train, validation
 
 
+SET_FILES = ("something-something-v2-labels.json", "something-something-v2-train.json",
+             "something-something-v2-validation.json", ANNOTATIONS, SYNTHETIC)
+
+
+def _ours(name: str) -> bool:
+    """A hidden name vislearn keeps in its output folders (the outputs manifest, a temporary file)."""
+    return name.startswith(".") and (name == MANIFEST or ".tmp." in name)
+
+
 def _check_out(out: Path) -> None:
-    """The output folder must be new, empty, or an earlier synthetic set (which the new one replaces whole)."""
+    """The output folder must be new, empty, or an earlier synthetic set, which the new one replaces whole:
+    so it may hold only what this command writes (its five JSON files, videos/ of <id>.webm). Anything
+    else (a split folder made inside it, a user's notes) would be lost with it: refused."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return
     if not (out / SYNTHETIC).is_file():
         raise UserError(f"{out}: folder is not empty and holds no {SYNTHETIC}; choose a new --out folder")
+    names = sorted(os.listdir(out))
+    videos = out / "videos"
+    strangers = [f"{n}/" if (out / n).is_dir() else n for n in names
+                 if not (n in SET_FILES and (out / n).is_file() and not (out / n).is_symlink())
+                 and not (n == "videos" and videos.is_dir() and not videos.is_symlink()) and not _ours(n)]
+    if not strangers and videos.is_dir():
+        with os.scandir(videos) as it:
+            strangers = sorted(f"videos/{e.name}" for e in it if not _ours(e.name)
+                               and not (e.name.endswith(".webm") and e.is_file(follow_symlinks=False)))
+    if strangers:
+        more = f" and {len(strangers) - 3} more" if len(strangers) > 3 else ""
+        raise UserError(f"{out}: holds {', '.join(strangers[:3])}{more}, which `vislearn video synthetic` did not "
+                        f"write; it replaces a synthetic set whole, so it is kept: move those or choose another --out")
 
 
 def generate(out: str | os.PathLike, videos: int, seed: int = 0, width: int = 320, height: int = 240,
