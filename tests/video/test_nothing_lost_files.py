@@ -179,9 +179,11 @@ def kill_while_rendering(out: Path, videos: int, seed: int) -> None:
                             env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while proc.poll() is None:
-            new = [p for p in out.parent.rglob("*.webm") if p.stat().st_mtime >= start and not p.name.startswith(".")] \
-                if out.parent.exists() else []
-            if len(new) >= 2:
+            new = 0
+            with contextlib.suppress(OSError):  # a name seen by rglob may be renamed before its stat
+                new = sum(1 for p in out.parent.rglob("*.webm") if not p.name.startswith(".")
+                          and p.stat().st_mtime >= start)
+            if new >= 2:
                 break
             time.sleep(0.005)
         assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()}"
