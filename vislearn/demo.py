@@ -22,6 +22,7 @@ from vislearn.common.cli import Parser, command, positive_int
 from vislearn.common.demo import DemoOutcome
 from vislearn.common.errors import UserError
 from vislearn.common.files import output_folder, write_text
+from vislearn.common.outputs import claim_folder
 from vislearn.common.jsonio import write_json
 from vislearn.common.tables import format_table
 
@@ -95,6 +96,10 @@ def index_page(results: list[tuple[QuickDemo, DemoOutcome, float]], out: Path, t
 def demo(args) -> int:
     demos = selected(args.systems)
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
+    # its own files (a folder of an earlier version, with summary.json and no manifest, taken as it is);
+    # each system's subfolder is claimed by the system's demo
+    claim_folder(out, ["results.md", "summary.json", "index.html"], kind="demo", overwrite=args.overwrite,
+                 adopt=(out / "summary.json").is_file())
     t0 = time.perf_counter()
     results = []
     for d in demos:
@@ -120,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--systems", default="all",
                    help=f"comma-separated systems to run (default all: {', '.join(d.key for d in DEMOS)})")
     p.add_argument("--jobs", type=positive_int, default=2, help="processes each system trains with (default 2)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the demo's names in --out that vislearn did not write")
     return p
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from box_data import make_box_split
+from vislearn.common.outputs import HIDDEN
 from conftest import coded_frames, encode_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +173,7 @@ def test_interrupted_infer_keeps_the_previous_json(run, box_split, mp4, tmp_path
     out = tmp_path / "out.jsonl"
     out.write_text("previous results\n")
     proc = subprocess.Popen([sys.executable, "-m", "vislearn.video.actions.infer", str(videos), "--checkpoint", str(run / "best.pt"),
-                             "--boxes", str(tmp_path / "boxes.json"), "--json", str(out), "--threads", "1"],
+                             "--boxes", str(tmp_path / "boxes.json"), "--json", str(out), "--threads", "1", "--overwrite"],
                             env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:  # interrupt once the first video is done
         if line.startswith("== "):
@@ -224,11 +225,11 @@ def test_full_disk_during_training(box_split, tmp_path):
     rc, err = res["metrics_limit"]
     assert rc == 2 and "metrics.jsonl" in one_line(err) and "file too large" in err
     assert [json.loads(line)["epoch"] for line in res["metrics_text"].splitlines()] == list(range(8))
-    assert not [n for n in res["metrics_files"] if n.startswith(".")]
+    assert not [n for n in res["metrics_files"] if n.startswith(".") and n not in HIDDEN]  # the manifest aside
     # the checkpoint cannot be written: one line, no temporary file, the previous checkpoint loads
     rc, err = res["checkpoint_limit"]
     assert rc == 2 and "previous checkpoint is intact" in one_line(err) and "last.pt" in err
-    assert not [n for n in res["checkpoint_files"] if n.startswith(".") or n.endswith(".tmp")]
+    assert not [n for n in res["checkpoint_files"] if (n.startswith(".") and n not in HIDDEN) or n.endswith(".tmp")]
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 7
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 8
 
@@ -407,6 +408,224 @@ def test_extract_frames_into_an_existing_folder_offers_overwrite(sample_dir, tmp
     rc, _, err = call(main, "extract-frames", tmp_path / "151201", "--out", tmp_path, "--overwrite")
     assert rc == 2 and "input" in one_line(err)  # would replace the folder it reads
     assert len(list((tmp_path / "151201").glob("*.jpg"))) == 33
+
+
+# ----------------------------------------------------------- round two (issue 24): the output rules applied
+
+def snapshot(*roots: Path) -> dict:
+    """Every file and folder under `roots` with its size and modification time: "nothing changed" is equality."""
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                st = p.lstat()
+                out[str(p)] = (st.st_size if not p.is_dir() else 0, st.st_mtime_ns if not p.is_dir() else 0)
+    return out
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` unwritable for this process: chmod 0o555 for a user; as root, whom modes do not stop, the
+    immutable attribute (chattr +i), skipped where it cannot be set."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root and chattr +i is not available here: no way to make a folder unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_evaluate_never_writes_into_a_training_run(run, box_split, tmp_path):
+    """Item 4: `evaluate --out RUN` of a training run replaced the run's results.json and report.html."""
+    from vislearn.common.outputs import MANIFEST
+    from vislearn.video.actions.evaluate import main
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for legacy in (False, True):  # a run written before manifests (no record of its files) too
+        if legacy:
+            (copy / MANIFEST).unlink(missing_ok=True)
+        before = snapshot(copy)
+        rc, _, err = call(main, "--checkpoint", copy / "best.pt", "--out", copy, "--device", "cpu")
+        assert rc == 2 and f"{copy}: " in one_line(err) and "vislearn video train" in err, err
+        assert snapshot(copy) == before
+    for _ in range(2):  # a folder of its own, and a re-run replaces its own files
+        rc, _, err = call(main, "--checkpoint", copy / "best.pt", "--out", tmp_path / "eval", "--device", "cpu")
+        assert rc == 0, err
+    assert (tmp_path / "eval" / "results.json").is_file() and snapshot(copy) == before
+
+
+def test_two_trainings_into_one_folder_one_is_refused(box_split, tmp_path):
+    """Item 5: two trainings into the same out= at once both exited 0, the folder holding the second's
+    results. Two real processes started together: one trains, the other is refused in one line."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "vislearn", "video", "train", *run_args(box_split, out, epochs=20)]
+    procs = [subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    res = [(p.pid, *p.communicate(timeout=600), p.returncode) for p in procs]
+    assert sorted(r[3] for r in res) == [0, 2], res
+    (winner, _, _, _), (_, _, err, _) = sorted(res, key=lambda r: r[3])
+    line = one_line(err)
+    assert line in (f"error: {out}: another process (pid {winner}) is writing into this folder; wait for it to end "
+                    f"or choose another out=",  # refused while the other trains
+                    f"error: {out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == list(range(20)) and json.loads((out / "results.json").read_text())["epochs"] == 20
+
+
+def test_a_second_training_is_refused_while_the_first_runs_and_a_killed_one_resumes(box_split, tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "vislearn", "video", "train", *run_args(box_split, out, epochs=100000)]
+    first = subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in first.stdout:  # it holds the folder from before it reads the data
+            if line.startswith("data:"):
+                break
+        second = subprocess.run(argv, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and one_line(second.stderr) == (
+            f"error: {out}: another process (pid {first.pid}) is writing into this folder; wait for it to end or "
+            f"choose another out="), second.stderr
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    while not (out / "last.pt").exists():  # killed before its first checkpoint: start again
+        rc, _, err = train_main(*run_args(box_split, out, epochs=1), "--resume")
+        assert rc == 0, err
+    rc, _, err = train_main(*run_args(box_split, out, epochs=1), "--resume")  # the OS dropped the dead run's lock
+    assert rc == 0, err
+
+
+HOLD = "import sys, time\nfrom vislearn.common.lock import lock_folder\nlock_folder(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(600)\n"
+
+
+@contextlib.contextmanager
+def held(folder: Path):
+    """Another process holding the lock of `folder` (as a running training does); yields its pid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_train_detector_is_refused_while_another_process_writes_its_folder(sample_annotations, tmp_path):
+    """Item 5, the detector: a run folder another process writes into is refused in one line, nothing changed."""
+    from vislearn.video.tracking.__main__ import main
+
+    out, videos = tmp_path / "det", tmp_path / "videos"
+    videos.mkdir()
+    with held(out) as pid:
+        rc, _, err = call(main, "train-detector", "--boxes", sample_annotations, "--videos", videos, "--out", out,
+                          "--device", "cpu", "--quiet")
+    assert rc == 2 and one_line(err) == (f"error: {out}: another process (pid {pid}) is writing into this folder; "
+                                         f"wait for it to end or choose another --out")
+    assert list(out.iterdir()) == []
+
+
+def test_no_command_replaces_a_file_it_did_not_make(run, box_split, mp4, tmp_path):
+    """Item 6: each of these replaced an existing unrelated file without --overwrite. Now: one line naming
+    the file and --overwrite, exit 2, the file unchanged; with --overwrite it is replaced."""
+    from vislearn.video.actions.infer import main as infer_main
+    from vislearn.video.actions.report import main as report_main
+    from vislearn.video.data.__main__ import main as data_main
+    from vislearn.video.data.synthetic.distractors import main as distractors_main
+    from vislearn.video.splits.__main__ import main as splits_main
+    from vislearn.video.tracking.__main__ import main as tracking_main
+
+    split, ann = box_split
+    f = tmp_path / "mine.json"
+    d = tmp_path / "mine"
+    d.mkdir()
+    rundir = tmp_path / "run"
+    shutil.copytree(run, rundir)
+    s = ["--labels", split / "labels.json", "--train", split / "train.json", "--val", split / "validation.json"]
+    infer = [mp4, "--checkpoint", run / "best.pt", "--boxes", ann]
+    cases = [  # (CLI, argv, the user's file, replaced with --overwrite: argv works)
+        (tracking_main, ["detect", mp4, "--detector", run / "best.pt", "--out", f, "--quiet"], f, False),
+        (tracking_main, ["track", "--detections", ann, "--out", f], f, True),
+        (data_main, ["merge-boxes", ann, "--out", f], f, True),
+        (infer_main, [*infer, "--json", f], f, True),
+        (infer_main, [*infer, "--render", d], d / "1000.mp4", False),
+        (infer_main, [*infer, "--render", d], d / "1000_sheet.png", True),
+        (distractors_main, ["--data", d, "--out", f], f, False),
+        (splits_main, ["compositional", *s, "--out", d, "--quiet"], d / "train.json", False),
+        (splits_main, ["compositional", *s, "--out", d, "--quiet"], d / "labels.json", False),
+        (splits_main, ["shuffled", "--from", split, "--out", d, "--quiet"], d / "train.json", False),
+        (splits_main, ["fewshot", *s, "--out", d, "--quiet"], d / "base_labels.json", False),
+        (report_main, [rundir], rundir / "report.html", True),
+    ]
+    bad = []
+    for main, argv, target, works in cases:
+        for p in [f, *d.iterdir()]:
+            p.unlink(missing_ok=True)
+        target.write_text("the user's own")
+        rc, _, err = call(main, *argv)
+        lines = err.strip().splitlines()
+        if rc != 2 or len(lines) != 1 or str(target) not in err or "--overwrite" not in err \
+                or target.read_bytes() != b"the user's own":
+            bad.append(f"{' '.join(map(str, argv))} over {target.name}: exit {rc}: {err.strip()[-300:]}")
+        elif works:
+            rc, _, err = call(main, *argv, "--overwrite")
+            if rc != 0 or target.read_bytes() == b"the user's own":
+                bad.append(f"{' '.join(map(str, argv))} --overwrite: exit {rc}: {err.strip()[-300:]}")
+    assert not bad, "\n".join(bad)
+    # what vislearn wrote there itself, it may write again: report, render, merge-boxes' folder if recorded
+    for argv in ([rundir], [rundir]):
+        rc, _, err = call(report_main, *argv)
+        assert rc == 0, err
+    for p in [*d.iterdir()]:
+        p.unlink()
+    for _ in range(2):
+        rc, _, err = call(infer_main, *infer, "--render", d)
+        assert rc == 0, err
+
+
+def test_split_stats_describe_a_folder_without_changing_it(box_split, tmp_path):
+    """Item 7: `splits stats DIR` wrote stats.json, class_counts.csv and a PNG into the split it describes:
+    it failed on a read-only split, and `evaluate --set` then offered "stats". Now it writes only with --out."""
+    from vislearn.video.data.split_layout import split_files
+    from vislearn.video.splits.__main__ import main
+
+    split = tmp_path / "split"
+    shutil.copytree(box_split[0], split)
+    before = snapshot(split)
+    with unwritable(split):
+        rc, text, err = call(main, "stats", split, "--min-noun-videos", "1")
+    assert rc == 0 and "classes: 4" in text, err
+    assert snapshot(split) == before and "stats" not in split_files(split).sets
+    rc, text, err = call(main, "stats", split, "--out", tmp_path / "st", "--min-noun-videos", "1")
+    assert rc == 0, err
+    assert {p.name for p in (tmp_path / "st").glob("*") if not p.name.startswith(".")} == \
+        {"stats.json", "class_counts.csv", "class_distribution.png"}
+    assert snapshot(split) == before
+
+
+def test_unwritable_outputs_are_refused_before_the_work(run, box_split, tmp_path):
+    """Permission errors named the temporary file and came after all the work: now one line naming the
+    folder, exit 2, before anything is read."""
+    from vislearn.video.actions.evaluate import main as evaluate_main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with unwritable(ro):
+        rc, out, err = train_main(*run_args(box_split, ro / "run"))
+        assert rc == 2 and one_line(err) == f"error: {ro}: folder is not writable, so {ro / 'run'} cannot be made there (out=)"
+        assert "data:" not in out  # before the work
+        rc, out, err = call(evaluate_main, "--checkpoint", run / "best.pt", "--out", ro, "--device", "cpu")
+        assert rc == 2 and one_line(err) == f"error: {ro}: folder is not writable (--out)" and "top-1" not in out
+    assert list(ro.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------- sweep

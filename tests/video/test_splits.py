@@ -521,11 +521,11 @@ def test_reading_official_fewshot_names(official, tmp_path, capsys):
 def test_stats_writes_plot_and_counts(ssv2, tmp_path, capsys):
     out = tmp_path / "comp"
     assert run(comp_args(ssv2, out), capsys)[0] == 0
-    rc, text, _ = run(["stats", out], capsys)
+    rc, text, _ = run(["stats", out, "--out", tmp_path / "st"], capsys)  # written only with --out
     assert rc == 0
-    png = out / "class_distribution.png"
+    png = tmp_path / "st" / "class_distribution.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    stats = load(out / "stats.json")
+    stats = load(tmp_path / "st" / "stats.json")
     assert stats["videos"]["train"] == len(load(out / "train.json"))
     assert sum(v["train"] for v in stats["per_class"].values()) == stats["videos"]["train"]
     assert "dropped (report.json" in text and "nouns:" in text and "training share per class" in text
@@ -604,11 +604,11 @@ def test_stats_of_ssv2_metadata(tmp_path, capsys):
 def test_split_stats_show_the_bias_of_each_side(ssv2, tmp_path, capsys):
     out = tmp_path / "comp"
     assert run(comp_args(ssv2, out), capsys)[0] == 0
-    rc, text, _ = run(["stats", out, "--no-plot", "--min-noun-videos", "3"], capsys)
+    rc, text, _ = run(["stats", out, "--no-plot", "--min-noun-videos", "3", "--out", tmp_path / "st"], capsys)
     assert rc == 0 and "noun-verb bias (single-object templates)" in text
-    bias = load(out / "stats.json")["noun_bias"]
+    bias = load(tmp_path / "st" / "stats.json")["noun_bias"]
     assert set(bias) == {"train", "validation"} and bias["train"]["videos"] > 0
-    assert "noun shortcut" in text and 0 <= load(out / "stats.json")["noun_shortcut"]["accuracy"] <= 1
+    assert "noun shortcut" in text and 0 <= load(tmp_path / "st" / "stats.json")["noun_shortcut"]["accuracy"] <= 1
 
 
 # ---------------------------------------------------------------------------------------------

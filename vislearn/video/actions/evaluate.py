@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislearn.common.checkpoint import load_checkpoint
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, output_folder
+from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import write_json
+from vislearn.common.text import printable
 from vislearn.video.data.split_layout import split_files
 from vislearn.video.data.ssv2 import class_names as ordered_names
 from vislearn.video.data.ssv2 import load_labels, load_records
 
-from .checkpoints import config_of, model_from_checkpoint
+from .checkpoints import config_of, load_model_checkpoint, model_from_checkpoint
 from .data import eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .engine import predict
@@ -60,11 +60,11 @@ def publish_results(out: Path, results: dict, name: str = "results.json", beside
 
 
 def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    ckpt = load_checkpoint(path)
+    ckpt = load_model_checkpoint(path)
     names = list(ckpt["class_names"])
     cfg = config_of(ckpt, {"split": args.split, "boxes": args.boxes, "videos": args.videos,
                            "workers": args.workers, "eval_views": list(parse_views(args.views)),
-                           "batch_size": args.batch_size})
+                           "batch_size": args.batch_size}, path)
     files = split_files(cfg.split)
     labels = load_labels(files.labels)
     if ordered_names(labels) != names:
@@ -79,17 +79,35 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
     if len(ds) == 0:
         raise UserError(f"{records_file}: none of its {len(records)} videos can be scored ({ds.report})")
     if ds.report["kept"] < ds.report["records"]:
-        print(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be scored "
-              f"({ds.report}); they are left out", file=sys.stderr)
+        print(printable(f"{path}: {ds.report['records'] - ds.report['kept']} of {ds.report['records']} videos cannot be "
+                        f"scored ({ds.report}); they are left out"), file=sys.stderr)
     dist = DistInfo(device=device)
     ids, scores, y = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, amp_cpu=cfg.amp_cpu,
                              progress=sys.stderr.isatty(), desc=Path(path).parent.name or "eval")
     return names, ids, scores, y
 
 
+OUT_FILES = ("scores.npz", "results.json", "report.html")
+
+
+def check_out(args) -> None:
+    """--out before any work: a folder of evaluate's own (never a training run's: its results.json and
+    report.html are the training's), writable, without files of these names that vislearn did not write
+    (unless --overwrite)."""
+    from vislearn.common.outputs import claim_folder, read_manifest
+
+    out = Path(args.out)
+    if out.is_dir() and not read_manifest(out).get("kind") and (out / "config.yaml").is_file() \
+            and any((out / n).is_file() for n in ("last.pt", "best.pt")):  # a run written before manifests
+        raise UserError(f"{out}: holds the outputs of `vislearn video train` (a training run); `vislearn video "
+                        f"evaluate` does not write there: choose another --out")
+    claim_folder(out, OUT_FILES, kind="video evaluate", overwrite=args.overwrite,
+                 inputs=[args.checkpoint, *(args.ensemble or [])], flag="--out")
+
+
 def evaluate(args) -> int:
     if args.out:
-        output_folder(args.out, "--out")
+        check_out(args)
     device = pick_device(args.device)
     paths = [args.checkpoint] + list(args.ensemble or [])
     weights = args.weights or [1.0] * len(paths)
@@ -117,9 +135,10 @@ def evaluate(args) -> int:
         rows.append(["ensemble (" + ", ".join(f"{w:g}" for w in weights) + ")", summary["videos"],
                      f"{100 * summary['top1']:.2f}", f"{100 * summary['top5']:.2f}"])
     final = results.get("ensemble") or next(iter(results["models"].values()))
-    print(format_table(rows, ["model", "videos", "top-1", "top-5"]))
+    print(format_table([[printable(r[0]), *r[1:]] for r in rows], ["model", "videos", "top-1", "top-5"]))
     worst = sorted(((a, n) for n, a in final["per_class"].items() if a is not None))[:5]
-    print("lowest per-class top-1: " + "; ".join(f"{n} {100 * a:.0f}%" for a, n in worst))
+    # class names come from the labels file: `printable` (no terminal escapes)
+    print("lowest per-class top-1: " + "; ".join(f"{printable(n)} {100 * a:.0f}%" for a, n in worst))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", help="folder for results.json and scores.npz")
+    p.add_argument("--out", help="folder for results.json, scores.npz and report.html (not a training run's folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of those names in --out that vislearn did not write")
     return p
 
 

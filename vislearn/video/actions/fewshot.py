@@ -31,11 +31,12 @@ import torch
 from scipy import stats
 from torch import nn
 
-from vislearn.common.checkpoint import load_checkpoint, save_checkpoint
+from vislearn.common.checkpoint import save_checkpoint
 from vislearn.common.cli import Parser, command
-from vislearn.common.files import output_folder
+from vislearn.common.outputs import claim_folder
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.text import printable
 from vislearn.video.data.split_layout import (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS, LABELS, TRAIN, VALIDATION, draw_dir,
                                    find_file, find_shot_files)
 from vislearn.video.data.ssv2 import Record, class_names, load_labels, load_records
@@ -44,7 +45,7 @@ from .config import TrainConfig, load_config, to_dict
 from .data import eval_dataset_with_cache, eval_loader, make_dataset, model_inputs
 from .distributed import DistInfo, pick_device
 from .evaluate import publish_results, save_scores
-from .checkpoints import config_of, model_from_checkpoint
+from .checkpoints import config_of, load_model_checkpoint, model_from_checkpoint
 from .metrics import softmax, summarize
 from vislearn.common.tables import format_table
 from .train import output_layer, train
@@ -149,7 +150,7 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
             raise UserError(f"{folder}: no {k}-shot fine-tuning/validation files")
         found = [d for d in range(draws) if d == 0 or k in find_shot_files(draw_dir(folder, d))]
         if len(found) < draws:
-            log(f"warning: only {len(found)} draws of the {k}-shot set in {folder}")
+            log(printable(f"warning: only {len(found)} draws of the {k}-shot set in {folder}"))
         for d in found:
             files = shot_files[k] if d == 0 else find_shot_files(draw_dir(folder, d))[k]
             plan.append((k, d, out / "finetune" / f"{k}shot" / f"draw_{d}", files["train"], shot_files[k]["val"]))
@@ -157,7 +158,7 @@ def finetune_last_layers(base_run: Path, cfg: TrainConfig, folder: Path, out: Pa
     base_checkpoint = Path(base_checkpoint or base_run / "best.pt")
     if todo:
         device = pick_device(cfg.device)
-        ckpt = load_checkpoint(base_checkpoint)
+        ckpt = load_model_checkpoint(base_checkpoint)
         model = model_from_checkpoint(ckpt, device)
         records = {}
         for _, _, _, train_set, val_set in todo:
@@ -203,18 +204,22 @@ MODEL_INPUT_KEYS = ("model", "model_args", "num_box_frames", "num_slots", "offic
 
 def base_model_config(cfg: TrainConfig, path: Path, base_labels: Path) -> TrainConfig:
     """`cfg` (data paths, running options) with the model and its input settings of the base checkpoint."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_model_checkpoint(path)
     if "class_names" not in ckpt or "model_name" not in ckpt:
         raise UserError(f"{path}: not a checkpoint of actions.train or actions.convert (no class names / model name)")
     if list(ckpt["class_names"]) != class_names(load_labels(base_labels)):
         raise UserError(f"{path}: its classes differ from those of {base_labels}")
-    own = config_of(ckpt, {})
+    own = config_of(ckpt, {}, path)
     return dataclasses.replace(cfg, **{k: getattr(own, k) for k in MODEL_INPUT_KEYS})
 
 
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
-    folder, out = Path(args.fewshot), output_folder(cfg.out, "out=")
+    folder, out = Path(args.fewshot), Path(cfg.out)
+    # its own files (a folder of an earlier version, fewshot_results.json and no manifest, taken as it is);
+    # each training stage below claims and locks its own folder
+    claim_folder(out, ["fewshot_results.json", "report.html"], kind="video fewshot", overwrite=args.overwrite,
+                 inputs=[folder, args.base], flag="out=", adopt=(out / "fewshot_results.json").is_file())
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     needed = (BASE_LABELS, FINETUNE_LABELS) if args.base else tuple(files)  # --base: no base training
     missing = [n for n in needed if files[n] is None]
@@ -224,7 +229,7 @@ def fewshot(args) -> int:
     if args.base:  # a base model trained elsewhere (e.g. converted from the official release)
         base_ckpt, base = Path(args.base), None
         cfg = base_model_config(cfg, base_ckpt, files[BASE_LABELS])
-        print(f"base model: {base_ckpt} (given with --base, not trained here)")
+        print(printable(f"base model: {base_ckpt} (given with --base, not trained here)"))
     else:
         base_split = stage_split(out / "base" / "split", files[BASE_LABELS], files[BASE_TRAIN], files[BASE_VAL])
         base = run_stage(dataclasses.replace(cfg, split=str(base_split), out=str(out / "base")))
@@ -242,7 +247,7 @@ def fewshot(args) -> int:
                 raise UserError(f"{folder}: no {k}-shot fine-tuning/validation files")
             draws = [d for d in range(args.draws) if d == 0 or k in find_shot_files(draw_dir(folder, d))]
             if len(draws) < args.draws:
-                print(f"warning: only {len(draws)} draws of the {k}-shot set in {folder}", file=sys.stderr)
+                print(printable(f"warning: only {len(draws)} draws of the {k}-shot set in {folder}"), file=sys.stderr)
             for d in draws:
                 train_set = shot_files[k]["train"] if d == 0 else find_shot_files(draw_dir(folder, d))[k]["train"]
                 stage = out / "finetune" / f"{k}shot" / f"draw_{d}"
@@ -278,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "instead of training one; its inputs follow its own config")
     p.add_argument("--finetune-epochs", type=int, default=20, help="--mode head/all: SGD epochs (default 20)")
     p.add_argument("--finetune-lr", type=float, default=0.01, help="--mode head/all: learning rate (default 0.01)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the protocol's names in out= that vislearn did not write")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. out=runs/fewshot")
     return p
 

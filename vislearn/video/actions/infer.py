@@ -53,10 +53,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vislearn.common.checkpoint import load_checkpoint
 from vislearn.common.cli import EXIT_FAILED, EXIT_OK, Parser, positive_int, run_main
 from vislearn.common.errors import UserError
-from vislearn.common.files import output_file, output_folder, refuse_input_overwrite
+from vislearn.common.text import printable
+from vislearn.common.outputs import claim_file, claim_folder, record
 from vislearn.common.jsonio import write_json
 from vislearn.video.data.annotations import AnnotationFile, BoxSource, VideoBoxes
 from vislearn.video.data.box_store import open_boxes
@@ -68,7 +68,7 @@ from .config import TrainConfig
 from .data import make_dataset, model_inputs
 from .distributed import pick_device
 from .engine import autocast, to_device
-from .checkpoints import config_of, model_from_checkpoint
+from .checkpoints import config_of, load_model_checkpoint, model_from_checkpoint
 from .evaluate import parse_views
 from .models import fuse_scores
 from vislearn.common.tables import format_table
@@ -137,15 +137,15 @@ def load_member(path: str, weight: float, device: torch.device, runtime: str = "
         from .export import load_exported
 
         model = load_exported(path, runtime, device)
-        return (Member(str(path), model, config_of(model.meta, {}), f"{model.meta['model_name']} ({runtime})", weight),
+        return (Member(str(path), model, config_of(model.meta, {}, path), f"{model.meta['model_name']} ({runtime})", weight),
                 list(model.meta["class_names"]))
-    ckpt = load_checkpoint(path)
+    ckpt = load_model_checkpoint(path)
     for key in ("model_name", "class_names"):
         if key not in ckpt:
             raise UserError(f"{path}: checkpoint has no '{key}' (not written by vislearn video train?)")
     try:
         model = model_from_checkpoint(ckpt, device, path)
-        cfg = config_of(ckpt, {})
+        cfg = config_of(ckpt, {}, path)
     except UserError:
         raise
     except (RuntimeError, ValueError, TypeError, KeyError) as e:
@@ -351,46 +351,47 @@ def _seconds(v: float | None) -> str:
 
 
 def format_result(res: dict) -> str:
-    name = Path(res["video"]).name
+    # names, labels, paths come from files: `printable` (no terminal escapes)
+    name = printable(Path(res["video"]).name)
     if not res["ok"]:
-        return f"== {name}: FAILED: {res['error']}"
+        return f"== {name}: FAILED: {printable(res['error'])}"
     best = res["topk"][0]
-    lines = [f"== {name}: {best['label']} ({100 * best['score']:.1f}%)",
-             format_table([[k + 1, t["label"], f"{t['score']:.4f}"] for k, t in enumerate(res["topk"])],
+    lines = [f"== {name}: {printable(best['label'])} ({100 * best['score']:.1f}%)",
+             format_table([[k + 1, printable(t["label"]), f"{t['score']:.4f}"] for k, t in enumerate(res["topk"])],
                           ["#", "label", "score"])]
     boxes = res["boxes"]
-    src = f"{boxes['source']} ({', '.join(boxes['tracks']) or 'none'})" if boxes["source"] else "none"
-    models = ", ".join(f"{m['model']}" + (f" x{m['weight']:g}" if len(res["models"]) > 1 else "") for m in res["models"])
+    src = printable(f"{boxes['source']} ({', '.join(boxes['tracks']) or 'none'})") if boxes["source"] else "none"
+    models = printable(", ".join(f"{m['model']}" + (f" x{m['weight']:g}" if len(res["models"]) > 1 else "")
+                                 for m in res["models"]))
     lines.append(f"{res['num_frames']} frames, {res['size'][0]}x{res['size'][1]}, {res['fps_note']}; "
                  f"boxes: {src}; model: {models}; views {res['views']}")
     t = res["timings"]
     lines.append("time: " + ", ".join(f"{k} {_seconds(t.get(k))}" for k in (*STAGES, "render") if k in t)
                  + f", total {_seconds(t['total'])}")
     if res.get("render"):
-        lines.append(f"overlay: {res['render']['video']}, {res['render']['sheet']}")
+        lines.append(printable(f"overlay: {res['render']['video']}, {res['render']['sheet']}"))
     return "\n".join(lines)
 
 
 def summary_table(results: list[dict]) -> str:
-    rows = [[Path(r["video"]).name, r["topk"][0]["label"] if r["ok"] else "FAILED",
+    rows = [[printable(Path(r["video"]).name), printable(r["topk"][0]["label"]) if r["ok"] else "FAILED",
              f"{r['topk'][0]['score']:.3f}" if r["ok"] else "-", r.get("num_frames", "-"),
              _seconds(r["timings"]["total"])] for r in results]
     return format_table(rows, ["video", "top-1", "score", "frames", "time"])
 
 
 def check_outputs(args, videos: dict[str, Path]) -> None:
-    """Before any work: outputs are of the right kind and none of them would replace an input."""
-    to_stdout = args.json == "-"
-    outputs = []
-    if args.json and not to_stdout:
-        outputs.append(output_file(args.json, "--json"))
-    if args.save_tracks:
-        outputs.append(output_file(args.save_tracks, "--save-tracks"))
-    if args.render:
-        render = output_folder(args.render, "--render")
-        outputs += [render / f"{vid}{suffix}" for vid in videos for suffix in (".mp4", "_sheet.png")]
+    """Before any work: outputs are of the right kind, in writable folders, none of them would replace an
+    input, and an existing file vislearn did not write is replaced only with --overwrite
+    (`vislearn.common.outputs`: a re-run replaces its own renders)."""
     inputs = [*videos.values(), *(p for group in args.checkpoint for p in group), args.boxes, args.detector]
-    refuse_input_overwrite(outputs, inputs)
+    if args.json and args.json != "-":
+        claim_file(args.json, overwrite=args.overwrite, inputs=inputs, flag="--json")
+    if args.save_tracks:
+        claim_file(args.save_tracks, overwrite=args.overwrite, inputs=inputs, flag="--save-tracks")
+    if args.render:
+        claim_folder(args.render, [f"{vid}{suffix}" for vid in videos for suffix in (".mp4", "_sheet.png")],
+                     overwrite=args.overwrite, inputs=inputs, flag="--render")
 
 
 def infer(args) -> int:
@@ -403,7 +404,7 @@ def infer(args) -> int:
     to_stdout = args.json == "-"
     show = (lambda *a: None) if to_stdout else functools.partial(print, flush=True)  # a video's result as soon as it is done
     log(f"{len(videos)} video(s), decoded at {SSV2_FPS} fps (the models' frame rate; other rates are resampled); "
-        f"model: {' + '.join(m.name for m in s.members)} on {s.device}")
+        f"model: {printable(' + '.join(m.name for m in s.members))} on {s.device}")
     json_out = partial = None
     if args.json and not to_stdout:  # streamed to OUT.partial; OUT appears only when every video is done
         path = Path(args.json)
@@ -416,9 +417,9 @@ def infer(args) -> int:
             res = infer_video(s, vid, path)
             results.append(res)
             if res["ok"] and res.get("resampled"):
-                log(f"note: {path}: {res['fps_note']}")
+                log(printable(f"note: {path}: {res['fps_note']}"))
             for note in res["notes"]:
-                log(f"note: {path}: {note}")
+                log(printable(f"note: {path}: {note}"))
             line = json.dumps(res)
             if to_stdout:
                 print(line, flush=True)
@@ -438,6 +439,7 @@ def infer(args) -> int:
     if json_out is not None:
         json_out.close()
         os.replace(partial, args.json)
+        record(args.json)  # ours, where its folder keeps a manifest
     failed = [r for r in results if not r["ok"]]
     if len(results) > 1:
         show(summary_table(results))
@@ -447,7 +449,7 @@ def infer(args) -> int:
     if failed:
         print(f"{len(failed)} of {len(results)} video(s) failed:", file=sys.stderr)
         for r in failed:
-            print(f"  {r['error']}", file=sys.stderr)
+            print(f"  {printable(r['error'])}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -470,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", default="1x1", help="CLIPSxCROPS test views, softmax-averaged (default 1x1)")
     p.add_argument("--json", metavar="OUT.jsonl", help="one JSON object per video ('-': stdout, no table)")
     p.add_argument("--render", metavar="OUT_DIR", help="write OUT_DIR/<id>.mp4 overlays and <id>_sheet.png contact sheets")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs (--json, --save-tracks, --render files) that exist and vislearn did not write")
     p.add_argument("--save-tracks", metavar="TRACKS.json", help="with --detector: write the tracked boxes "
                                                                 "(Something-Else JSON, reusable as --boxes)")
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector: lowest score kept (default 0.05)")

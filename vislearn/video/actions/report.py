@@ -2,7 +2,8 @@
 
 PATH is a run folder of `vislearn video train`, a table folder (`vislearn video table`, `make demo`,
 `make table-full`), an output folder of `vislearn video fewshot` or the `--out` folder of `vislearn video
-evaluate`; the page goes to PATH/report.html unless --out says otherwise. The page needs nothing but a
+evaluate`; the page goes to PATH/report.html unless --out says otherwise. A page vislearn wrote is
+replaced; any other file of that name (or an existing --out) only with --overwrite. The page needs nothing but a
 browser: the plots are PNG data URIs, there is no script and nothing is fetched (the pages are built in
 `report_pages`, the figures in `figures`). The table, train, fewshot and `evaluate --out` write it at the
 end of their run.
@@ -16,6 +17,7 @@ from pathlib import Path
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import write_text
+from vislearn.common.text import printable
 
 
 def page_kind(folder: Path) -> str:
@@ -38,9 +40,11 @@ def page_kind(folder: Path) -> str:
 
 
 def write_report(path: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Path:
-    """Write the HTML page of the output folder `path` (default `path`/report.html, always refreshed);
-    returns where. Another existing `out` is replaced only with `overwrite`."""
-    from vislearn.common.files import new_output_file, output_file
+    """Write the HTML page of the output folder `path` (default `path`/report.html); returns where. An
+    existing page is replaced when vislearn wrote it (`vislearn.common.outputs`), any other file only
+    with `overwrite` (the user's own report.html in a run folder, or another --out)."""
+    from vislearn.common.files import new_output_file
+    from vislearn.common.outputs import claim_folder
 
     from . import report_pages
 
@@ -51,13 +55,18 @@ def write_report(path: str | Path, out: str | Path | None = None, overwrite: boo
         raise UserError(f"{folder}: is a file, expected an output folder (run, demo, few-shot or evaluation)")
     if out:  # the page reads the folder's results, metrics, configs and figures: none may become the page
         target = new_output_file(out, [p for p in folder.rglob("*") if p.suffix != ".html" and p.is_file()], overwrite)
-    else:
-        target = output_file(folder / "report.html", "--out")
-    kind = page_kind(folder)
-    build = {"table": report_pages.table_page, "run": report_pages.run_page, "fewshot": report_pages.fewshot_page,
-             "evaluation": report_pages.evaluation_page}[kind]
-    text = build(folder, target)
-    write_text(target, text)
+    else:  # a guest in the command's folder: no kind of its own
+        claim = claim_folder(folder, ["report.html"], overwrite=overwrite, flag="PATH")
+        target = folder / "report.html"
+    try:
+        kind = page_kind(folder)
+        build = {"table": report_pages.table_page, "run": report_pages.run_page, "fewshot": report_pages.fewshot_page,
+                 "evaluation": report_pages.evaluation_page}[kind]
+        text = build(folder, target)
+        write_text(target, text)
+    finally:
+        if not out:
+            claim.release()  # ends only a claim of its own (inside a training's, the training's goes on)
     return target
 
 
@@ -67,9 +76,9 @@ def report_at_end(folder: str | Path, log=print) -> Path | None:
     try:
         path = write_report(folder)
     except Exception as e:  # noqa: BLE001 - never lose a finished run to its report
-        print(f"warning: no report.html for {folder}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(printable(f"warning: no report.html for {folder}: {type(e).__name__}: {e}"), file=sys.stderr)
         return None
-    log(f"report: {path}")
+    log(printable(f"report: {path}"))
     return path
 
 
@@ -78,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH", help="a run, demo, few-shot or evaluation output folder")
     p.add_argument("--out", help="the HTML file to write (default PATH/report.html)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out (or PATH/report.html) when it exists and vislearn did not write it")
     return p
 
 

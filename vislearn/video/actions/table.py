@@ -38,6 +38,7 @@ from vislearn.common.cli import Parser, command, positive_int
 from vislearn.common.demo import DemoOutcome, Measure
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, output_folder, write_text
+from vislearn.common.outputs import check_writable, claim_folder
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.common.paths import config_dir
 
@@ -274,6 +275,9 @@ def plot_gap(path: Path, rows: list[tuple[str, str]], table: dict) -> None:
     plt.close(fig)
 
 
+TABLE_FILES = ("demo.json", "results.md", "results.json", "compositional_gap.png", "report.html")
+
+
 def demo(args) -> int:
     clock = Clock()
     if args.fewshot_seeds is None:
@@ -281,6 +285,12 @@ def demo(args) -> int:
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     if args.draws < 1 or args.videos < 1:
         raise UserError("--draws and --videos must be at least 1")
+    if not (data / "annotations.json").exists():
+        check_writable(data, "--data")  # it will be generated there
+    # the table's own files; a table folder of an earlier version (demo.json, no manifest) is taken as it is.
+    # Each run folder below is claimed and locked by its own training.
+    claim_folder(out, TABLE_FILES, kind="video table", overwrite=args.overwrite,
+                 adopt=(out / "demo.json").is_file())
     fingerprint = {**data_settings(args), "data": str(data.resolve()), "shots": list(args.shots),
                    "draws": args.draws, "base_classes": args.base_classes}
     check_data(data, args)
@@ -460,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/video/synthetic", help="synthetic data folder (generated if missing)")
     p.add_argument("--out", default="runs/table", help="folder for the runs and the table")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the table's names in --out that vislearn did not write")
     p.add_argument("--videos", type=int, default=1000, help="videos to generate (when the data is missing)")
     # 128x96 keeps decoding and the scene CNN inside the demo's CPU budget (15 minutes on 2 cores);
     # the generator's default is 320x240 for anything bigger

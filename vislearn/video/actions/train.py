@@ -25,7 +25,8 @@ from torch import nn
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state, state_mismatch
 from vislearn.common.cli import Parser, run_main
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, output_folder, refuse_input_overwrite, write_text
+from vislearn.common.files import atomic_path, write_text
+from vislearn.common.outputs import claim_folder, session
 from vislearn.common.freeze import freeze
 from vislearn.common.jsonio import write_json
 from vislearn.video.data.split_layout import split_files
@@ -156,7 +157,16 @@ def cpu_threads(cfg: TrainConfig, world_size: int) -> int:
     return max(1, cores // max(world_size, 1) - cfg.workers)
 
 
-def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
+def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False, overwrite: bool = False) -> int:
+    """Train (or with `resume`, continue) the run in `cfg.out`, holding the folder's lock while it runs
+    (`vislearn.common.outputs`: a second writer is refused, and files there that vislearn did not
+    write are replaced only with `overwrite`)."""
+    with session():  # the run folder's claim and lock end with the run (also in a table's worker process)
+        return _train(cfg, resume, dry_run, overwrite)
+
+
+def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> int:
+    cfg.validate()  # every field, as load_config checked them (a config built in code too); the same for --dry-run
     cfg = with_data_frame_size(cfg)  # before anything runs: a frame_size the data contradicts is refused
     dist = init_distributed(cfg.device)  # a device that cannot be used here: one line (vislearn.common.device)
     if dist.device.type == "cpu":
@@ -165,12 +175,14 @@ def train(cfg: TrainConfig, resume: bool = False, dry_run: bool = False) -> int:
     out = Path(cfg.out)
     last, best_path = out / "last.pt", out / "best.pt"
     if not dry_run:
-        output_folder(out, "out=")
+        # the checks below run under the lock, so two runs started together cannot both pass them
+        claim = claim_folder(out, kind="video train", flag="out=", lock=dist.is_main)
         if last.exists() and not resume:
             raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
         # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
         inputs = [cfg.init_checkpoint, cfg.boxes, *weight_files(cfg.model_args)]
-        refuse_input_overwrite([out / name for name in RUN_FILES], inputs, "out=")
+        # a run resumed from before manifests: its files count as its own (adopt)
+        claim.check(RUN_FILES, overwrite, inputs, adopt=resume and last.exists())
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     inputs = model_inputs(model)
@@ -295,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file with config keys (configs/video/synthetic/*.yaml, configs/video/ssv2/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. lr=0.02 epochs=5")
     p.add_argument("--resume", action="store_true", help="continue the run in `out` from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the run's names in `out` that vislearn did not write (a user's results.json)")
     p.add_argument("--dry-run", action="store_true",
                    help="build the data pipeline and the model, print 'parameters: N' last, exit without training")
     return p
@@ -302,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_main(lambda: train(load_config(args.config, args.overrides), resume=args.resume, dry_run=args.dry_run))
+    return run_main(lambda: train(load_config(args.config, args.overrides), resume=args.resume, dry_run=args.dry_run,
+                                      overwrite=args.overwrite))
 
 
 if __name__ == "__main__":

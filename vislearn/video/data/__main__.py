@@ -15,7 +15,9 @@ from pathlib import Path
 
 from vislearn.common.cli import Parser, command, os_error_message
 from vislearn.common.errors import UserError
-from vislearn.common.files import output_file, output_folder, refuse_input_overwrite
+from vislearn.common.files import new_output_file, output_folder, refuse_input_overwrite
+from vislearn.common.outputs import check_writable
+from vislearn.common.text import printable
 
 
 def _progress(iterable, desc: str, total: int):
@@ -27,6 +29,7 @@ def _progress(iterable, desc: str, total: int):
 def cmd_index_boxes(args: argparse.Namespace) -> int:
     from .box_store import index_boxes
 
+    check_writable(Path(args.out).parent, "--out")  # the store is built beside it, then takes its place
     t0 = time.perf_counter()
     meta = index_boxes(args.parts, args.out, progress=None if args.quiet else _progress)
     print(f"wrote {args.out}: {meta['videos']} videos, {meta['frames']} annotated frames, "
@@ -37,7 +40,7 @@ def cmd_index_boxes(args: argparse.Namespace) -> int:
 def cmd_merge_boxes(args: argparse.Namespace) -> int:
     from .annotations import merge_annotations, save_annotations
 
-    refuse_input_overwrite([output_file(args.out, "--out")], args.parts, "--out")
+    new_output_file(args.out, args.parts, args.overwrite)  # an existing file only with --overwrite
     merged = merge_annotations(args.parts)
     save_annotations(args.out, merged)
     print(f"wrote {args.out}: {len(merged)} videos from {len(args.parts)} files")
@@ -88,8 +91,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"{'video':>12} {'frames':>6} {'boxes':>6} {'hand':>5} {'empty':>5}  size      tracks")
         for s in rows[: args.limit] if args.limit else rows:
             size = "x".join(map(str, s.get("frame_size", ()))) or "?"
-            print(f"{s['video_id']:>12} {s['frames']:>6} {s['boxes']:>6} {'yes' if s['hand'] else 'no':>5} "
-                  f"{s['empty_frames']:>5}  {size:<9} {' '.join(s['tracks'])}")
+            # ids and track names come from the box file: `printable` (no terminal escapes)
+            print(f"{printable(s['video_id']):>12} {s['frames']:>6} {s['boxes']:>6} {'yes' if s['hand'] else 'no':>5} "
+                  f"{s['empty_frames']:>5}  {size:<9} {printable(' '.join(s['tracks']))}")
         if args.limit and len(rows) > args.limit:
             print(f"... {len(rows) - args.limit} more videos (--limit 0 shows all)")
     print(f"total: {totals['videos']} videos, {totals['frames']} annotated frames, {totals['boxes']} boxes, "
@@ -120,6 +124,7 @@ def cmd_extract_frames(args: argparse.Namespace) -> int:
     from .video import extract_frames, video_outputs
 
     root = output_folder(args.out, "--out")
+    check_writable(root, "--out")
     outs = video_outputs(args.videos, root)  # <out>/<id>, id = the name without its last extension
     refuse_input_overwrite(outs.values(), args.videos, "--out")
     failed = 0
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("merge-boxes", help="merge Something-Else JSON part files into one file")
     s.add_argument("parts", nargs="+")
     s.add_argument("--out", required=True)
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_merge_boxes)
 
     s = sub.add_parser("inspect", help="per-video summary of a box file or store",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vislearn.common.cli import Parser, run_main
 from vislearn.common.errors import UserError
-from vislearn.common.files import output_folder, refuse_input_overwrite
+from vislearn.common.outputs import claim_folder
 
 EPILOG = """\
 examples:
@@ -23,11 +23,15 @@ examples:
   vislearn video splits shuffled --from runs/comp --out runs/comp_shuffled
   vislearn video splits fewshot --labels L.json --train T.json --val V.json --out runs/fewshot --shots 5 10 --draws 5
   vislearn video splits validate runs/comp
-  vislearn video splits stats runs/comp
+  vislearn video splits stats runs/comp --out runs/comp_stats
   vislearn video splits stats path/to/ssv2          (noun-verb bias of the metadata, beside real SSv2's)
 
 exit codes: 0 ok, 1 a protocol check failed (validate), 2 bad input, 130 interrupted
 """
+
+
+OVERWRITE_HELP = ("replace files of the split's names in --out that vislearn did not write (its own, from an earlier "
+                  "run, are replaced anyway)")
 
 
 def _add_metadata_args(p: argparse.ArgumentParser, val_required: bool) -> None:
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", type=Path, metavar="FILE_OR_STORE",
                    help="Something-Else box annotations (JSON file or box store folder); videos without boxes are dropped")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rule", choices=["all-same-set", "first-noun", "single-noun"], default="all-same-set",
                    help="which nouns of a multi-object video count (default: all, and they must share a set)")
@@ -77,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "split at random (seeded).")
     p.add_argument("--from", dest="src", type=Path, required=True, metavar="DIR", help="a compositional split folder")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
@@ -85,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fine-tuning sets (K independent draws) and a validation set.")
     _add_metadata_args(p, val_required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--base-classes", type=int, default=None,
                    help="number of base classes (default: 88 for SSv2's 174 classes, as the paper; else half the "
                         "classes of the labels file, rounded down)")
@@ -107,14 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="PATH is SSv2 metadata (a folder with something-something-v2-train.json / "
                                    "-validation.json, or one record-list file): prints its noun-verb bias beside real "
                                    "SSv2's. Or a split folder: class counts per side, nouns per set, drops, the "
-                                   "noun-verb bias of each side; writes stats.json, class_counts.csv and "
-                                   "class_distribution.png. The bias is measured on single-object templates and "
+                                   "noun-verb bias of each side; with --out also writes stats.json, class_counts.csv "
+                                   "and class_distribution.png there (the split itself is never changed). The bias is measured on single-object templates and "
                                    "nouns with >= --min-noun-videos videos: how often a noun's most frequent "
                                    "template is the video's (against the nouns shuffled among the videos), the "
                                    "mutual information beyond the shuffled control as a share of the template "
                                    "entropy, and the share of a template's videos its 3 most frequent nouns cover.")
     p.add_argument("folder", type=Path, metavar="PATH")
-    p.add_argument("--out", type=Path, default=None, help="where to write (split folders; default: the folder)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="split folders: also write stats.json, class_counts.csv and class_distribution.png into "
+                        "this folder (default: print only; describing a split never changes it)")
+    p.add_argument("--overwrite", action="store_true", help="replace files of those names in --out that vislearn "
+                                                            "did not write")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--min-noun-videos", type=int, default=10,
                    help="nouns with fewer videos are left out of the bias figures (default 10, as measured on SSv2)")
@@ -140,10 +151,16 @@ def _metadata(args, need_val: bool) -> tuple[Path, Path, Path | None]:
     return args.labels, args.train, args.val
 
 
-def _check_out(out: Path, inputs: list, names: list[str]) -> None:
-    """--out must be a folder, and none of the files written there (`names`) may be an input."""
-    output_folder(out, "--out")
-    refuse_input_overwrite([out / n for n in names], inputs, "--out")
+def split_files(io) -> list[str]:
+    """The files of a compositional (or shuffled) split folder."""
+    return [io.LABELS, io.TRAIN, io.VALIDATION, io.OBJECTS_A, io.OBJECTS_B, io.NOUN_MAP, io.REPORT]
+
+
+def _check_out(out: Path, inputs: list, names: list[str], overwrite: bool) -> None:
+    """Before any work: --out must be a writable folder (not another command's), none of the files written
+    there (`names`) may be an input, and one that exists and that vislearn did not write is replaced only
+    with --overwrite (`vislearn.common.outputs`)."""
+    claim_folder(out, names, kind="video splits", overwrite=overwrite, inputs=inputs, flag="--out")
 
 
 def cmd_compositional(args) -> int:
@@ -151,8 +168,7 @@ def cmd_compositional(args) -> int:
     from . import io
 
     labels, train, val = _metadata(args, need_val=False)
-    _check_out(args.out, [labels, train, val, args.boxes], [io.LABELS, io.TRAIN, io.VALIDATION, io.OBJECTS_A,
-                                                           io.OBJECTS_B, io.NOUN_MAP, io.REPORT])
+    _check_out(args.out, [labels, train, val, args.boxes], split_files(io), args.overwrite)
     options = comp.Options(rule=args.rule, min_per_side=args.min_per_side, min_noun_videos=args.min_noun_videos,
                            balance=args.balance, noun_balance=args.noun_balance, restarts=args.restarts,
                            merge_heads=args.merge_heads, seed=args.seed)
@@ -185,9 +201,10 @@ def cmd_compositional(args) -> int:
 
 
 def cmd_shuffled(args) -> int:
-    from . import shuffled
+    from . import io, shuffled
 
-    output_folder(args.out, "--out")
+    names = split_files(io)
+    _check_out(args.out, [Path(args.src) / n for n in names], names, args.overwrite)
     report = shuffled.run_shuffled(args.src, args.out, args.seed)
     if not args.quiet:
         print(shuffled.summary(report, args.out))
@@ -201,7 +218,9 @@ def cmd_fewshot(args) -> int:
     labels, train, val = _metadata(args, need_val=True)
     written = [io.BASE_LABELS, io.FINETUNE_LABELS, io.BASE_TRAIN, io.BASE_VAL, io.REPORT, io.DRAWS_DIR]
     written += [io.finetune_name(k, part) for k in args.shots for part in ("train", "val")]
-    _check_out(args.out, [labels, train, val, args.base_labels], written)
+    written += [f"{io.DRAWS_DIR}/draw_{d}/{io.finetune_name(k, part)}" for d in range(1, args.draws)
+                for k in args.shots for part in ("train", "val")]
+    _check_out(args.out, [labels, train, val, args.base_labels], written, args.overwrite)
     result = fewshot.run_fewshot(labels, train, val, args.out, args.base_classes, args.shots, args.draws, args.seed,
                                  args.base_labels)
     if not args.quiet:
@@ -238,7 +257,8 @@ def cmd_stats(args) -> int:
                         f"-validation.json) nor a split folder (labels.json, train.json, validation.json, ...)")
     else:
         if args.out is not None:
-            output_folder(args.out, "--out")
+            claim_folder(args.out, ["stats.json", "class_counts.csv", "class_distribution.png"],
+                         overwrite=args.overwrite, inputs=[args.folder], flag="--out")
         text, _ = stats.stats(args.folder, plot=not args.no_plot, out=args.out, min_noun_videos=args.min_noun_videos)
     print(text)
     return 0

@@ -1,9 +1,9 @@
 """Statistics of split folders and SSv2 metadata.
 
 - A split folder (`stats`): class counts per side, nouns per set, what was dropped and why, a plot
-  of the class distribution, and the noun-verb bias of each side. Writes into the folder (or
-  `--out`): `stats.json` (everything below), `class_counts.csv` (one row per class) and
-  `class_distribution.png` (per-class training/validation counts, classes sorted by size).
+  of the class distribution, and the noun-verb bias of each side. With `--out` (only: describing a
+  folder never changes it) also writes `stats.json` (everything below), `class_counts.csv` (one row
+  per class) and `class_distribution.png` (per-class training/validation counts, classes sorted by size).
 - Any SSv2-format metadata, real or synthetic (`metadata_stats`: a folder with
   something-something-v2-{train,validation}.json, or one record-list file): the noun-verb bias
   (`noun_bias`), the three statistics the issue measured on real SSv2, next to the real figures.
@@ -89,7 +89,7 @@ def _table(classes: list[str], counts: dict[str, Counter], head: int = 8) -> lis
 
 def stats(path: str | os.PathLike, plot: bool = True, out: str | os.PathLike | None = None,
           min_noun_videos: int = 10) -> tuple[str, dict]:
-    """Compute, print-ready text and data; files go to `out` (default: the split folder itself)."""
+    """Compute, print-ready text and data; files go to `out` only (None: nothing is written)."""
     folder = io.scan_folder(path)
     report = folder.read_report()
     kind = folder.kind()
@@ -176,7 +176,9 @@ def stats(path: str | os.PathLike, plot: bool = True, out: str | os.PathLike | N
             lines.append(f"  noun shortcut: the noun's most frequent training template is right on "
                          f"{100 * shortcut['accuracy']:.1f}% of the {shortcut['videos']:,} single-object validation "
                          f"videos (the most frequent training template alone: {100 * shortcut['majority_accuracy']:.1f}%)")
-    out = Path(out) if out is not None else folder.path
+    if out is None:  # describing a folder never changes it (its record lists would gain a "stats" set)
+        return "\n".join(lines), data
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if parts:
         with atomic_file(out / "class_counts.csv", "w", newline="") as f:

@@ -35,7 +35,7 @@ from vislearn.common.device import resolve_device
 from vislearn.common.errors import UserError
 from vislearn.common.files import write_text
 from vislearn.common.outputs import claim_folder, session
-from vislearn.common.jsonio import write_json
+from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.annotations import BoxSource
 from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.split_layout import split_files
@@ -346,7 +346,7 @@ def _started_here(config: Path) -> bool:
     """Whether `config` is the config.json of a train-detector run (one killed before its first epoch
     ended leaves it without last.pt): a folder of ours to start afresh in."""
     try:
-        data = json.loads(config.read_text())
+        data = read_json(config)
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and {"options", "spec", "data"} <= set(data)

@@ -79,7 +79,7 @@ def distractor_records(data: str | Path, video_ids: Iterable[str] | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     from vislearn.common.cli import Parser, run_main
-    from vislearn.common.files import output_file, refuse_input_overwrite
+    from vislearn.common.files import new_output_file
     from vislearn.common.jsonio import write_json
 
     p = Parser(prog="vislearn video distractors", description=__doc__.split("\n\n")[0])
@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                    "standard_category 'distractor'); give it to `tracking train-detector / evaluate-detector "
                    "--ignore-boxes`")
     p.add_argument("--ids", nargs="*", help="only these video ids (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
 
     def run() -> int:
-        out = output_file(args.out, "--out")
-        data = Path(args.data)  # the data set's own files are never replaced
-        refuse_input_overwrite([out], [data / SYNTHETIC, data / "annotations.json",
-                                       *data.glob("something-something-v2-*.json")], "--out")
+        data = Path(args.data)  # the data set's own files are never replaced; another file only with --overwrite
+        out = new_output_file(args.out, [data / SYNTHETIC, data / "annotations.json",
+                                         *data.glob("something-something-v2-*.json")], args.overwrite)
         records = distractor_records(args.data, args.ids or None)
         write_json(out, records)
         boxes = sum(len(r["labels"]) for recs in records.values() for r in recs)
