@@ -446,3 +446,35 @@ def test_synthetic_size_says_the_real_rule(tmp_path, value):
         assert rc == 2 and flag in line and "even" in line and "96" in line and "4096" in line, line
         assert "at least 1" not in line
     assert not (tmp_path / "x").exists()
+
+
+def test_decoder_silencing_gives_stderr_back(tmp_path, capfd):
+    """decord's own lines are silenced by pointing fd 2 elsewhere for the call: afterwards (also after
+    calls that overlapped in threads, and after a failure) the process's stderr is what it was."""
+    import threading
+
+    from vislearn.common.errors import UserError
+    from vislearn.video.data.video import open_video
+
+    bad = tmp_path / "5.webm"
+    bad.write_bytes(b"not a video at all" * 100)
+    good = encode_video(tmp_path / "6.webm", coded_frames(4))
+    errors = []
+
+    def work():
+        for _ in range(5):
+            try:
+                open_video(bad)
+            except UserError as e:
+                errors.append(e)
+            assert len(open_video(good).read_all()) == 4
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    os.write(2, b"fd 2 still here\n")
+    print("sys.stderr too", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert len(errors) == 20 and err == "fd 2 still here\nsys.stderr too\n", err

@@ -45,6 +45,7 @@ _FRAME_FOLDER_FILE = re.compile(r"^\d{4,}\.jpg$")  # what extract_frames writes 
 # ------------------------------------------------------------------------------ decoder chatter
 _quiet_lock = threading.Lock()
 _decord_quiet = False
+_silenced = {"depth": 0, "saved": -1}  # fd 2 is /dev/null while depth > 0; `saved` is the real one
 
 
 def quiet_decoders() -> None:
@@ -65,24 +66,37 @@ def quiet_decoders() -> None:
 @contextlib.contextmanager
 def _no_stderr() -> Iterator[None]:
     """fd 2 to /dev/null around a decord call: its C++ code prints failures ("ERROR opening: ...") itself
-    before raising them, which the caller reports in its own words (or recovers from with PyAV)."""
+    before raising them, which the caller reports in its own words (or recovers from with PyAV).
+    Threads may overlap (they are not serialised): the first in silences fd 2, the last out restores it."""
     with _quiet_lock:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):
-            yield  # no usable fd 2 (a closed or replaced stream): nothing to silence
-            return
-        try:
-            null = os.open(os.devnull, os.O_WRONLY)
+        if _silenced["depth"] == 0:
             try:
-                os.dup2(null, 2)
-            finally:
-                os.close(null)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+                with contextlib.suppress(ValueError, AttributeError):
+                    sys.stderr.flush()
+                saved = os.dup(2)
+            except OSError:  # no fd 2 at all: nothing to silence
+                saved = -1
+            if saved >= 0:
+                try:
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    try:
+                        os.dup2(null, 2)
+                    finally:
+                        os.close(null)
+                except OSError:
+                    os.close(saved)
+                    saved = -1
+            _silenced["saved"] = saved
+        _silenced["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _silenced["depth"] -= 1
+            if _silenced["depth"] == 0 and _silenced["saved"] >= 0:
+                os.dup2(_silenced["saved"], 2)
+                os.close(_silenced["saved"])
+                _silenced["saved"] = -1
 
 
 def resample_indices(num_native: int, native_fps: float, target_fps: float) -> np.ndarray:
