@@ -7,7 +7,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-from vislearn.common.cli import EXIT_OK, EXIT_USAGE, Command, command_table
+try:  # Ctrl-C while Python starts the program is `interrupted` and 130, as everywhere after (common.cli.guarded)
+    from vislearn.common.cli import EXIT_OK, EXIT_USAGE, Command, command_table, guarded
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 # family -> the module holding its COMMANDS, TITLE and main(argv)
 FAMILIES = {"video": "vislearn.video.__main__", "backbones": "vislearn.backbones.__main__"}
@@ -25,6 +29,12 @@ def listing() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`vislearn ...`: imports and runs the family's or command's module under `guarded` (Ctrl-C while importing
+    is `interrupted`, 130; a closed stdout ends quietly, 141; printing never fails on the terminal's encoding)."""
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(listing(), file=sys.stdout if argv else sys.stderr)

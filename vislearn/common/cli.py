@@ -6,7 +6,12 @@ arguments):
 - a UserError (bad data, config key, flag, file) -> `error: <message>` on stderr, exit 2;
 - an OSError (disk full, file size limit, permission, a folder where a file is expected or the
   reverse, a missing file) -> `error: <file>: <what happened>`, exit 2;
-- Ctrl-C -> `interrupted`, exit 130;
+- Ctrl-C -> `interrupted`, exit 130 (also while a command's modules are imported: `dispatch` and the
+  top-level `vislearn` catch it there);
+- stdout's reader gone (`vislearn ... | head`) -> nothing more is printed, exit 141 (128 + SIGPIPE, what a
+  shell reports for a Unix tool stopped by a closed pipe);
+- printing never fails on the terminal's encoding (`PYTHONIOENCODING=ascii`, a C locale): characters it
+  lacks are written as backslash escapes (`safe_stdio`);
 - anything else is a bug: its traceback is kept, exit 1.
 """
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import io
 import os
 import sys
 from dataclasses import dataclass
@@ -21,9 +27,11 @@ from typing import Callable
 
 from .errors import UserError
 from .malloc import retain_freed_memory
+from .text import printable
 from .outputs import session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # 141: a shell's code for a tool stopped by SIGPIPE (`... | head`)
 
 _REASONS = {
     errno.ENOSPC: "disk full",
@@ -90,21 +98,95 @@ def quiet_libraries() -> None:
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
+def safe_stdio() -> None:
+    """stdout and stderr write what their encoding lacks as backslash escapes (`\\U0001f600`) instead of
+    raising UnicodeEncodeError: a class name in another script never stops a command that prints it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError, io.UnsupportedOperation):
+                pass
+
+
+def say(message: str) -> None:
+    """One line on stderr; nothing when stderr is gone too (`2>&1 | head`)."""
+    try:
+        print(message, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def stdout_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone: its write end reports an error or hang-up."""
+    try:
+        fd = sys.stdout.fileno()
+        import select
+
+        poll = select.poll()
+        poll.register(fd, 0)  # errors and hang-ups are always reported
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return False
+
+
+def quit_on_closed_stdout() -> int:
+    """After a BrokenPipeError on stdout: point stdout at /dev/null (what is still buffered goes nowhere, so
+    Python's flush at exit is silent) and return 141, as Python's documentation of SIGPIPE advises."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def guarded(work: Callable[[], int | None]) -> int:
+    """The guard of an entry point, around everything it imports and runs: `safe_stdio`, Ctrl-C -> `interrupted`
+    and 130, stdout's reader gone -> quietly 141. (`run_main` does the same, with one line for user mistakes.)"""
+    safe_stdio()
+    try:
+        try:
+            code = int(work() or 0)
+        except SystemExit:  # argparse's --help and usage errors: what they printed is flushed here too
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # a reader that has gone shows here, not in Python's flush at exit
+        return code
+    except KeyboardInterrupt:
+        say("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        if stdout_gone():
+            return quit_on_closed_stdout()
+        raise
+
+
 def run_main(main: Callable[[], int | None]) -> int:
     """Call `main` and return its exit code; user mistakes and OS errors print one line and return 2."""
-    retain_freed_memory()  # every command here runs tensor loops: keep their buffers (vislearn.common.malloc)
-    quiet_libraries()
+    safe_stdio()
     try:
+        retain_freed_memory()  # every command here runs tensor loops: keep their buffers (vislearn.common.malloc)
+        quiet_libraries()
         with session():  # the output folders the command claims (and their locks) end with it
-            return int(main() or 0)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+            code = int(main() or 0)
+        sys.stdout.flush()  # a reader that has gone shows here, not in Python's flush at exit
+        return code
+    except UserError as e:  # messages quote names from files: `printable` (no terminal escapes, one line)
+        say(f"error: {printable(str(e))}")
+        return EXIT_USAGE
+    except BrokenPipeError as e:
+        if stdout_gone():
+            return quit_on_closed_stdout()
+        say(f"error: {printable(os_error_message(e))}")
         return EXIT_USAGE
     except OSError as e:
-        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        say(f"error: {printable(os_error_message(e))}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return EXIT_INTERRUPTED
 
 
@@ -137,5 +219,5 @@ def dispatch(prog: str, description: str, commands: list[Command], argv: list[st
         print(f"{prog}: error: unknown command {argv[0]!r}; choose from {', '.join(by_name)} (see --help)",
               file=sys.stderr)
         return EXIT_USAGE
-    module = importlib.import_module(by_name[argv[0]].module)
-    return int(module.main(argv[1:]) or 0)
+    # importing a command's module takes seconds (torch): Ctrl-C there is `interrupted` too (`guarded`)
+    return guarded(lambda: importlib.import_module(by_name[argv[0]].module).main(argv[1:]))

@@ -45,6 +45,7 @@ from vislearn.common.checkpoint import load_checkpoint
 from vislearn.common.cli import EXIT_FAILED, Parser, command, positive_int
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, new_output_file, remove_stale_files
+from vislearn.common.jsonio import loads_json
 
 from .checkpoints import config_of, model_from_checkpoint, without_weight_sources
 from .config import TrainConfig
@@ -178,8 +179,8 @@ class ExportedModel(nn.Module):
 
 def read_metadata(text: str | None, path) -> dict:
     try:
-        meta = json.loads(text or "")
-    except json.JSONDecodeError:
+        meta = loads_json(text or "", path)  # depth-limited (vislearn.common.jsonio)
+    except ValueError:
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path}: not a model exported by vislearn video export (no '{META_KEY}' metadata)")

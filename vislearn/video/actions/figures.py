@@ -2,7 +2,6 @@
 written as PNG files or kept as figures for the report pages. Matplotlib without a display (Agg)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vislearn.common.files import atomic_path  # noqa: E402
+from vislearn.common.jsonio import loads_json  # noqa: E402
 
 
 def _save(fig, out: str | Path) -> None:
@@ -27,7 +27,8 @@ def read_metrics(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [loads_json(line, f"{path} line {i + 1}") for i, line in enumerate(path.read_text().splitlines())
+            if line.strip()]
 
 
 def plot_curves(metrics: list[dict], out: str | Path) -> None:

@@ -51,8 +51,17 @@ class Record:
                 "template": self.template, "placeholders": list(self.placeholders)}
 
 
+class Labels(dict):
+    """class name -> index, as read from `path` (named by the errors of `class_names`)."""
+
+    def __init__(self, items=(), path: str | os.PathLike | None = None):
+        super().__init__(items)
+        self.path = path
+
+
 def load_labels(path: str | os.PathLike) -> dict[str, int]:
-    """Read a labels file: class name -> index. Checks that indices are unique integers."""
+    """Read a labels file: class name -> index (a `Labels`, which remembers the file). Checks that indices are
+    unique integers."""
     data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise UserError(f"{path}: expected a non-empty JSON object mapping class names to indices")
@@ -67,7 +76,7 @@ def load_labels(path: str | os.PathLike) -> dict[str, int]:
             raise UserError(f"{path}: index {index} used by both {seen[index]!r} and {name!r}")
         seen[index] = name
         labels[template_to_class(name)] = index
-    return labels
+    return Labels(labels, path)
 
 
 def save_labels(path: str | os.PathLike, labels: dict[str, int]) -> None:
@@ -80,7 +89,11 @@ def class_names(labels: dict[str, int]) -> list[str]:
     """Class names ordered by index; the indices must be 0..K-1."""
     ordered = sorted(labels.items(), key=lambda kv: kv[1])
     if [i for _, i in ordered] != list(range(len(ordered))):
-        raise UserError("label indices must be 0..K-1 without gaps")
+        source = getattr(labels, "path", None) or "labels"
+        have = {i for _, i in ordered}
+        missing = [i for i in range(len(ordered)) if i not in have][:5]
+        raise UserError(f"{source}: label indices must be 0..K-1 without gaps ({len(ordered)} classes; missing: "
+                        f"{', '.join(map(str, missing))}{' ...' if len(missing) == 5 else ''})")
     return [name for name, _ in ordered]
 
 

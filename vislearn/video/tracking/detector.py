@@ -344,6 +344,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: detector checkpoint not found")
     ckpt = read_torch_file(path, "detector checkpoint")  # tensors and plain data only
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND or "model" not in ckpt:
+        if isinstance(ckpt, dict) and "kind" not in ckpt and {"model_name", "class_names"} <= set(ckpt):
+            raise UserError(f"{path}: an action model's checkpoint (of `vislearn video train`), not a detector's; give "
+                            "it to `vislearn video evaluate/infer --checkpoint`; --detector takes a detector checkpoint "
+                            "of `vislearn video tracking train-detector`")
         raise UserError(f"{path}: not a detector checkpoint of `vislearn video tracking train-detector` "
                         "(to start from other weights use train-detector --init / --backbone-weights)")
     check_format(ckpt, path)

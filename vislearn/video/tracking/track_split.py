@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from vislearn.common.errors import UserError
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.jsonio import loads_json, read_json, write_json
 from vislearn.video.data.split_layout import split_files
 
 PARTIAL_SUFFIX = ".partial.jsonl"
@@ -158,8 +158,8 @@ def _read_partial(path: Path, fingerprint: str) -> dict[str, list]:
     lines = whole.decode("utf-8", errors="replace").split("\n")[:-1]
     if lines:
         try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
+            header = loads_json(lines[0], path)  # depth-limited (vislearn.common.jsonio)
+        except ValueError:
             header = {}
         if not isinstance(header, dict) or header.get("fingerprint") != fingerprint:
             raise UserError(f"{path}: left by a run with other settings (detector, tracker options, split or "
@@ -171,8 +171,8 @@ def _read_partial(path: Path, fingerprint: str) -> dict[str, list]:
     done: dict[str, list] = {}
     for line in lines[1:]:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+            row = loads_json(line, path)
+        except ValueError:
             continue  # a damaged line: that video is tracked again
         done[row["video_id"]] = row["records"]
     return done
