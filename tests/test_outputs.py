@@ -94,6 +94,8 @@ def test_adopt_takes_files_without_a_record_but_not_changed_ones(tmp_path):
     out = tmp_path / "old_run"
     out.mkdir()
     (out / "last.pt").write_text("a run written before manifests")
+    outputs.claim_folder(out, ["last.pt"], adopt=True).release()  # a claim that writes nothing records nothing
+    assert not (out / outputs.MANIFEST).exists()
     claim = outputs.claim_folder(out, ["last.pt"], adopt=True)
     write_text(out / "last.pt", "resumed")
     claim.release()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import importlib
+import json
 import os
 import sys
 import time
@@ -93,13 +94,22 @@ def index_page(results: list[tuple[QuickDemo, DemoOutcome, float]], out: Path, t
             + "".join(body) + "</body></html>\n")
 
 
+def _demo_summary(path: Path) -> bool:
+    """Whether `path` is the summary.json of a demo (a folder of an earlier version, made before manifests)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("systems"), dict)
+
+
 def demo(args) -> int:
     demos = selected(args.systems)
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     # its own files (a folder of an earlier version, with summary.json and no manifest, taken as it is);
     # each system's subfolder is claimed by the system's demo
     claim_folder(out, ["results.md", "summary.json", "index.html"], kind="demo", overwrite=args.overwrite,
-                 adopt=(out / "summary.json").is_file())
+                 adopt=_demo_summary(out / "summary.json"))
     t0 = time.perf_counter()
     results = []
     for d in demos:

@@ -210,7 +210,8 @@ def before_write(path: PathLike) -> None:
     existing file that is not ours is replaced only when the claim was given `overwrite`."""
     path = Path(path)
     claim = claim_of(path)
-    if claim is None or claim.overwrite or not path.is_file() or ours(path, claim.real):
+    if claim is None or claim.overwrite or not path.is_file() or _rel(path, claim.real) in claim.adopted \
+            or ours(path, claim.real):
         return
     raise UserError(f"{path}: exists and was not written by vislearn (or changed since); pass --overwrite to replace it")
 
@@ -246,6 +247,7 @@ class Claim:
     locked: bool = False
     created: list[Path] = field(default_factory=list)
     owner: bool = True  # False: the folder was already claimed in this process (this claim adds checks only)
+    adopted: set[str] = field(default_factory=set)  # files without a record taken as ours (`check(adopt=True)`)
 
     def check(self, names: Iterable[str], overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
               adopt: bool = False) -> None:
@@ -263,10 +265,8 @@ class Claim:
         strangers = [n for n in names if (self.path / n).is_file() and not ours(self.path / n, self.real)
                      and not (adopt and _rel(self.path / n, self.real) not in files)]
         if not strangers:
-            if adopt:
-                for n in names:
-                    if (self.path / n).is_file():
-                        record(self.path / n, self.real, self.kind)
+            if adopt and self.owner:  # nothing is recorded before the command writes them
+                self.adopted |= {_rel(self.path / n, self.real) for n in names if (self.path / n).is_file()}
             return
         if len(strangers) == 1:
             raise UserError(f"{self.path / strangers[0]}: exists and was not written by vislearn (or changed since); "

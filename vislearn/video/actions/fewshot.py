@@ -213,13 +213,23 @@ def base_model_config(cfg: TrainConfig, path: Path, base_labels: Path) -> TrainC
     return dataclasses.replace(cfg, **{k: getattr(own, k) for k in MODEL_INPUT_KEYS})
 
 
+def _fewshot_results(path: Path) -> bool:
+    """Whether `path` is the fewshot_results.json of this command (a folder of an earlier version, made before
+    manifests, whose files are taken as they are)."""
+    try:
+        data = read_json(path)
+    except (OSError, UserError):
+        return False
+    return isinstance(data, dict) and {"mode", "shots"} <= set(data)
+
+
 def fewshot(args) -> int:
     cfg = load_config(args.config, args.overrides)
     folder, out = Path(args.fewshot), Path(cfg.out)
     # its own files (a folder of an earlier version, fewshot_results.json and no manifest, taken as it is);
     # each training stage below claims and locks its own folder
     claim_folder(out, ["fewshot_results.json", "report.html"], kind="video fewshot", overwrite=args.overwrite,
-                 inputs=[folder, args.base], flag="out=", adopt=(out / "fewshot_results.json").is_file())
+                 inputs=[folder, args.base], flag="out=", adopt=_fewshot_results(out / "fewshot_results.json"))
     files = {name: find_file(folder, name) for name in (BASE_LABELS, BASE_TRAIN, BASE_VAL, FINETUNE_LABELS)}
     needed = (BASE_LABELS, FINETUNE_LABELS) if args.base else tuple(files)  # --base: no base training
     missing = [n for n in needed if files[n] is None]

@@ -63,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
+        from pathlib import Path
+
+        from vislearn.common.outputs import check_writable
+
         from .generate import dataset_stats, format_stats, generate
+
+        check_writable(Path(args.out).parent, "--out")  # the set is built beside --out: refused before rendering
 
         progress = None
         if not args.quiet:

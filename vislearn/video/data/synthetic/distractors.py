@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         data = Path(args.data)  # the data set's own files are never replaced; another file only with --overwrite
+        if data.exists() and not data.is_dir():
+            raise UserError(f"{data}: is a file; --data expects the synthetic data set's folder")
         out = new_output_file(args.out, [data / SYNTHETIC, data / "annotations.json",
                                          *data.glob("something-something-v2-*.json")], args.overwrite)
         records = distractor_records(args.data, args.ids or None)

@@ -1,0 +1,375 @@
+"""The CLI sweep (issue 24): every command of every family, taken from the registry (`vislearn.__main__.FAMILIES`,
+each family's COMMANDS and their argparse subcommands, and `vislearn demo`), run in-process through
+`vislearn ...` with the mistakes users make about outputs:
+
+- `folder`: a folder where a file is expected; `file`: a file where a folder is expected;
+- `existing`: an output path that holds a file vislearn did not write (refused without --overwrite);
+- `read-only`: an output folder that cannot be written (chmod 0o555 for a user; for root, whom modes do not
+  stop, the immutable attribute: skipped where chattr cannot set it);
+- `input`: a command that writes nothing, given a bad input.
+
+Each must give exactly one line on stderr and exit 2, with nothing changed anywhere (the tree of every folder
+involved is compared before and after). `test_every_command_has_sweep_cases` fails when a command has no
+cases, so a new family's command cannot be forgotten: add its cases to CASES."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "video"))
+from box_data import make_box_split  # noqa: E402
+from conftest import coded_frames, encode_video  # noqa: E402
+
+WRITES_NOTHING = "input"  # the kind of case of a command that writes no file
+
+
+def registry_commands() -> list[str]:
+    """Every command a user can run, as typed after `vislearn`: `FAMILY COMMAND [SUBCOMMAND]`, and the top-level ones."""
+    from vislearn.__main__ import FAMILIES, TOP_COMMANDS
+
+    names = []
+    for family, module in FAMILIES.items():
+        for c in importlib.import_module(module).COMMANDS:
+            m = importlib.import_module(c.module)
+            subs = []
+            if hasattr(m, "build_parser"):
+                subs = [name for a in m.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+                        for name in a.choices]
+            names += [f"{family} {c.name} {s}" for s in subs] if subs else [f"{family} {c.name}"]
+    return names + [c.name for c in TOP_COMMANDS]
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # folder, file, existing, read-only, input
+    argv: Callable  # e -> the arguments after the command's name
+    target: Callable | None = None  # existing: the user's file; read-only: the folder made unwritable
+    setup: Callable | None = None  # e -> None, before the case (e.g. a copy of the run to write into)
+    exit: int = 2  # the exit code; 1 only for a command that goes on with its other inputs (extract-frames)
+
+
+def copy_run(e) -> None:
+    shutil.copytree(e.run, e.w / "run")
+
+
+def s_args(e) -> list:
+    return ["--labels", e.split / "labels.json", "--train", e.split / "train.json", "--val", e.split / "validation.json"]
+
+
+def train_args(e, out) -> list:
+    return [f"split={e.split}", f"boxes={e.ann}", "model=stin_oie", "model_args.feature_dim=8", "epochs=1",
+            "batch_size=8", "workers=0", "threads=1", "frame_size=[427,240]", "device=cpu", "log_every=0", f"out={out}"]
+
+
+def infer_args(e) -> list:
+    return [e.video, "--checkpoint", e.ckpt, "--boxes", e.ann]
+
+
+C = Case
+CASES: dict[str, list[Case]] = {
+    "video data index-boxes": [
+        C("folder", lambda e: [e.d, "--out", e.w / "s", "--quiet"]),
+        C("file", lambda e: [e.ann, "--out", e.f, "--quiet"]),
+        C("existing", lambda e: [e.ann, "--out", e.o, "--quiet"], lambda e: e.o / "notes.txt"),
+        C("read-only", lambda e: [e.ann, "--out", e.o / "store", "--quiet"], lambda e: e.o),
+    ],
+    "video data merge-boxes": [
+        C("folder", lambda e: [e.d, "--out", e.w / "m.json"]),
+        C("folder", lambda e: [e.ann, "--out", e.d]),
+        C("existing", lambda e: [e.ann, "--out", e.o / "m.json"], lambda e: e.o / "m.json"),
+        C("read-only", lambda e: [e.ann, "--out", e.o / "m.json"], lambda e: e.o),
+    ],
+    "video data inspect": [
+        C("folder", lambda e: ["--boxes", e.d]),
+        C("file", lambda e: ["--boxes", e.ann, "--videos", e.f]),
+    ],
+    "video data extract-frames": [
+        C("file", lambda e: [e.video, "--out", e.f]),
+        # one video's refused folder is that video's failure: the others go on, exit 1 (`data extract-frames`)
+        C("existing", lambda e: [e.video, "--out", e.o], lambda e: e.o / "1000" / "notes.txt", exit=1),
+        C("read-only", lambda e: [e.video, "--out", e.o], lambda e: e.o),
+    ],
+    "video synthetic": [
+        C("file", lambda e: ["--out", e.f, "--videos", "1", "--quiet"]),
+        C("existing", lambda e: ["--out", e.o, "--videos", "1", "--quiet"], lambda e: e.o / "notes.txt"),
+        C("read-only", lambda e: ["--out", e.o / "syn", "--videos", "1", "--quiet"], lambda e: e.o),
+    ],
+    "video distractors": [
+        C("file", lambda e: ["--data", e.f, "--out", e.w / "x.json"]),
+        C("folder", lambda e: ["--data", e.d, "--out", e.d]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o / "x.json"], lambda e: e.o / "x.json"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o / "x.json"], lambda e: e.o),
+    ],
+    "video splits compositional": [
+        C("folder", lambda e: ["--labels", e.d, "--train", e.split / "train.json", "--out", e.w / "c", "--quiet"]),
+        C("file", lambda e: [*s_args(e), "--out", e.f, "--quiet"]),
+        C("existing", lambda e: [*s_args(e), "--out", e.o, "--quiet"], lambda e: e.o / "train.json"),
+        C("read-only", lambda e: [*s_args(e), "--out", e.o, "--quiet"], lambda e: e.o),
+    ],
+    "video splits shuffled": [
+        C("file", lambda e: ["--from", e.f, "--out", e.w / "sh", "--quiet"]),
+        C("file", lambda e: ["--from", e.split, "--out", e.f, "--quiet"]),
+        C("existing", lambda e: ["--from", e.split, "--out", e.o, "--quiet"], lambda e: e.o / "labels.json"),
+        C("read-only", lambda e: ["--from", e.split, "--out", e.o, "--quiet"], lambda e: e.o),
+    ],
+    "video splits fewshot": [
+        C("folder", lambda e: ["--labels", e.d, "--train", e.split / "train.json", "--val", e.split / "validation.json",
+                               "--out", e.w / "fs", "--quiet"]),
+        C("file", lambda e: [*s_args(e), "--out", e.f, "--quiet"]),
+        C("existing", lambda e: [*s_args(e), "--out", e.o, "--quiet"], lambda e: e.o / "base_labels.json"),
+        C("read-only", lambda e: [*s_args(e), "--out", e.o, "--quiet"], lambda e: e.o),
+    ],
+    "video splits validate": [C("file", lambda e: [e.f])],
+    "video splits stats": [
+        C("file", lambda e: [e.f]),
+        C("file", lambda e: [e.split, "--out", e.f]),
+        C("existing", lambda e: [e.split, "--out", e.o], lambda e: e.o / "stats.json"),
+        C("read-only", lambda e: [e.split, "--out", e.o], lambda e: e.o),
+    ],
+    "video tracking train-detector": [
+        C("folder", lambda e: ["--boxes", e.d, "--videos", e.d, "--out", e.w / "det"]),
+        C("file", lambda e: ["--boxes", e.ann, "--videos", e.f, "--out", e.w / "det"]),
+        C("file", lambda e: ["--boxes", e.ann, "--videos", e.d, "--out", e.f]),
+        C("existing", lambda e: ["--boxes", e.ann, "--videos", e.d, "--out", e.o], lambda e: e.o / "results.json"),
+        C("read-only", lambda e: ["--boxes", e.ann, "--videos", e.d, "--out", e.o / "det"], lambda e: e.o),
+    ],
+    "video tracking detect": [
+        C("folder", lambda e: [e.video, "--detector", e.d, "--out", e.w / "d.json", "--quiet"]),
+        C("folder", lambda e: [e.video, "--detector", e.ckpt, "--out", e.d, "--quiet"]),
+        C("existing", lambda e: [e.video, "--detector", e.ckpt, "--out", e.o / "d.json", "--quiet"],
+          lambda e: e.o / "d.json"),
+        C("read-only", lambda e: [e.video, "--detector", e.ckpt, "--out", e.o / "d.json", "--quiet"], lambda e: e.o),
+    ],
+    "video tracking track": [
+        C("folder", lambda e: ["--detections", e.d, "--out", e.w / "t.json"]),
+        C("folder", lambda e: ["--detections", e.ann, "--out", e.d]),
+        C("existing", lambda e: ["--detections", e.ann, "--out", e.o / "t.json"], lambda e: e.o / "t.json"),
+        C("read-only", lambda e: ["--detections", e.ann, "--out", e.o / "t.json"], lambda e: e.o),
+    ],
+    "video tracking track-split": [
+        C("file", lambda e: ["--split", e.f, "--videos", e.d, "--detector", e.ckpt, "--out", e.w / "t.json"]),
+        C("folder", lambda e: ["--split", e.split, "--videos", e.d, "--detector", e.ckpt, "--out", e.d]),
+        C("existing", lambda e: ["--split", e.split, "--videos", e.d, "--detector", e.ckpt, "--out", e.o / "t.json"],
+          lambda e: e.o / "t.json"),
+        C("read-only", lambda e: ["--split", e.split, "--videos", e.d, "--detector", e.ckpt, "--out", e.o / "t.json"],
+          lambda e: e.o),
+    ],
+    "video tracking evaluate-detector": [
+        C("folder", lambda e: ["--detector", e.d, "--boxes", e.ann, "--videos", e.d, "--split", e.split]),
+        C("file", lambda e: ["--detector", e.ckpt, "--boxes", e.ann, "--videos", e.f, "--split", e.split]),
+    ],
+    "video tracking evaluate": [C("folder", lambda e: ["--gt", e.d, "--pred", e.ann])],
+    "video train": [
+        C("folder", lambda e: ["--config", e.d]),
+        C("file", lambda e: [f"split={e.f}", "epochs=1"]),
+        C("folder", lambda e: [f"split={e.split}", f"boxes={e.d}", "epochs=1", "device=cpu", f"out={e.w / 'r'}"]),
+        C("file", lambda e: train_args(e, e.f)),
+        C("existing", lambda e: train_args(e, e.o), lambda e: e.o / "results.json"),
+        C("read-only", lambda e: train_args(e, e.o / "r"), lambda e: e.o),
+    ],
+    "video evaluate": [
+        C("folder", lambda e: ["--checkpoint", e.d]),
+        C("file", lambda e: ["--checkpoint", e.ckpt, "--split", e.f, "--device", "cpu"]),
+        C("file", lambda e: ["--checkpoint", e.ckpt, "--out", e.f, "--device", "cpu"]),
+        C("existing", lambda e: ["--checkpoint", e.ckpt, "--out", e.o, "--device", "cpu"], lambda e: e.o / "results.json"),
+        C("existing", lambda e: ["--checkpoint", e.ckpt, "--out", e.w / "run", "--device", "cpu"],  # a training run's
+          lambda e: e.w / "run" / "results.json", copy_run),
+        C("read-only", lambda e: ["--checkpoint", e.ckpt, "--out", e.o, "--device", "cpu"], lambda e: e.o),
+    ],
+    "video fewshot": [
+        C("folder", lambda e: ["--config", e.d, "--fewshot", e.d]),
+        C("file", lambda e: ["--fewshot", e.f, f"out={e.w / 'few'}"]),
+        C("file", lambda e: ["--fewshot", e.d, f"out={e.f}"]),
+        C("existing", lambda e: ["--fewshot", e.d, f"out={e.o}"], lambda e: e.o / "fewshot_results.json"),
+        C("read-only", lambda e: ["--fewshot", e.d, f"out={e.o}"], lambda e: e.o),
+    ],
+    "video infer": [
+        C("folder", lambda e: [e.video, "--checkpoint", e.d]),
+        C("folder", lambda e: [e.video, "--checkpoint", e.ckpt, "--boxes", e.d]),
+        C("folder", lambda e: [*infer_args(e), "--json", e.d]),
+        C("file", lambda e: [*infer_args(e), "--render", e.f]),
+        C("existing", lambda e: [*infer_args(e), "--json", e.o / "r.jsonl"], lambda e: e.o / "r.jsonl"),
+        C("existing", lambda e: [*infer_args(e), "--render", e.o], lambda e: e.o / "1000.mp4"),
+        C("existing", lambda e: [*infer_args(e), "--render", e.o], lambda e: e.o / "1000_sheet.png"),
+        C("read-only", lambda e: [*infer_args(e), "--json", e.o / "r.jsonl"], lambda e: e.o),
+        C("read-only", lambda e: [*infer_args(e), "--render", e.o], lambda e: e.o),
+    ],
+    "video report": [
+        C("file", lambda e: [e.f]),
+        C("folder", lambda e: [e.w / "run", "--out", e.d], setup=copy_run),
+        C("existing", lambda e: [e.w / "run"], lambda e: e.w / "run" / "report.html", copy_run),
+        C("existing", lambda e: [e.w / "run", "--out", e.o / "page.html"], lambda e: e.o / "page.html", copy_run),
+        C("read-only", lambda e: [e.w / "run"], lambda e: e.w / "run", copy_run),
+    ],
+    "video convert something-else": [
+        C("folder", lambda e: [e.ckpt, "--labels", e.split / "labels.json", "--out", e.d]),
+        C("existing", lambda e: [e.ckpt, "--labels", e.split / "labels.json", "--out", e.o / "c.pt"],
+          lambda e: e.o / "c.pt"),
+        C("read-only", lambda e: [e.ckpt, "--labels", e.split / "labels.json", "--out", e.o / "c.pt"], lambda e: e.o),
+    ],
+    "video export": [
+        C("folder", lambda e: [e.ckpt, "--format", "torchscript", "--out", e.d]),
+        C("existing", lambda e: [e.ckpt, "--format", "torchscript", "--out", e.o / "m.pt"], lambda e: e.o / "m.pt"),
+        C("read-only", lambda e: [e.ckpt, "--format", "torchscript", "--out", e.o / "m.pt"], lambda e: e.o),
+    ],
+    "video table": [
+        C("file", lambda e: ["--data", e.f, "--out", e.w / "t"]),
+        C("file", lambda e: ["--data", e.d, "--out", e.f]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "results.md"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o),
+        C("read-only", lambda e: ["--data", e.o / "data", "--out", e.w / "t"], lambda e: e.o),  # data to generate
+    ],
+    "backbones list": [C(WRITES_NOTHING, lambda e: ["no_such_backbone"])],
+    "demo": [
+        C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
+        C("file", lambda e: ["--out", e.f]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "results.md"),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "summary.json"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o),
+    ],
+}
+
+
+def test_every_command_has_sweep_cases():
+    """A command of the registry without cases here (a new family's, a new subcommand) fails this test, as
+    do cases of a command that no longer exists. A command that writes files has `existing` and `read-only`
+    cases; one that writes none says so with an `input` case or only folder/file cases."""
+    commands = registry_commands()
+    assert len(commands) == len(set(commands))
+    missing = [c for c in commands if not CASES.get(c)]
+    assert not missing, f"commands without sweep cases (add them to CASES): {missing}"
+    assert not set(CASES) - set(commands), f"cases of commands that are not in the registry: {set(CASES) - set(commands)}"
+    writes_nothing = {"video data inspect", "video splits validate", "video tracking evaluate-detector",
+                      "video tracking evaluate", "backbones list"}
+    for name, cases in CASES.items():
+        kinds = {c.kind for c in cases}
+        if name not in writes_nothing:
+            assert {"existing", "read-only"} <= kinds, f"{name}: a command that writes needs existing and read-only cases"
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The shared inputs: a tiny box split, a 1-epoch STIN run trained on it, an .mp4 of video 1000."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("sweep_inputs")
+    split, ann = make_box_split(root / "boxes", videos=40, frames=8)
+    run = root / "run"
+    from vislearn.video.actions.train import main
+
+    e = SimpleNamespace(split=split, ann=ann, run=run, ckpt=run / "best.pt",
+                        video=encode_video(root / "1000.mp4", coded_frames(12)), root=root)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
+    yield e
+    torch.set_num_threads(old)
+
+
+def snapshot(*roots: Path) -> dict:
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                st = p.lstat()
+                out[str(p)] = (0, 0) if p.is_dir() else (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` unwritable for this process: chmod 0o555 for a user; for root, chattr +i (skipped where it cannot be set)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root and chattr +i is not available here: no way to make a folder unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def run_vislearn(argv: list) -> tuple[int, str, str]:
+    from vislearn.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse
+            rc = e.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def sweep(env, tmp_path, kinds: set[str]) -> None:
+    bad, ran = [], 0
+    for name, cases in CASES.items():
+        for i, case in enumerate(c for c in cases if c.kind in kinds):
+            w = tmp_path / f"{name.replace(' ', '_')}_{case.kind}_{i}"
+            w.mkdir()
+            e = SimpleNamespace(**vars(env), w=w, d=w / "adir", f=w / "afile.txt", o=w / "out")
+            e.d.mkdir()
+            e.f.write_text("not what you think")
+            if case.setup is not None:
+                case.setup(e)
+            target = case.target(e) if case.target is not None else None
+            if case.kind == "existing":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("the user's own")
+            elif case.kind == "read-only":
+                target.mkdir(parents=True, exist_ok=True)
+            argv = [*name.split(), *case.argv(e)]
+            roots = (w, env.root)
+            before = snapshot(*roots)
+            with unwritable(target) if case.kind == "read-only" else contextlib.nullcontext():
+                rc, _, err = run_vislearn(argv)
+                after = snapshot(*roots)
+            ran += 1
+            lines = [line for line in err.strip().splitlines() if line.strip()]
+            where = f"{case.kind}: vislearn {' '.join(map(str, argv))}"
+            if os.environ.get("SWEEP_SHOW"):  # SWEEP_SHOW=1 pytest -s: every case's line, to read them
+                print(f"{name} [{case.kind}] exit {rc}: {' | '.join(lines)}".replace(str(tmp_path), "T"))
+            if rc != case.exit or len(lines) != 1 or "Traceback" in err:
+                bad.append(f"{where}: exit {rc}: {err.strip()[-400:]}")
+            elif after != before:
+                changed = sorted(set(after.items()) ^ set(before.items()))
+                bad.append(f"{where}: changed {changed[:4]}")
+            elif case.kind == "read-only" and (str(target) + ":" not in lines[0] or ".building." in lines[0]
+                                               or ".tmp" in lines[0]):
+                bad.append(f"{where}: the line does not name the folder {target} (or names a temporary file): {lines[0]}")
+            elif case.kind == "existing" and (str(target) not in lines[0] and str(target.parent) not in lines[0]):
+                bad.append(f"{where}: the line names neither {target} nor its folder: {lines[0]}")
+    assert ran and not bad, f"{len(bad)} of {ran} cases:\n" + "\n".join(bad)
+
+
+def test_sweep_folders_and_files_of_the_wrong_kind(env, tmp_path):
+    sweep(env, tmp_path, {"folder", "file", WRITES_NOTHING})
+
+
+def test_sweep_existing_outputs_are_never_replaced_without_overwrite(env, tmp_path):
+    sweep(env, tmp_path, {"existing"})
+
+
+def test_sweep_unwritable_output_folders_are_refused_before_the_work(env, tmp_path):
+    sweep(env, tmp_path, {"read-only"})
