@@ -53,6 +53,14 @@ def test_read_json_refuses_nesting_deeper_than_the_limit(tmp_path):
         read_json(ok, max_depth=3)
 
 
+def test_a_deeply_nested_output_manifest_reads_as_a_damaged_one(tmp_path):
+    """The one JSON read outside jsonio (common.outputs sits below it): a damaged manifest is no manifest."""
+    from vislearn.common.outputs import MANIFEST, read_manifest
+
+    (tmp_path / MANIFEST).write_text("[" * 100000)
+    assert read_manifest(tmp_path) == {}
+
+
 def test_nesting_depth_counts_no_bracket_inside_a_string():
     from vislearn.common.jsonio import loads_json, nesting_depth
 

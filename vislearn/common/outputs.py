@@ -123,7 +123,7 @@ def check_writable(path: PathLike, flag: str = "") -> None:
 def _parse(text: str) -> dict:
     try:
         data = json.loads(text) if text.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # damaged (nested too deeply: jsonio's reader sits above this module)
         return {}
     if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
         return {}
