@@ -214,6 +214,10 @@ def test_a_detector_checkpoint_given_to_evaluate_says_what_it_is(box_split, tmp_
     assert rc == 2 and line.startswith(f"error: {det}: a hand/object detector checkpoint (of `vislearn video "
                                        "tracking train-detector`)")
     assert "--detector" in line and "`vislearn video train`" in line
+    from vislearn.video.actions.export import main as export
+
+    rc, _, err = call(export, det, "--format", "torchscript", "--out", tmp_path / "m.pt")
+    assert rc == 2 and one_line(err).startswith(f"error: {det}: a hand/object detector checkpoint")
 
 
 def test_an_action_checkpoint_given_to_the_detector_says_what_it_is(run, mp4, tmp_path):

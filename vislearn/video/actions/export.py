@@ -41,13 +41,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vislearn.common.checkpoint import load_checkpoint
 from vislearn.common.cli import EXIT_FAILED, Parser, command, positive_int
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, new_output_file, remove_stale_files
 from vislearn.common.jsonio import loads_json
 
-from .checkpoints import config_of, model_from_checkpoint, without_weight_sources
+from .checkpoints import config_of, load_model_checkpoint, model_from_checkpoint, without_weight_sources
 from .config import TrainConfig
 from .data import model_inputs
 
@@ -250,17 +249,14 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, tole
     """Export a checkpoint to `out`; returns the metadata written into it (with the check's result)."""
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    ckpt = load_checkpoint(checkpoint)
-    for key in ("model_name", "class_names"):
-        if key not in ckpt:
-            raise UserError(f"{checkpoint}: checkpoint has no '{key}' (not written by vislearn video train or vislearn video convert?)")
+    ckpt = load_model_checkpoint(checkpoint)  # a detector checkpoint, or damaged entries: one line saying so
     try:
         model = model_from_checkpoint(ckpt, "cpu", str(checkpoint))
     except UserError:
         raise
     except (RuntimeError, ValueError, TypeError, KeyError) as e:
         raise UserError(f"{checkpoint}: cannot rebuild model {ckpt.get('model_name')!r} from it ({str(e)[:300]})") from None
-    cfg = config_of(ckpt, {})
+    cfg = config_of(ckpt, {}, checkpoint)
     specs = model_input_specs(model, cfg)
     names = [s.name for s in specs]
     example = tuple(example_batch(specs, 2).values())
