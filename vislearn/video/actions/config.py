@@ -3,7 +3,10 @@
 The defaults are the official Something-Else recipe for real data (SGD lr 0.01, momentum 0.9,
 weight decay 1e-4, 50 epochs, lr x0.1 at epochs 24/35/45, gradient-norm clip 5, batch 72).
 A YAML file only sets values of these fields; an unknown key is an error that lists the valid
-ones. The resolved configuration is written next to the results (`config.yaml`).
+ones. Every field says which values it takes (`vislearn.common.validate.setting`): each value is
+checked as it is set, so a mistake is one line naming the file (or the `key=value` override) and the
+key, when the config loads: --dry-run and training alike (and `train()` checks a config built in code
+again). The resolved configuration is written next to the results (`config.yaml`).
 """
 from __future__ import annotations
 
