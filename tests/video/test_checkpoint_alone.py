@@ -27,8 +27,9 @@ def test_trained_fusion_model_needs_none_of_its_weight_sources(sample_dir, tmp_p
     split = tmp_path / "split"
     split.mkdir()
     shutil.copy(sample_dir / "splits" / "compositional" / "labels.json", split / "labels.json")
-    for name in ("train", "validation"):
-        (split / f"{name}.json").write_text(json.dumps(records))
+    # train on four videos, evaluate on the other three (a video on both sides is refused)
+    (split / "train.json").write_text(json.dumps(records[:4]))
+    (split / "validation.json").write_text(json.dumps(records[4:]))
     sources = tmp_path / "sources"
     sources.mkdir()
     torch.manual_seed(0)
