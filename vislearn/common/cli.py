@@ -157,11 +157,24 @@ def guarded(work: Callable[[], int | None]) -> int:
         return code
     except KeyboardInterrupt:
         say("interrupted")
-        return EXIT_INTERRUPTED
+        exit_interrupted()
     except BrokenPipeError:
         if stdout_gone():
             return quit_on_closed_stdout()
         raise
+
+
+def exit_interrupted() -> None:
+    """Exit with 130 now. A Ctrl-C that lands in Python code run from C during an import (torch runs some)
+    leaves CPython's "unhandled KeyboardInterrupt" flag set even though it was handled here, and the
+    interpreter would then kill itself with SIGINT on the way out (exit -2): so flush and leave at once.
+    Nothing to clean up: the command had not started its work (`run_main` handles a Ctrl-C during work)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(EXIT_INTERRUPTED)
 
 
 def run_main(main: Callable[[], int | None]) -> int:
