@@ -193,9 +193,9 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
 
     # bad detector checkpoints: one-line errors, exit 2
     (tmp_path / "bad.pt").write_bytes(b"garbage")
-    assert main(["detect", str(clip), "--detector", str(tmp_path / "bad.pt"), "--out", str(dets)]) == 2
+    assert main(["detect", str(clip), "--detector", str(tmp_path / "bad.pt"), "--out", str(dets), "--overwrite"]) == 2
     torch.save({"model": {}}, tmp_path / "other.pt")
-    assert main(["detect", str(clip), "--detector", str(tmp_path / "other.pt"), "--out", str(dets)]) == 2
+    assert main(["detect", str(clip), "--detector", str(tmp_path / "other.pt"), "--out", str(dets), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "not a detector checkpoint this tool can load safely" in err and "not a detector checkpoint of" in err
 
