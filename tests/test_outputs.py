@@ -190,9 +190,27 @@ def test_the_manifest_is_updated_by_two_processes_at_once(tmp_path):
     out = tmp_path / "shared"
     out.mkdir()
     (out / outputs.MANIFEST).write_text("")
+    assert outputs.read_manifest(out) == {}  # read (and kept) before the others write
     code = ("import sys\nfrom vislearn.common.files import write_text\n"
             "for i in range(60): write_text(f'{sys.argv[1]}/{sys.argv[2]}{i}.txt', 'x')\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(out), tag], env=ENV) for tag in "ab"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     files = outputs.read_manifest(out)["files"]
     assert len(files) == 120 and all(outputs.ours(out / n) for n in files)
+
+
+def test_a_manifest_written_into_again_and_again_is_compacted(tmp_path):
+    out = tmp_path / "run"
+    with outputs.session():
+        outputs.claim_folder(out, kind="video test")
+        for i in range(50):
+            write_text(out / "metrics.jsonl", f"{i}\n")
+        write_text(out / "gone.json", "{}")
+    (out / "gone.json").unlink()
+    with (out / outputs.MANIFEST).open("a") as f:
+        f.write('{"name": "torn", "si')  # a kill in mid-append
+    assert len((out / outputs.MANIFEST).read_text().splitlines()) == 53
+    outputs._compact(os.path.realpath(out), limit=0)
+    assert (out / outputs.MANIFEST).read_text().splitlines() == [
+        '{"kind":"video test"}', f'{{"name":"metrics.jsonl","size":3,"mtime_ns":{(out / "metrics.jsonl").stat().st_mtime_ns}}}']
+    assert outputs.ours(out / "metrics.jsonl") and outputs.read_manifest(out)["kind"] == "video test"

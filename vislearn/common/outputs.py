@@ -2,15 +2,15 @@
 check before the work.
 
 - **Only our own files are replaced.** Every folder a command writes into keeps a small hidden
-  manifest, `.vislearn-outputs` (JSON: `{"kind": ..., "files": {name: {"size", "mtime_ns"}}}`), of the
-  files vislearn wrote there. `vislearn.common.files.atomic_path` (so `atomic_file`, `write_text`,
+  manifest, `.vislearn-outputs` (JSON lines: `{"name", "size", "mtime_ns"}` per file written, the last
+  of a name counting, and the folder's `{"kind"}`; see `read_manifest`), of the files vislearn wrote there. `vislearn.common.files.atomic_path` (so `atomic_file`, `write_text`,
   `write_json`, checkpoints, plots, videos) records every file it completes in the manifest of the
   folder the running command claimed (or of the file's own folder when that has a manifest). An
   existing file that matches its record (same size and modification time) was made by vislearn and
   may be replaced: re-runs and resumes work. Any other file (a user's, or one of ours changed since)
   is replaced only when the user passes --overwrite. A copy keeps its records when it keeps the
   modification times (`cp -a`, `rsync -a`, `shutil.copytree`); otherwise --overwrite says it is ours.
-  A damaged manifest counts as empty (then --overwrite is asked for: nothing is lost).
+  A damaged record counts as missing (then --overwrite is asked for: nothing is lost).
 - **Single-file outputs** (`--out F`, `--json F`) whose folder is the user's get no manifest: an
   existing F is replaced only with --overwrite (or when F's folder has a manifest that records it).
 - **A folder belongs to one command** (`kind`, kept in its manifest): e.g. `evaluate --out RUN` of a
@@ -120,37 +120,88 @@ def check_writable(path: PathLike, flag: str = "") -> None:
 
 # ------------------------------------------------------------------------------------ manifest
 
-def _parse(text: str) -> dict:
-    try:
-        data = json.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError):  # damaged (nested too deeply: jsonio's reader sits above this module)
-        return {}
-    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
-        return {}
+def _parse(text: str, data: dict | None = None) -> dict:
+    """The manifest's lines into {"kind": ..., "files": {name: {"size", "mtime_ns"}}} (added to `data`);
+    lines that are not whole records (a torn last line, damage) are skipped."""
+    data = data if data is not None else {}
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):  # damaged (nested too deeply: jsonio's reader sits above this module)
+            continue
+        if not isinstance(rec, dict):
+            continue
+        if isinstance(rec.get("kind"), str):
+            data["kind"] = rec["kind"]
+        if isinstance(rec.get("name"), str) and isinstance(rec.get("size"), int) and isinstance(rec.get("mtime_ns"), int):
+            data.setdefault("files", {})[rec["name"]] = {"size": rec["size"], "mtime_ns": rec["mtime_ns"]}
     return data
 
 
+# folder -> (the manifest's inode and size when read, what it says): appends of this process keep it current,
+# so writing many files into one folder reads its manifest once, not once per file
+_cache: dict[str, tuple[tuple[int, int, int], dict]] = {}
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def read_manifest(folder: PathLike) -> dict:
-    """The manifest of `folder` ({} when it has none, or a damaged one)."""
+    """The manifest of `folder`: {"kind": ..., "files": {...}}, or {} when it has none (or an unreadable one).
+
+    The manifest is JSON lines, one record per file written (`{"name", "size", "mtime_ns"}`; the last one
+    of a name counts) and `{"kind": ...}`, appended under an flock of the file itself: cheap for a run that
+    writes many files, safe for processes that record into one folder at once, and a torn last line (a
+    kill in mid-append) costs only that record."""
+    real = os.path.realpath(folder)
     try:
-        with open(Path(folder) / MANIFEST, encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_SH)
-            return _parse(f.read())
-    except (OSError, UnicodeError):
+        with open(os.path.join(real, MANIFEST), encoding="utf-8", errors="replace") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)  # no append while it is read
+            key = _key(os.fstat(f.fileno()))
+            hit = _cache.get(real)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            data = _parse(f.read())
+            _cache[real] = (key, data)
+            return data
+    except OSError:
         return {}
 
 
-def _update(folder: str, change) -> None:
-    """Change the manifest of `folder` in place, under an flock of the manifest itself (a table's
-    processes, or a report beside a training, may record into one folder at once)."""
-    fd = os.open(os.path.join(folder, MANIFEST), os.O_RDWR | os.O_CREAT, 0o666)
-    with os.fdopen(fd, "r+", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        data = _parse(f.read())
-        change(data)
-        f.seek(0)
-        f.write(json.dumps(data, indent=0, sort_keys=True))
-        f.truncate()
+def _append(folder: str, records: list[dict]) -> None:
+    """Append `records` to the manifest of `folder` (made if missing), under an flock of the manifest."""
+    fd = os.open(os.path.join(folder, MANIFEST), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = _key(os.fstat(fd))
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        os.write(fd, text.encode("utf-8"))
+        hit = _cache.get(folder)
+        if hit is not None and hit[0] == before:  # nobody else wrote since it was read: keep it current
+            _cache[folder] = (_key(os.fstat(fd)), _parse(text, hit[1]))
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _compact(folder: str, limit: int = 1 << 20) -> None:
+    """Rewrite a manifest longer than `limit` bytes with one line per file (a folder written into again and
+    again); done when a command claims the folder, so appends stay cheap."""
+    path = os.path.join(folder, MANIFEST)
+    try:
+        if os.path.getsize(path) <= limit:
+            return
+        with open(path, "r+", encoding="utf-8", errors="replace") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            data = _parse(f.read())
+            lines = ([{"kind": data["kind"]}] if data.get("kind") else []) + \
+                [{"name": n, **e} for n, e in data.get("files", {}).items() if os.path.isfile(os.path.join(folder, n))]
+            f.seek(0)
+            f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
+            f.truncate()
+        _cache.pop(folder, None)
+    except OSError:
+        pass
 
 
 def _rel(path: Path, root: str) -> str:
@@ -194,13 +245,10 @@ def record(path: PathLike, root: str | None = None, kind: str | None = None) -> 
         kind = claim.kind if claim is not None else None
     try:
         st = os.stat(path)
-        entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-        def change(data: dict) -> None:
-            data.setdefault("files", {})[_rel(path, root)] = entry
-            if kind and not data.get("kind"):
-                data["kind"] = kind
-        _update(root, change)
+        records = [{"name": _rel(path, root), "size": st.st_size, "mtime_ns": st.st_mtime_ns}]
+        if kind and read_manifest(root).get("kind") != kind:
+            records.insert(0, {"kind": kind})
+        _append(root, records)
     except OSError:
         pass  # the file is written; without its record it only asks for --overwrite next time
 
@@ -329,6 +377,8 @@ def claim_folder(path: PathLike, names: Iterable[str] = (), *, kind: str | None 
             claim.created = _make_folder(path)
             lock_folder(path, flag)
             claim.locked = True
+        if outer is None:
+            _compact(real)
         if kind is not None:
             other = read_manifest(real).get("kind") or (outer.kind if outer is not None else None)
             if other and other != kind:
