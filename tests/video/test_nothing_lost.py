@@ -581,10 +581,18 @@ def test_no_command_replaces_a_file_it_did_not_make(run, box_split, mp4, tmp_pat
             if rc != 0 or target.read_bytes() == b"the user's own":
                 bad.append(f"{' '.join(map(str, argv))} --overwrite: exit {rc}: {err.strip()[-300:]}")
     assert not bad, "\n".join(bad)
-    # what vislearn wrote there itself, it may write again: report, render, merge-boxes' folder if recorded
+    # what vislearn wrote there itself, it may write again: report, render
     for argv in ([rundir], [rundir]):
         rc, _, err = call(report_main, *argv)
         assert rc == 0, err
+    # a run written before manifests: its report.html is recognised as a page of ours
+    from vislearn.common.outputs import MANIFEST
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(run, legacy)
+    (legacy / MANIFEST).unlink()
+    rc, _, err = call(report_main, legacy)
+    assert rc == 0, err
     for p in [*d.iterdir()]:
         p.unlink()
     for _ in range(2):

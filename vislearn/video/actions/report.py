@@ -39,6 +39,19 @@ def page_kind(folder: Path) -> str:
                     f"vislearn video train, vislearn video table or vislearn video evaluate, no fewshot_results.json)")
 
 
+def _a_page_of_ours(path: Path) -> bool:
+    """Whether `path` begins as the pages of `html_page.page` do (its Content-Security-Policy line): a page
+    vislearn wrote before output folders had manifests, which a new report may replace."""
+    from .html_page import CSP
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and f'content="{CSP}"'.encode() in head
+
+
 def write_report(path: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write the HTML page of the output folder `path` (default `path`/report.html); returns where. An
     existing page is replaced when vislearn wrote it (`vislearn.common.outputs`), any other file only
@@ -56,7 +69,8 @@ def write_report(path: str | Path, out: str | Path | None = None, overwrite: boo
     if out:  # the page reads the folder's results, metrics, configs and figures: none may become the page
         target = new_output_file(out, [p for p in folder.rglob("*") if p.suffix != ".html" and p.is_file()], overwrite)
     else:  # a guest in the command's folder: no kind of its own
-        claim = claim_folder(folder, ["report.html"], overwrite=overwrite, flag="PATH")
+        claim = claim_folder(folder, ["report.html"], overwrite=overwrite, flag="PATH",
+                             adopt=_a_page_of_ours(folder / "report.html"))
         target = folder / "report.html"
     try:
         kind = page_kind(folder)
