@@ -461,6 +461,9 @@ def test_evaluate_never_writes_into_a_training_run(run, box_split, tmp_path):
         rc, _, err = call(main, "--checkpoint", copy / "best.pt", "--out", tmp_path / "eval", "--device", "cpu")
         assert rc == 0, err
     assert (tmp_path / "eval" / "results.json").is_file() and snapshot(copy) == before
+    (tmp_path / "eval" / MANIFEST).unlink()  # an evaluation written before manifests is taken as ours
+    rc, _, err = call(main, "--checkpoint", copy / "best.pt", "--out", tmp_path / "eval", "--device", "cpu")
+    assert rc == 0, err
 
 
 def test_two_trainings_into_one_folder_one_is_refused(box_split, tmp_path):

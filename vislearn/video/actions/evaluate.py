@@ -90,6 +90,18 @@ def score_checkpoint(path: str, args, device: torch.device) -> tuple[list[str], 
 OUT_FILES = ("scores.npz", "results.json", "report.html")
 
 
+def _an_evaluation(out: Path) -> bool:
+    """Whether `out` holds the results.json of `evaluate --out` (a folder written before manifests: its
+    files are taken as ours)."""
+    from vislearn.common.jsonio import read_json
+
+    try:
+        results = read_json(out / "results.json")
+    except (OSError, UserError):
+        return False
+    return isinstance(results, dict) and isinstance(results.get("models"), dict)
+
+
 def check_out(args) -> None:
     """--out before any work: a folder of evaluate's own (never a training run's: its results.json and
     report.html are the training's), writable, without files of these names that vislearn did not write
@@ -102,7 +114,7 @@ def check_out(args) -> None:
         raise UserError(f"{out}: holds the outputs of `vislearn video train` (a training run); `vislearn video "
                         f"evaluate` does not write there: choose another --out")
     claim_folder(out, OUT_FILES, kind="video evaluate", overwrite=args.overwrite,
-                 inputs=[args.checkpoint, *(args.ensemble or [])], flag="--out")
+                 inputs=[args.checkpoint, *(args.ensemble or [])], flag="--out", adopt=_an_evaluation(out))
 
 
 def evaluate(args) -> int:
