@@ -181,8 +181,9 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
             raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another out=")
         # e.g. init_checkpoint=RUN/best.pt out=RUN would replace the weights it starts from
         inputs = [cfg.init_checkpoint, cfg.boxes, *weight_files(cfg.model_args)]
-        # a run resumed from before manifests: its files count as its own (adopt)
-        claim.check(RUN_FILES, overwrite, inputs, adopt=resume and last.exists())
+        # --resume continues the run in `out`: its files are the run's whatever their records say (a run
+        # from before manifests, a record lost to a full disk)
+        claim.check(RUN_FILES, overwrite or (resume and last.exists()), inputs)
     seed_everything(cfg.seed)
     model = build_model(cfg, ordered_class_names(load_labels(split_files(cfg.split).labels)), log)
     inputs = model_inputs(model)

@@ -376,10 +376,11 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
     if held and not last.exists() and not _started_here(out / "config.json"):
         raise UserError(f"{out}: holds {', '.join(held)} but no detector run to resume (no last.pt); "
                         "choose another --out (nothing there is replaced)")
-    # never over an input; a run's files that vislearn did not write (or that changed) are refused; a run
-    # written before manifests is taken as it is (adopt)
-    claim.check(RUN_FILES, inputs=[opts.boxes, opts.init, opts.backbone_weights, opts.ignore_boxes],
-                adopt=last.exists() or _started_here(out / "config.json"))
+    # never over an input; in a run to resume (or one started here and killed before its first epoch) the
+    # files are the run's whatever their records say (a run from before manifests, a record lost to a full
+    # disk); elsewhere a file of a run's name that vislearn did not write is refused
+    claim.check(RUN_FILES, last.exists() or _started_here(out / "config.json"),
+                inputs=[opts.boxes, opts.init, opts.backbone_weights, opts.ignore_boxes])
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     device = resolve_device(opts.device, key="--device")
