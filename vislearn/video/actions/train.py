@@ -5,6 +5,9 @@ metrics.jsonl (one line per epoch), results.json (held-out selection + final eva
 scores.npz (per-video scores of the evaluation set), curves.png, per_class.png, confusion.png and
 report.html (`vislearn video report`: the whole run on one page).
 Under `torchrun --nproc_per_node=K` the same command trains with DistributedDataParallel.
+One training at a time writes into a run folder (its lock: a second is refused in one line, naming the
+first's pid); files there of the run's names that vislearn did not write are replaced only with --overwrite
+(`vislearn.common.outputs`).
 Exit codes: 0 done, 2 bad input/config, 3 stopped on a non-finite loss (last good checkpoint kept).
 """
 from __future__ import annotations
