@@ -156,22 +156,30 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
             for s in streams]
 
 
-def cache_first(jobs: list[Job]) -> list[Job]:
-    """The first scene-stream job fills the frame-feature cache; the other pixel runs wait for it, so the
-    frozen blocks run once per video instead of once per run side by side. It trains with two threads:
-    the box-only runs beside it are short, and nothing else can run until it is done."""
+def with_overrides(job: Job, *more: str, after: tuple[str, ...] = ()) -> Job:
+    """`job` with more `key=value` overrides (its args are (config, overrides, ...)) and more jobs before it."""
+    return Job(job.name, job.fn, (job.args[0], [*job.args[1], *more], *job.args[2:]), (*after, *job.after), job.log)
+
+
+def plan(jobs: list[Job], parallel: int, user_overrides: list[str]) -> list[Job]:
+    """Order and settings for running side by side on a small machine.
+
+    The first scene-stream job fills the frame-feature cache; the other pixel runs wait for it, so the frozen
+    blocks run once per video instead of once per run side by side. It trains with two threads: the
+    box-only runs beside it are short, and nothing else can run until it is done. With several jobs at once,
+    every other job reads its data in its own process (`workers=0`: from the cache that is cheap, and a loader
+    process per job would put four busy processes on two cores), unless the overrides set `workers`."""
     first = next((j.name for j in jobs if j.name.endswith("/scene")), None)
-    if first is None:
-        return jobs
     pixels = ("/scene", "/fusion", "/strg", "/fusion_strg")
+    own_loader = parallel > 1 and not any(o.startswith("workers=") for o in user_overrides)
     ordered = [j for j in jobs if j.name == first] + [j for j in jobs if j.name != first]
     out = []
     for j in ordered:
-        if j.name == first:  # it runs beside the box-only runs only; then the second core is idle: take it
-            j = Job(j.name, j.fn, (j.args[0], [*j.args[1], "threads=2"]), j.after, j.log)
-        elif j.name.endswith(pixels) and first not in j.after:
-            j = Job(j.name, j.fn, j.args, (first, *j.after), j.log)
-        out.append(j)
+        if j.name == first:
+            out.append(with_overrides(j, "threads=2"))
+            continue
+        wait = (first,) if first and j.name.split("/finetune")[0].endswith(pixels) and first not in j.after else ()
+        out.append(with_overrides(j, *(["workers=0"] if own_loader else []), after=wait))
     return out
 
 
@@ -336,7 +344,7 @@ def demo(args) -> int:
         what = f"top-1 {100 * top1:.1f}" if top1 is not None else "done"
         print(f"[{r.name}] {what} ({r.seconds:.0f}s; {clock.total():.0f}s in all; log {r.log})", flush=True)
 
-    done = run_jobs(cache_first(jobs), args.jobs, progress)
+    done = run_jobs(plan(jobs, args.jobs, list(args.overrides)), args.jobs, progress)
     table: dict = {}
     for split in args.splits:
         for seed in args.seeds:
