@@ -19,7 +19,6 @@ import importlib
 import io
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "video"))
 from box_data import make_box_split  # noqa: E402
 from conftest import coded_frames, encode_video  # noqa: E402
+from cli_helpers import snapshot, unwritable
 
 WRITES_NOTHING = "input"  # the kind of case of a command that writes no file
 
@@ -279,35 +279,6 @@ def env(tmp_path_factory):
         assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
     yield e
     torch.set_num_threads(old)
-
-
-def snapshot(*roots: Path) -> dict:
-    out = {}
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                p = Path(dirpath) / name
-                st = p.lstat()
-                out[str(p)] = (0, 0) if p.is_dir() else (st.st_size, st.st_mtime_ns)
-    return out
-
-
-@contextlib.contextmanager
-def unwritable(folder: Path):
-    """`folder` unwritable for this process: chmod 0o555 for a user; for root, chattr +i (skipped where it cannot be set)."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root and chattr +i is not available here: no way to make a folder unwritable")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def run_vislearn(argv: list) -> tuple[int, str, str]:

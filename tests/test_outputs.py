@@ -3,7 +3,6 @@ each output folder), a folder belongs to one command, one writer per run folder 
 its holder dies), and unwritable outputs are refused before the work. Real files, real processes."""
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,28 +16,10 @@ from vislearn.common import outputs
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_file, new_output_file, write_text
 from vislearn.common.lock import lock_folder, unlock_folder
+from cli_helpers import unwritable
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-
-
-@contextlib.contextmanager
-def unwritable(folder: Path):
-    """`folder` made unwritable for this process: chmod 0o555 for a user; as root (whom modes do not stop)
-    the immutable attribute (chattr +i), skipped where the file system or the container cannot set it."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root and chattr +i is not available here: no way to make a folder unwritable")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,7 @@ model trained here, a detector checkpoint written here, videos encoded here, the
 an encoding or a pipe is the point, as processes."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -22,28 +20,13 @@ import torch
 from box_data import make_box_split
 from conftest import coded_frames, encode_video
 from vislearn.common.errors import UserError
+from cli_helpers import call, one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 ESC = "\x1b]0;owned\x07RED\x1bc"  # sets the terminal's title, then resets the terminal (no brackets: class names lose them)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
-def call(main, *argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as e:
-            rc = e.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 def cli(*argv, env=None) -> subprocess.CompletedProcess:

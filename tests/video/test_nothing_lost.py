@@ -5,7 +5,6 @@ trained here, the CLIs in-process and, where a signal or a file size limit is ne
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -22,27 +21,10 @@ import torch
 from box_data import make_box_split
 from vislearn.common.outputs import HIDDEN
 from conftest import coded_frames, encode_video
+from cli_helpers import call, one_line, snapshot, unwritable
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def one_line(err: str) -> str:
-    """The single line a user mistake prints (no traceback, no second line)."""
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
-def call(main, *argv) -> tuple[int, str, str]:
-    """Run a CLI's main in-process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as e:  # argparse
-            rc = e.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 def train_main(*argv):
@@ -411,37 +393,6 @@ def test_extract_frames_into_an_existing_folder_offers_overwrite(sample_dir, tmp
 
 
 # ----------------------------------------------------------- round two (issue 24): the output rules applied
-
-def snapshot(*roots: Path) -> dict:
-    """Every file and folder under `roots` with its size and modification time: "nothing changed" is equality."""
-    out = {}
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                p = Path(dirpath) / name
-                st = p.lstat()
-                out[str(p)] = (st.st_size if not p.is_dir() else 0, st.st_mtime_ns if not p.is_dir() else 0)
-    return out
-
-
-@contextlib.contextmanager
-def unwritable(folder: Path):
-    """`folder` unwritable for this process: chmod 0o555 for a user; as root, whom modes do not stop, the
-    immutable attribute (chattr +i), skipped where it cannot be set."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root and chattr +i is not available here: no way to make a folder unwritable")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
-
 
 def test_evaluate_never_writes_into_a_training_run(run, box_split, tmp_path):
     """Item 4: `evaluate --out RUN` of a training run replaced the run's results.json and report.html."""

@@ -10,14 +10,9 @@ import torch
 
 from box_data import make_box_split
 from vislearn.common.errors import UserError
+from cli_helpers import one_line
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
