@@ -58,3 +58,12 @@ def unwritable(folder: Path):
         yield
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test interrupts: Ctrl-C's default disposition, as at a terminal. A
+    shell's background job (`cmd &`, as a CI runner may start the tests) ignores SIGINT, and Python then
+    installs no KeyboardInterrupt handler in its children."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from vislearn.common.errors import UserError
+from cli_helpers import default_sigint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -229,7 +230,7 @@ def test_ctrl_c_while_a_command_imports_is_interrupted_and_130(entry):
     seen = []
     for delay in (0.15, 0.3, 0.6, 1.0):  # python has started; torch and the command's modules are importing
         proc = subprocess.Popen([sys.executable, *entry], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=ENV, cwd=ROOT)
+                                env=ENV, cwd=ROOT, preexec_fn=default_sigint)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
