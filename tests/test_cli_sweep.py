@@ -30,7 +30,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "video"))
 from box_data import make_box_split  # noqa: E402
 from conftest import coded_frames, encode_video  # noqa: E402
-from cli_helpers import snapshot, unwritable
+from cli_helpers import call, snapshot, unwritable
 
 WRITES_NOTHING = "input"  # the kind of case of a command that writes no file
 
@@ -284,13 +284,7 @@ def env(tmp_path_factory):
 def run_vislearn(argv: list) -> tuple[int, str, str]:
     from vislearn.__main__ import main
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as e:  # argparse
-            rc = e.code
-    return rc, out.getvalue(), err.getvalue()
+    return call(main, *argv)
 
 
 def sweep(env, tmp_path, kinds: set[str]) -> None:

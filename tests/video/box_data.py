@@ -50,3 +50,13 @@ def make_box_split(folder: Path, videos: int = 120, seed: int = 0, frames: int =
     (split / "validation.json").write_text(json.dumps(records[cut:]))
     (folder / "boxes.json").write_text(json.dumps(boxes))
     return split, folder / "boxes.json"
+
+
+def run_args(box_split, out, **over) -> list[str]:
+    """key=value arguments of a tiny STIN run on `make_box_split`'s split; `over` replaces or adds keys."""
+    split, boxes = box_split
+    values = {"split": split, "boxes": boxes, "model": "stin_oie", "model_args.feature_dim": 8, "epochs": 1,
+              "batch_size": 8, "workers": 0, "threads": 1, "frame_size": "[427,240]", "lr_steps": "[5]",
+              "out": out, "log_every": 0, "device": "cpu"}
+    values.update(over)
+    return [f"{k}={v}" for k, v in values.items()]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from box_data import make_box_split
+from box_data import make_box_split, run_args
 from vislearn.common.outputs import HIDDEN
 from conftest import coded_frames, encode_video
 from cli_helpers import call, default_sigint, one_line, snapshot, unwritable
@@ -39,15 +39,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def box_split(tmp_path_factory):
     return make_box_split(tmp_path_factory.mktemp("boxes"), videos=40, frames=8)
-
-
-def run_args(box_split, out, **over) -> list[str]:
-    split, boxes = box_split
-    values = {"split": split, "boxes": boxes, "model": "stin_oie", "model_args.feature_dim": 8, "epochs": 1,
-              "batch_size": 8, "workers": 0, "threads": 1, "frame_size": "[427,240]", "lr_steps": "[5]",
-              "out": out, "log_every": 0, "device": "cpu"}
-    values.update(over)
-    return [f"{k}={v}" for k, v in values.items()]
 
 
 @pytest.fixture(scope="module")
