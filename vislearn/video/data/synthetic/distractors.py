@@ -26,7 +26,8 @@ from vislearn.common.files import input_file
 from vislearn.common.jsonio import read_json
 from ..annotations import frame_name
 from .generate import SYNTHETIC, make_spec
-from .render import ObjState, build_scene, visible_object_box
+from vislearn.common.drawing.draw import ObjState, visible_object_box
+from .render import build_scene
 
 CATEGORY = "distractor"
 

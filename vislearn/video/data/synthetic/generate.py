@@ -30,10 +30,10 @@ from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_folder
 from vislearn.common.outputs import MANIFEST
 from vislearn.common.jsonio import write_json
+from vislearn.common.drawing.objects import NOUNS
 from ..ssv2 import Record, find_metadata, load_labels, load_records, save_labels, save_records
 from ..video_writer import write_video
 from .bias import BIASES, SPREAD, draw_nouns
-from .objects import NOUNS
 from .render import Rendered, build_scene, rasterise
 from .templates import TEMPLATE_BY_TEXT, TEMPLATES, appearance_groups
 

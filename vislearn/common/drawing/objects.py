@@ -1,4 +1,5 @@
-"""Nouns: the object categories of the synthetic set, defined by their looks (shape, colour, texture, size).
+"""Nouns: the object categories of the synthetic video set (`vislearn.video.data.synthetic`) and of the
+image set (`vislearn.backbones.imagesets`), defined by their looks (shape, colour, texture, size).
 
 Each noun is a silhouette (a signed distance function in pixels, negative inside) and a painter
 (colour per pixel) in the object's own frame: x to the right, y down, origin near the middle, in
