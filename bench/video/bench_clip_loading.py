@@ -19,7 +19,7 @@ import numpy as np
 
 
 from vislearn.video.data.sampling import SegmentSampler, StridedClipSampler  # noqa: E402
-from vislearn.video.data.video import extract_frames, open_video  # noqa: E402
+from vislearn.common.video import extract_frames, open_video  # noqa: E402
 from vislearn.video.data.video_writer import write_video  # noqa: E402
 from vislearn.common.cli import Parser, run_main  # noqa: E402
 

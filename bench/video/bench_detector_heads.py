@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from vislearn.common.tables import format_table  # noqa: E402
 from vislearn.video.data.annotations import AnnotationFile  # noqa: E402
-from vislearn.video.data.video import open_video  # noqa: E402
+from vislearn.common.video import open_video  # noqa: E402
 from vislearn.video.tracking.detector import (ARCHS, box_targets, build_detector, default_spec, frames_to_tensors,  # noqa: E402
                                load_backbone_from_classifier)
 from vislearn.common.cli import Parser, run_main  # noqa: E402

@@ -38,7 +38,7 @@ from vislearn.video.actions.config import TrainConfig, to_dict  # noqa: E402
 from vislearn.video.actions.infer import STAGES, build_parser, infer_video, load_session  # noqa: E402
 from vislearn.video.actions.models import create_model  # noqa: E402
 from vislearn.common.tables import format_table  # noqa: E402
-from vislearn.video.data.video import open_video  # noqa: E402
+from vislearn.common.video import open_video  # noqa: E402
 from vislearn.video.data.video_writer import write_video  # noqa: E402
 from vislearn.common.cli import Parser, run_main  # noqa: E402
 

@@ -197,7 +197,7 @@ def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp
     assert "24 -> 12 fps" in res["fps_note"] and "24 -> 12 fps" in err
     assert len(decode(tmp_path / "r" / "clip24.mp4")) == 38
     # without the overlay, a pixel model decodes only the frames it samples, not the whole video
-    from vislearn.video.data import video as video_module
+    from vislearn.common import video as video_module
 
     decoded = []
     for cls in (video_module.PyAVReader, video_module.DecordReader):
@@ -212,7 +212,7 @@ def test_scene_only_needs_no_boxes_and_24fps_is_resampled(ckpts, sample_dir, tmp
 
 
 def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys, monkeypatch):
-    from vislearn.video.data import video as video_module
+    from vislearn.common import video as video_module
     from vislearn.video.tracking.detector import build_detector, default_spec, save_detector
 
     decoded = []  # frames the decoders hand out: each frame once, for the detector, the model and the overlay

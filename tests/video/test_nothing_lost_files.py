@@ -342,7 +342,7 @@ def truncated(tmp_path_factory) -> Path:
 
 
 def test_a_truncated_video_is_reported_by_the_reader(truncated):
-    from vislearn.video.data.video import decoding_problem, open_video
+    from vislearn.common.video import decoding_problem, open_video
 
     for backend in ("auto", "pyav"):
         with open_video(truncated, backend=backend) as r:
@@ -437,7 +437,7 @@ def test_decoder_silencing_gives_stderr_back(tmp_path, capfd):
     import threading
 
     from vislearn.common.errors import UserError
-    from vislearn.video.data.video import open_video
+    from vislearn.common.video import open_video
 
     bad = tmp_path / "5.webm"
     bad.write_bytes(b"not a video at all" * 100)

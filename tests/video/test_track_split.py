@@ -78,7 +78,7 @@ def test_an_interrupted_run_resumes(setup, tmp_path, capsys):
         return setup["one"][vid]
 
     # the CLI's first two videos, then a kill: the same settings as the CLI's, so that it resumes
-    from vislearn.video.data.video import list_videos
+    from vislearn.common.video import list_videos
     from vislearn.video.tracking.__main__ import _tracker_configs, build_parser
     from vislearn.video.tracking.track_split import tracker_settings
 

@@ -165,7 +165,7 @@ def test_train_resume_detect_track_pipeline(synthetic, tmp_path, capsys):
     assert spec.min_size == 64 and spec.classes == ("hand", "object")
 
     # a short clip as a frame folder (also a supported input): detect, then track end to end
-    from vislearn.video.data.video import open_video
+    from vislearn.common.video import open_video
     from PIL import Image
 
     vid = json.loads((synthetic / "annotations.json").read_text()).__iter__().__next__()

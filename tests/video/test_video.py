@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from vislearn.common.errors import UserError
-from vislearn.video.data.video import (DecordReader, FrameFolderReader, PyAVReader, extract_frames, find_video,
+from vislearn.common.video import (DecordReader, FrameFolderReader, PyAVReader, extract_frames, find_video,
                             list_videos, open_video, resample_indices)
 
 IDX = [5, 0, 5, 29, 12, 12, 3]

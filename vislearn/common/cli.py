@@ -90,7 +90,7 @@ def command(build_parser: Callable[[], argparse.ArgumentParser],
 def quiet_libraries() -> None:
     """Keep library chatter from the terminal, so that a mistake stays one line: matplotlib's warnings about
     glyphs missing from its font (a class name in another script) and about font families it falls back
-    from. (The video decoders' own lines are silenced where they are loaded, `vislearn.video.data.video`.)"""
+    from. (The video decoders' own lines are silenced where they are loaded, `vislearn.common.video`.)"""
     import logging
     import warnings
 

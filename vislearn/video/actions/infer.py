@@ -62,7 +62,7 @@ from vislearn.video.data.annotations import AnnotationFile, BoxSource, VideoBoxe
 from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.clip_dataset import collate
 from vislearn.video.data.ssv2 import Record
-from vislearn.video.data.video import SSV2_FPS, DecodedVideo, VideoReader, decoding_problem, expand_videos, open_video
+from vislearn.common.video import SSV2_FPS, DecodedVideo, VideoReader, decoding_problem, expand_videos, open_video
 
 from .config import TrainConfig
 from .data import make_dataset, model_inputs

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vislearn.common.files import atomic_path
 from vislearn.video.data.annotations import HAND, VideoBoxes
 from vislearn.video.data.slots import assign_tracks
-from vislearn.video.data.video import VideoReader
+from vislearn.common.video import VideoReader
 from vislearn.video.data.video_writer import VideoWriter
 
 HAND_COLOUR = (255, 110, 0)

@@ -146,7 +146,7 @@ def video_sheets(cfg: dict, scores: dict | None, limit: int = SHEET_VIDEOS) -> R
     if scores is None or not len(scores["label"]):
         return None
     from vislearn.video.data.box_store import open_boxes
-    from vislearn.video.data.video import find_video, open_video
+    from vislearn.common.video import find_video, open_video
 
     from .render import FrameBoxes, contact_sheet
 

@@ -104,7 +104,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _frame_sizes(video_root: str) -> dict[str, list[int]]:
-    from .video import find_video, open_video
+    from vislearn.common.video import find_video, open_video
 
     root = Path(video_root)
     if not root.is_dir():
@@ -121,7 +121,7 @@ def _frame_sizes(video_root: str) -> dict[str, list[int]]:
 
 
 def cmd_extract_frames(args: argparse.Namespace) -> int:
-    from .video import extract_frames, video_outputs
+    from vislearn.common.video import extract_frames, video_outputs
 
     root = output_folder(args.out, "--out")
     check_writable(root, "--out")

@@ -72,7 +72,7 @@ from .slots import fill_slots
 from .ssv2 import Record
 from .transforms import (IMAGENET_MEAN, IMAGENET_STD, HorizontalFlip, NCrop, View, boxes_to_view,
                          frames_to_view, make_view_transform, normalize)
-from .video import VideoReader, list_videos, open_video
+from vislearn.common.video import VideoReader, list_videos, open_video
 
 log = logging.getLogger(__name__)
 

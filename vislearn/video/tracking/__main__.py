@@ -29,7 +29,7 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import output_file, refuse_input_overwrite
 from vislearn.common.outputs import check_writable, claim_file
-from vislearn.video.data.video import expand_videos
+from vislearn.common.video import expand_videos
 
 IDENTITY_RULE = """identity rule: tracks with fewer than --min-detections detected frames are dropped; a track's
 strength is the sum of its detection scores (length x confidence). The strongest hand track becomes
@@ -506,7 +506,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_track_split(args) -> int:
-    from vislearn.video.data.video import list_videos
+    from vislearn.common.video import list_videos
     from .detector import checkpoint_file, detect_video, load_detector
     from .identities import assign_identities, identities_to_records
     from .track_split import finished_output, parse_shard, part_path, split_video_ids, track_split, tracker_settings
@@ -557,7 +557,7 @@ def cmd_track_split(args) -> int:
 
 def cmd_evaluate_detector(args) -> int:
     from vislearn.video.data.box_store import open_boxes
-    from vislearn.video.data.video import list_videos
+    from vislearn.common.video import list_videos
     from .detector import FrameSamples, VideoItem, collate, load_detector
     from .track_split import split_video_ids
     from vislearn.common.device import resolve_device

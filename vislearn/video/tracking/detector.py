@@ -41,7 +41,7 @@ from vislearn.common.errors import UserError
 from vislearn.common.freeze import freeze, freeze_batchnorm
 from vislearn.common.weights import resolve_weights
 from vislearn.video.data.annotations import HAND, VideoBoxes
-from vislearn.video.data.video import VideoReader, open_video, video_id_of
+from vislearn.common.video import VideoReader, open_video, video_id_of
 from vislearn.backbones.detection import HEADS, frcnn_options
 from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
 

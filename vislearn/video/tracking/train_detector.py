@@ -39,7 +39,7 @@ from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.annotations import BoxSource
 from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.split_layout import split_files
-from vislearn.video.data.video import list_videos, open_video
+from vislearn.common.video import list_videos, open_video
 from .detections import CLASSES
 from .detector import (CHECKPOINT_KIND, DEFAULT_ARCH, DEFAULT_WEIGHTS, DetectorSpec, FrameSamples, VideoItem,
                        box_targets, build_detector, collate, default_spec, load_backbone_from_classifier,
