@@ -177,9 +177,15 @@ def read_vit_state(weights: str | os.PathLike | dict, ema: bool = False) -> tupl
     return {k.removeprefix("module."): v for k, v in obj.items()}, source
 
 
+# an MAE pre-training checkpoint (facebookresearch/mae `models_mae.py`, and `vislearn pretrain mae`) holds the
+# decoder beside the encoder's timm names: loading it as a backbone takes the encoder
+MAE_DECODER_PREFIXES = ("decoder_", "mask_token")
+
+
 def load_vit_state(model: VisionTransformer, state: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
-    """Load a timm- or pycls-named state dict into `model` strictly (a head is skipped when the model has none;
-    a position embedding for another grid is resampled). The LayerNorm eps is the model's: build with
+    """Load a timm- or pycls-named state dict into `model` strictly (the file's head is skipped when the model has
+    none; a file with no head at all, a pre-trained encoder, leaves the model's new head as initialised; an MAE
+    decoder in the file is skipped; a position embedding for another grid is resampled). The LayerNorm eps is the model's: build with
     `ln_eps=PYCLS_LN_EPS` for pycls weights (the builders' `weights=` does that)."""
     if is_pycls_state(state):
         state = timm_state_from_pycls(state, source)
@@ -191,7 +197,9 @@ def load_vit_state(model: VisionTransformer, state: dict[str, torch.Tensor], sou
         if old * old == pos.shape[1] - prefix:
             state["pos_embed"] = resample_abs_pos_embed(pos, new_size=list(model.patch_embed.grid_size),
                                                         old_size=[old, old], num_prefix_tokens=prefix, verbose=False)
-    ignore = ("head.",) if model.num_classes == 0 else ()
+    state = {k: v for k, v in state.items() if not k.startswith(MAE_DECODER_PREFIXES)}
+    headless_file = not any(k.startswith("head.") for k in state)
+    ignore = ("head.",) if model.num_classes == 0 or headless_file else ()
     load_state_checked(model, state, source, ignore_prefixes=ignore)
 
 
