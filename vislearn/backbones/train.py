@@ -348,6 +348,10 @@ def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool) -> dict:
         if (out / "results.json").exists() and last.exists():
             return read_json(out / "results.json")
 
+    if cfg.weights:  # a file that is no encoder checkpoint: one line now, before the data is read
+        from .vit import read_vit_state  # noqa: PLC0415
+
+        read_vit_state(cfg.weights)
     torch.manual_seed(cfg.seed)
     splits, classes = load_splits(cfg, data)
     stats = channel_stats(splits["train"].images)
