@@ -50,6 +50,7 @@ def i3d_mobilenet_v2(pretrained: str | None = None, **kwargs) -> MobileNetV2Vide
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"vit_{kind}_{size}": getattr(vit, f"vit_{kind}_{size}") for size in vit.SIZES for kind in ("p", "c")},
+    **{f"vit_{size}": getattr(vit, f"vit_{size}") for size in vit.RELEASE_SIZES},
     "mobilenet_v2": mobilenet_v2_2d,
     "tsm_mobilenet_v2": tsm_mobilenet_v2,
     "i3d_mobilenet_v2": i3d_mobilenet_v2,
@@ -61,6 +62,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 # the input each backbone is measured on: images (C,H,W), clips (C,T,H,W)
 INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     **{f"vit_{kind}_{size}": (3, s.img_size, s.img_size) for size, s in vit.SIZES.items() for kind in ("p", "c")},
+    **{f"vit_{size}": (3, 224, 224) for size in vit.RELEASE_SIZES},
     "mobilenet_v2": (3, 224, 224),
     "tsm_mobilenet_v2": (3, 8, 224, 224),
     "i3d_mobilenet_v2": (3, 8, 224, 224),

@@ -244,3 +244,27 @@ vit_p_4gf, vit_c_4gf = _builder("4gf", False), _builder("4gf", True)
 vit_p_18gf, vit_c_18gf = _builder("18gf", False), _builder("18gf", True)
 vit_p_36gf, vit_c_36gf = _builder("36gf", False), _builder("36gf", True)
 
+
+# ----------------------------------------------------------------------------- the MAE and MVP releases' ViTs
+# Patchify ViTs with MLP ratio 4 as facebookresearch/mae (`models_vit.py`, `models_mae.py`) and ir413/mvp
+# (`mvp/backbones/vit.py`) build them on timm: their checkpoints (`model` key, timm names) load by `weights=`.
+# MVP's ViT-S has 12 heads of 32 channels (timm's vit_small has 6 of 64); MVP's ViT-L also comes at 256 px
+# (`img_size=256`). The MAE fine-tuned checkpoints pool the mean token: `global_pool="avg"` (fc_norm, no norm).
+RELEASE_SIZES = {
+    "s16_mvp": ViTSize(384, 12, 12, 4.0, (), ()),
+    "b16": ViTSize(768, 12, 12, 4.0, (), ()),
+    "l16": ViTSize(1024, 24, 16, 4.0, (), ()),
+    "h14": ViTSize(1280, 32, 16, 4.0, (), (), patch_size=14),
+}
+
+
+def _release_builder(size_name: str):
+    def build(weights: str | os.PathLike | dict | None = None, **kwargs) -> VisionTransformer:
+        return build_vit(RELEASE_SIZES[size_name], False, weights, **kwargs)
+
+    build.__name__ = build.__qualname__ = f"vit_{size_name}"
+    build.__doc__ = f"The MAE / MVP releases' ViT-{size_name} ({RELEASE_SIZES[size_name]}); see `build_vit`."
+    return build
+
+
+vit_s16_mvp, vit_b16, vit_l16, vit_h14 = (_release_builder(n) for n in RELEASE_SIZES)

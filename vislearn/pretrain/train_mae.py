@@ -1,0 +1,278 @@
+"""`vislearn pretrain mae --data DIR --out RUN`: MAE pre-training of a ViT_P / ViT_C encoder on a folder of images
+or videos (`frames.py`), on one device.
+
+The run folder (`--out`, locked while a run writes it) gets: config.json (the resolved arguments), frames.npy +
+frames.json (the decoded frame bank, so a resumed run does not decode again), last.pt (atomic, every epoch:
+model, optimizer, schedule, RNG state), metrics.jsonl (one line per epoch), encoder.pth (the encoder in timm
+names with what a family needs to load it: `create_backbone(name, weights="RUN/encoder.pth")`), results.json,
+reconstructions.png and index.html (the report page). A killed run continues with `--resume` and ends with the
+same weights as an uninterrupted one (the crops and masks come from RNG state saved with each checkpoint).
+
+Recipe (the official one, scaled): AdamW (betas 0.9, 0.95), lr = blr x batch / 256, weight decay 0.05 on weights
+(not on norms, biases, tokens), linear warm-up then cosine, mask ratio 0.75, normalised-pixel loss.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vislearn.backbones import create_backbone
+from vislearn.backbones.registry import BACKBONES
+from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
+from vislearn.common.cli import Parser, command
+from vislearn.common.errors import UserError
+from vislearn.common.files import atomic_path
+from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.outputs import claim_folder, session
+from vislearn.common.validate import setting, validate
+
+from .frames import IMAGENET_MEAN, IMAGENET_STD, build_frame_bank, normalise, random_crops
+from .mae import MaskedAutoencoder
+
+KIND = "pretrain mae"
+RUN_FILES = ("config.json", "frames.npy", "frames.json", "last.pt", "metrics.jsonl", "encoder.pth", "results.json",
+             "reconstructions.png", "index.html")
+ENCODER_FORMAT = "vislearn-encoder"
+
+
+@dataclass
+class MAEConfig:
+    data: str = ""
+    out: str = ""
+    backbone: str = setting("vit_p_tiny", choices=tuple(n for n in BACKBONES if n.startswith("vit_")))
+    img_size: int = setting(64, min=16)
+    patch_size: int = setting(0, min=0)  # ViT_P only; 0: the backbone's (16)
+    mask_ratio: float = setting(0.75, min=0.0, below=1.0)
+    decoder_dim: int = setting(128, min=8)
+    decoder_depth: int = setting(2, min=1)
+    decoder_heads: int = setting(4, min=1)
+    norm_pix_loss: bool = True
+    epochs: int = setting(20, min=1)
+    steps_per_epoch: int = setting(0, min=0)  # 0: one pass over the frame bank
+    batch_size: int = setting(64, min=1)
+    blr: float = setting(1.5e-4, above=0)
+    weight_decay: float = setting(0.05, min=0)
+    warmup_epochs: float = setting(2.0, min=0)
+    frames_per_video: int = setting(8, min=1)
+    max_frames: int = setting(20000, min=1)
+    seed: int = 0
+    threads: int = setting(0, min=0)
+
+    @property
+    def lr(self) -> float:
+        return self.blr * self.batch_size / 256
+
+    def encoder_args(self) -> dict:
+        args = {"img_size": self.img_size, "num_classes": 0}
+        if self.patch_size:
+            args["patch_size"] = self.patch_size
+        return args
+
+
+def check_config(cfg: MAEConfig) -> None:
+    validate(cfg)
+    if cfg.patch_size and cfg.backbone.startswith("vit_c_"):
+        raise UserError(f"--patch-size: ViT_C's conv stem has a fixed stride of 16; set it for ViT_P only")
+    patch = cfg.patch_size or 16
+    if cfg.img_size % patch:
+        raise UserError(f"--img-size {cfg.img_size}: not divisible by the patch size {patch}")
+
+
+def build_mae(cfg: MAEConfig) -> MaskedAutoencoder:
+    encoder = create_backbone(cfg.backbone, **cfg.encoder_args())
+    return MaskedAutoencoder(encoder, decoder_dim=cfg.decoder_dim, decoder_depth=cfg.decoder_depth,
+                             decoder_heads=cfg.decoder_heads, mask_ratio=cfg.mask_ratio,
+                             norm_pix_loss=cfg.norm_pix_loss)
+
+
+def param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
+    """Weight decay on weight matrices only (timm's / MAE's `param_groups_weight_decay`)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "mask_token", "pos_embed")) else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def encoder_checkpoint(model: MaskedAutoencoder, cfg: MAEConfig, epoch: int) -> dict:
+    """The contract between families (DESIGN.md): weights in timm names, the architecture and its arguments,
+    the input size and normalisation, and where they came from."""
+    return {"format": ENCODER_FORMAT, "model": model.encoder.state_dict(), "backbone": cfg.backbone,
+            "backbone_args": cfg.encoder_args(), "input_size": cfg.img_size, "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD), "source": {"method": "mae", "data": cfg.data, "epochs": epoch + 1,
+                                                  "mask_ratio": cfg.mask_ratio, "seed": cfg.seed}}
+
+
+def load_bank(cfg: MAEConfig, out: Path, log) -> np.ndarray:
+    """The run's frame bank: read from the run folder, or decoded from --data and saved there."""
+    bank_path, info_path = out / "frames.npy", out / "frames.json"
+    if bank_path.exists() and info_path.exists():
+        return np.load(bank_path, mmap_mode="r")
+    with tqdm(desc="decoding frames", unit="file", leave=False, disable=not sys.stderr.isatty()) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        bank, info = build_frame_bank(cfg.data, cfg.img_size, cfg.frames_per_video, cfg.max_frames, cfg.seed,
+                                      progress)
+    with atomic_path(bank_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, bank)
+    write_json(info_path, info, indent=1)
+    log(f"frames: {info['frames']} from {info['images']} images and {info['videos']} videos under {cfg.data}")
+    return bank
+
+
+def train_one_epoch(model, bank, optimizer, cfg: MAEConfig, epoch: int, steps: int, total: int, rng,
+                    progress: bool) -> dict:
+    model.train()
+    warmup = int(round(cfg.warmup_epochs * steps))
+    losses, t0 = [], time.perf_counter()
+    for i in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step",
+                  disable=not progress):
+        step = epoch * steps + i
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, warmup, total)
+        idx = rng.choice(len(bank), size=cfg.batch_size, replace=len(bank) < cfg.batch_size)
+        imgs = normalise(random_crops(bank, idx, cfg.img_size, rng))
+        loss, _, _ = model(imgs)
+        if not torch.isfinite(loss):
+            raise UserError(f"{cfg.out}: the loss is not finite at epoch {epoch + 1} (lower --blr)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds, "images_per_s": steps * cfg.batch_size / seconds}
+
+
+@torch.no_grad()
+def eval_loss(model: MaskedAutoencoder, images: torch.Tensor, seed: int = 0) -> float:
+    """Reconstruction loss on fixed images with fixed masks (comparable across epochs and runs)."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    return float(model(images, generator=g)[0])
+
+
+def write_metrics(path: Path, metrics: list[dict]) -> None:
+    """metrics.jsonl, rewritten whole and atomically (it holds exactly the checkpoint's epochs)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def pretrain(cfg: MAEConfig, resume: bool = False, log=print, progress: bool | None = None) -> dict:
+    """Pre-train (or with `resume`, continue) the run in `cfg.out`; returns results.json's content."""
+    with session():
+        return _pretrain(cfg, resume, log, sys.stderr.isatty() if progress is None else progress)
+
+
+def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
+    check_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    last = out / "last.pt"
+    claim = claim_folder(out, kind=KIND, lock=True, flag="--out")
+    if last.exists() and not resume:
+        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+    claim.check(RUN_FILES, resume and last.exists(), [cfg.data])
+    config = dataclasses.asdict(cfg)
+    if resume and (out / "config.json").exists():
+        saved = read_json(out / "config.json")
+        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in config.items()
+                if k not in ("out", "threads") and saved.get(k) != v]
+        if diff:
+            raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])});"
+                            " resume with the run's values or choose another --out")
+        if (out / "results.json").exists() and last.exists() and load_checkpoint(last)["epoch"] + 1 >= cfg.epochs:
+            return read_json(out / "results.json")
+    write_json(out / "config.json", config, indent=1)
+    bank = load_bank(cfg, out, log)
+    torch.manual_seed(cfg.seed)
+    model = build_mae(cfg)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+    steps = cfg.steps_per_epoch or max(1, len(bank) // cfg.batch_size)
+    total = steps * cfg.epochs
+    rng = np.random.default_rng(cfg.seed)
+    held_out = normalise(random_crops(bank, np.arange(min(len(bank), 64)), cfg.img_size,
+                                      np.random.default_rng(12345), scale=(1.0, 1.0)))
+    start, metrics = 0, []
+    if resume and last.exists():
+        ckpt = load_checkpoint(last)
+        load_state(model, ckpt["model"], last)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_state(ckpt["rng"])
+        rng.bit_generator.state = ckpt["crop_rng"]
+        start, metrics = ckpt["epoch"] + 1, list(ckpt["metrics"])
+        log(f"resumed {last} after epoch {start}")
+    write_metrics(out / "metrics.jsonl", metrics)
+    n_enc = sum(p.numel() for p in model.encoder.parameters())
+    log(f"MAE {cfg.backbone} ({n_enc / 1e6:.2f} M encoder parameters), {cfg.img_size}px, {model.tokens} tokens, "
+        f"{int(model.tokens * (1 - cfg.mask_ratio))} visible; {len(bank)} frames, {steps} steps x {cfg.batch_size}"
+        f" per epoch")
+    for epoch in range(start, cfg.epochs):
+        row = train_one_epoch(model, bank, optimizer, cfg, epoch, steps, total, rng, progress)
+        row["eval_loss"] = eval_loss(model, held_out)
+        metrics.append(row)
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                         "rng": rng_state(), "crop_rng": rng.bit_generator.state, "metrics": metrics,
+                         "config": config}, last)
+        write_metrics(out / "metrics.jsonl", metrics)
+        log(f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.3g} | loss {row['loss']:.4f} | fixed-mask loss "
+            f"{row['eval_loss']:.4f} | {row['seconds']:.1f}s, {row['images_per_s']:.0f} images/s")
+    save_checkpoint(encoder_checkpoint(model, cfg, cfg.epochs - 1), out / "encoder.pth")
+    from .report import write_report  # noqa: PLC0415 (matplotlib only when a run ends)
+
+    write_report(model, held_out[:8], metrics, cfg, out)
+    results = {"backbone": cfg.backbone, "img_size": cfg.img_size, "epochs": cfg.epochs, "frames": len(bank),
+               "first_loss": metrics[0]["eval_loss"], "final_loss": metrics[-1]["eval_loss"],
+               "train_seconds": sum(m["seconds"] for m in metrics), "encoder": str(out / "encoder.pth")}
+    write_json(out / "results.json", results, indent=1)
+    log(f"fixed-mask reconstruction loss {results['first_loss']:.4f} after epoch 1 -> {results['final_loss']:.4f}; "
+        f"encoder: {out / 'encoder.pth'}")
+    return results
+
+
+# ----------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="vislearn pretrain mae", description="MAE pre-training of a ViT encoder (ViT_P or ViT_C) on a "
+               "folder of images, videos or frame folders. Writes RUN/encoder.pth for every family to load.")
+    p.add_argument("--data", required=True, help="folder (or file) of images / videos, searched recursively")
+    p.add_argument("--out", required=True, help="run folder")
+    d = MAEConfig()
+    for f in dataclasses.fields(MAEConfig):
+        if f.name in ("data", "out"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(d, f.name))
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
+            p.add_argument(flag, type=kind, default=getattr(d, f.name), help=f"default {getattr(d, f.name)}")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = MAEConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MAEConfig)})
+    pretrain(cfg, resume=args.resume)
+    return 0
+
+
+main = command(build_parser, run)
