@@ -97,11 +97,11 @@ class Noun:
             base = np.asarray(slot[int(rng.integers(len(slot)))], F32)
             colours.append(np.clip(base * rng.uniform(0.88, 1.12) + rng.uniform(-10, 10, 3), 0, 255).astype(F32))
         look = Look(self, w / 2, h / 2, colours, float(rng.uniform(0, 2 * np.pi)))
-        _measure(look)
+        measure(look)
         return look
 
 
-def _measure(look: Look) -> None:
+def measure(look: Look) -> None:
     """Sample the silhouette on a fine grid: extent centre, half sizes and outline points."""
     step = max(0.4, max(look.hw, look.hh) / 100)
     xs = np.arange(-2 * look.hw, 2 * look.hw + step, step, dtype=F32)
