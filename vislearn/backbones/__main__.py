@@ -8,6 +8,8 @@ from vislearn.common.cli import Command, dispatch
 
 COMMANDS = [
     Command("list", "vislearn.backbones.registry", "every backbone by name, with its parameters and flops"),
+    Command("imageset", "vislearn.backbones.imagesets.command",
+            "render the image set for classification (24 object classes) as an ImageFolder tree or an .npz"),
     Command("train", "vislearn.backbones.train", "train an image classifier on a backbone (ViT_P / ViT_C, ...)"),
     Command("claims", "vislearn.backbones.claims", "the ViT_C paper's claims at CPU scale: the grid, table and EDF plot"),
 ]

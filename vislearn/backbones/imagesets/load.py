@@ -52,16 +52,23 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(_writable(images)).permute(0, 3, 1, 2).float()
     y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """Contiguous and writable (torch shares the memory; an array of PIL's is read-only)."""
+    a = np.ascontiguousarray(a)
+    return a if a.flags.writeable else a.copy()
 
 
 def _tensors(images: np.ndarray, labels: np.ndarray, classes) -> LabelledImages:
     import torch
 
-    return LabelledImages(images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
-                          labels=torch.from_numpy(np.asarray(labels, np.int64)), classes=tuple(str(c) for c in classes))
+    return LabelledImages(images=torch.from_numpy(_writable(images.transpose(0, 3, 1, 2))),
+                          labels=torch.from_numpy(_writable(np.asarray(labels, np.int64))),
+                          classes=tuple(str(c) for c in classes))
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -113,7 +120,7 @@ def _objects(split: str, size: int | None, seed: int) -> LabelledImages:
         arrays = make_set(seed, size, DEFAULT_PER_CLASS)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_npz(path, arrays, meta, compressed=False)
+            write_npz(path, arrays, meta)
         except OSError:
             pass  # no cache (read-only home, full disk): the set is still returned
         images, labels = arrays[split]

@@ -123,7 +123,7 @@ def _hammer_shape(x, y, L):
 
 
 def _hammer_paint(x, y, L):
-    u, v = x / L.hw, y / L.hh
+    v = y / L.hh
     rgb = _solid(x, L.colours[1])
     _mix(rgb, v > 0.25, L.colours[2])  # a rubber grip on the lower half
     _mix(rgb, v < -0.6, L.colours[0])  # the metal head
