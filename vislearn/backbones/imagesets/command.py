@@ -8,9 +8,9 @@ or one array file (--format npz): OUT.npz with images uint8 [N,H,W,3], labels in
 
 Image i of a split is drawn from its own generator seeded with (seed, split, i): the same --seed gives the same
 pixels whatever --workers is. Its class is i % 24. `vislearn.backbones.imagesets.load_images(OUT, split)`
-reads both layouts back (`--show OUT` prints what it reads). A folder is built beside OUT and takes its place at the end (an earlier image set
-there is replaced whole; a folder holding anything else is refused); an .npz appears only once complete, and
-an existing one is replaced only when vislearn wrote it or with --overwrite.
+reads both layouts back (`--show OUT` prints what it reads). A folder is built beside OUT and takes its place
+at the end (an earlier image set there is replaced whole; a folder holding anything else is refused); an .npz
+appears only once complete, and an existing one is replaced only when vislearn wrote it or with --overwrite.
 """
 from __future__ import annotations
 

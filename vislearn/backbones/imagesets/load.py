@@ -7,7 +7,7 @@
   `size` (default 32) with bilinear interpolation, 3 channels; a fixed stratified split (60/15/25% of each
   digit: train/val/test), the same for every `seed`;
 - a folder in the ImageFolder layout with split subfolders (FOLDER/SPLIT/CLASS/IMAGE): images resized to
-  `size` if given, else all of one size; the classes are the sorted subfolder names of the split, and the
+  `size` x `size` if given (bilinear, not cropped), else all of one size; the classes are the sorted subfolder names of the split, and the
   splits present must agree on them (a folder named "objects" or "digits": write ./objects);
 - an .npz file written by `vislearn backbones imageset --format npz` (resized when `size` differs).
 Every mistake (an unknown split, a folder without images, a corrupt image, images of different sizes without
