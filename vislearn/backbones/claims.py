@@ -139,8 +139,8 @@ def _init_worker(source: str, img_size: int, nice: int) -> None:
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
-    if nice:
-        os.nice(nice)
+    if nice > os.nice(0):  # the niceness to run at (not an increment: a sweep started under `nice` stays there)
+        os.nice(nice - os.nice(0))
     from .imagesets import load_images  # noqa: PLC0415
 
     _DATA = {}
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "stability samples; smoke: a minute on digits (default %(default)s)")
     p.add_argument("--data", default=None, help="another image set than the budget's (objects | digits | PATH)")
     p.add_argument("--workers", type=positive_int, default=2, help="training processes at once, 1 thread each")
-    p.add_argument("--nice", type=int, default=10, help="niceness of the training processes (default %(default)s)")
+    p.add_argument("--nice", type=int, default=10, help="niceness the training processes run at, at least (default %(default)s)")
     p.add_argument("--plan", action="store_true", help="print the runs and their images, train nothing")
     return p
 
