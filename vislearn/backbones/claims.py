@@ -265,6 +265,8 @@ def summarise(b: Budget, results: dict[Run, dict]) -> dict:
             gaps[model] = {"gap": s["test_mean"] - a["test_mean"],
                            "gap_std": math.hypot(a["test_std"], s["test_std"]),
                            "paper_gap": s["paper"] - a["paper"]}
+    search = [{"model": r.model, "optimizer": r.optimizer, "lr": r.lr, "wd": r.wd,
+               "val_error": v["final"]["val_error"] * 100} for r, v in results.items() if r.phase == "search"]
     stability = {}
     for opt in b.stability_optimizers:
         for model in MODELS:
@@ -295,7 +297,8 @@ def summarise(b: Budget, results: dict[Run, dict]) -> dict:
             claims[f"3_stability_{opt}"] = {"holds": bool(sc["iqr"] < sp["iqr"] and sc["median"] < sp["median"]),
                                             "median_p": sp["median"], "median_c": sc["median"],
                                             "iqr_p": sp["iqr"], "iqr_c": sc["iqr"]}
-    return {"budget": dataclasses.asdict(b), "rows": rows, "gaps": gaps, "stability": stability, "claims": claims}
+    return {"budget": dataclasses.asdict(b), "rows": rows, "gaps": gaps, "search": search, "stability": stability,
+            "claims": claims}
 
 
 def flops_ratio(b: Budget, num_classes: int | None = None) -> float:
@@ -321,6 +324,20 @@ def markdown(summary: dict) -> str:
         lines += ["", "| model | SGD − AdamW gap (test error, points) | paper gap |", "|---|---:|---:|"]
         for model, g in summary["gaps"].items():
             lines.append(f"| {model} | {g['gap']:+.2f} ± {g['gap_std']:.2f} | {g['paper_gap']:+.1f} |")
+    if summary["search"]:
+        chosen = {(r["model"], r["optimizer"], r["lr"], r["wd"]) for r in summary["rows"]}
+        width = max(sum(1 for r in summary["search"] if (r["model"], r["optimizer"]) == (m, o))
+                    for m in MODELS for o in OPTIMIZERS)
+        lines += ["", "Search (seed 0, val error of the last epoch, %; * chosen):", "",
+                  "| model | optimizer | " + " | ".join(["lr, wd: val error"] * width) + " |", "|---|---|" + "---|" * width]
+        for model in MODELS:
+            for opt in OPTIMIZERS:
+                cells = [f"{r['lr']:g}, {r['wd']:g}: {r['val_error']:.1f}"
+                         + ("*" if (model, opt, r["lr"], r["wd"]) in chosen else "")
+                         for r in sorted(summary["search"], key=lambda r: (r["lr"], r["wd"]))
+                         if r["model"] == model and r["optimizer"] == opt]
+                if cells:
+                    lines.append(f"| {model} | {opt} | " + " | ".join(cells) + " |")
     if summary["stability"]:
         lines += ["", "Stability: val error (%) over random (lr, wd) samples (log-uniform; the same samples for both)",
                   "", "| model, optimizer | runs | diverged | min | 25% | median | 75% | 90% | IQR |",
