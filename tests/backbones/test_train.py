@@ -164,3 +164,40 @@ def test_command_line_error_through_vislearn(tmp_path):
                           env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [textwrap.dedent("error: --lr: must be a number > 0, got -1.0")]
+
+
+def test_claims_table_and_edf_from_finished_runs(tmp_path):
+    """`vislearn backbones claims`: with every run of the sweep finished (results.json in each subfolder), nothing
+    is trained again, the choice of (lr, wd) is made on val, and the table and the EDF plot are written."""
+    from vislearn.backbones import claims
+    from vislearn.common.jsonio import write_json
+
+    b = claims.BUDGETS["smoke"]
+
+    def fake(run, val, test):
+        write_json(tmp_path / run.name / "results.json", {
+            "final": {"epoch": 1, "val_error": val, "test_error": test}, "best": {"epoch": 1, "val_error": val,
+                                                                                 "test_error": test},
+            "classes": 10, "diverged": None})
+
+    for run in claims.search_runs(b):
+        # the lowest val error at lr 0.03 for SGD; its test error is the worst (never chosen on test)
+        val = 0.3 if run.optimizer == "sgd" and run.lr == 0.03 else 0.4
+        fake(run, val, 0.9 if val == 0.3 else 0.1)
+    for run in claims.stability_runs(b):
+        fake(run, 0.5 if "vit_c" in run.model else 0.7, 0.5)
+    for model in claims.MODELS:
+        for opt in claims.OPTIMIZERS:
+            lr = 0.03 if opt == "sgd" else 1e-3
+            for run in claims.final_runs(b, model, opt, lr, 0.05 if opt == "adamw" else 1e-4):
+                fake(run, 0.3, 0.8)
+    results = claims.sweep(b, tmp_path, workers=2, nice=0, data=None, log=lambda *a: None)
+    summary = claims.summarise(b, results)
+    summary["flops_ratio"] = 1.0
+    rows = {(r["model"], r["optimizer"]): r for r in summary["rows"]}
+    assert len(rows) == 4 and rows[("vit_p_tiny", "sgd")]["lr"] == 0.03
+    assert rows[("vit_p_tiny", "sgd")]["test_mean"] == pytest.approx(85.0)  # seeds 0 (search) and 1
+    assert summary["stability"]["vit_c_tiny_adamw"]["median"] == pytest.approx(50.0)
+    assert "| vit_c_tiny | adamw |" in claims.markdown(summary)
+    claims.plot_edf(summary, tmp_path / "edf.png")
+    assert (tmp_path / "edf.png").stat().st_size > 1000
