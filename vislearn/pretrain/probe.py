@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,17 +98,23 @@ def embed(encoder: Encoder, images: torch.Tensor, batch: int = 256) -> np.ndarra
 
 def linear_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], cs=CS, seed: int = 0) -> dict:
     """Logistic regression on standardised features; C chosen on val; errors on every split at that C."""
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
     from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     scaler = StandardScaler().fit(feats["train"])
     z = {k: scaler.transform(v) for k, v in feats.items()}
     best = None
-    for c in cs:
-        clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit(z["train"], labels["train"])
-        val_error = 1.0 - clf.score(z["val"], labels["val"])
-        if best is None or val_error < best[0]:
-            best = (val_error, c, clf)
+    # one BLAS thread: on 2 shared cores the threaded L-BFGS is ~20x slower (measured: 1.36 s vs 0.07 s on
+    # 6000 x 192 features); an iteration cap that is reached still gives a usable probe, so it is not a warning
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for c in cs:
+            clf = LogisticRegression(C=c, max_iter=500, random_state=seed).fit(z["train"], labels["train"])
+            val_error = 1.0 - clf.score(z["val"], labels["val"])
+            if best is None or val_error < best[0]:
+                best = (val_error, c, clf)
     val_error, c, clf = best
     result = {"C": c, "val_error": val_error, "train_error": 1.0 - clf.score(z["train"], labels["train"])}
     if "test" in z:

@@ -87,6 +87,12 @@ def check_data(data: Path, args) -> None:
                         f"choose another --data or remove that folder")
 
 
+def demo_data(data: Path) -> None:
+    """The quick demo's data set (this command's defaults) in `data`, made unless it is there: other systems'
+    demos (MAE pre-training on hand-object frames) use its videos."""
+    make_data(Path(data), build_parser().parse_args(["--data", str(data)]))
+
+
 def make_data(data: Path, args) -> None:
     """Generate the data set and make its splits, each unless it is there."""
     from vislearn.video.data.synthetic.__main__ import main as synthetic_main
