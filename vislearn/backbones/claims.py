@@ -54,8 +54,8 @@ class Budget:
     train_images: int = 4000           # search and final runs (a fixed subset of the train split)
     val_images: int = 1000             # every run's val (a fixed subset of the val split)
     final_epochs: int = 6              # search and final runs
-    search_grid: dict = field(default_factory=lambda: {"adamw": ((5e-4, 1.5e-3), (0.05, 0.25)),
-                                                       "sgd": ((0.02, 0.08), (1e-4, 1e-3))})
+    search_grid: dict = field(default_factory=lambda: {"adamw": ((2.5e-4, 5e-4, 1.5e-3), (0.05, 0.25)),
+                                                       "sgd": ((0.005, 0.02, 0.08), (1e-4, 1e-3))})
     seeds: int = 3
     samples: int = 16                  # stability: random (lr, wd) per model and optimizer
     stability_optimizers: tuple = ("adamw",)
@@ -112,7 +112,8 @@ def search_runs(b: Budget) -> list[Run]:
 
 def final_runs(b: Budget, model: str, opt: str, lr: float, wd: float) -> list[Run]:
     """Seeds 1, 2, ... of the chosen setting (seed 0 is the search run itself: the same schedule)."""
-    return [Run(f"final/{model}_{opt}_seed{s}", "final", model, opt, lr, wd, s, b.final_epochs, b.train_images)
+    return [Run(f"final/{model}_{opt}_lr{lr:g}_wd{wd:g}_seed{s}", "final", model, opt, lr, wd, s, b.final_epochs,
+                b.train_images)
             for s in range(1, b.seeds)]
 
 
@@ -246,8 +247,8 @@ def summarise(b: Budget, results: dict[Run, dict]) -> dict:
                 continue
             lr, wd, val = choose(search)
             chosen = [v for r, v in search.items() if (r.lr, r.wd) == (lr, wd)]
-            finals = chosen + [v for r, v in results.items()
-                               if r.phase == "final" and r.model == model and r.optimizer == opt]
+            finals = chosen + [v for r, v in results.items() if r.phase == "final" and r.model == model
+                               and r.optimizer == opt and (r.lr, r.wd) == (lr, wd)]
             if len(finals) < b.seeds:
                 continue
             test = [v["final"]["test_error"] * 100 for v in finals]
