@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD
 from vislearn.common.errors import UserError
 from vislearn.common.video import open_video
 
@@ -100,10 +101,6 @@ def build_frame_bank(root: str | os.PathLike, img_size: int, frames_per_video: i
             "videos": sum(1 for p, _ in jobs if p.suffix.lower() in VIDEO_SUFFIXES), "frames": len(bank),
             "side": side, "frames_per_video": frames_per_video}
     return bank, info
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def normalise(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

@@ -9,8 +9,8 @@ and seconds on a CPU, where SGD over epochs would take minutes.
 **Encoders compared** (`--encoder`): a run's `encoder.pth` (MAE or any vislearn encoder checkpoint, which says its
 backbone, arguments and normalisation), `random:BACKBONE` (the same architecture, untrained, seeded), and
 `mobilenet_v2_imagenet` (torchvision's ImageNet MobileNetV2, the verified local file; pooled 1280-d features at
-`MOBILENET_SIZE` px). Fine-tuning (`--finetune-epochs N`) trains the whole encoder and a new head with
-`vislearn.backbones.train.fit` on the train split (AdamW, cosine), and reports its test error the same way.
+`MOBILENET_SIZE` px). Fine-tuning is `vislearn pretrain compare` (`compare.py`), with
+`vislearn.backbones.train.fit`.
 """
 from __future__ import annotations
 
@@ -25,13 +25,12 @@ import torch
 from torch import nn
 
 from vislearn.backbones import create_backbone
+from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, load_encoder_checkpoint
 from vislearn.backbones.imagesets import LabelledImages, load_images
-from vislearn.common.checkpoint import read_torch_file
 from vislearn.common.cli import Parser, command
-from vislearn.common.errors import UserError
 from vislearn.common.jsonio import write_json
 
-from .frames import IMAGENET_MEAN, IMAGENET_STD, normalise
+from .frames import normalise
 
 CS = (0.01, 0.1, 1.0, 10.0)
 MOBILENET = "mobilenet_v2_imagenet"
@@ -68,14 +67,8 @@ def load_encoder(spec: str, img_size: int = 64, seed: int = 0, pool: str = "toke
         name = spec.split(":", 1)[1]
         module = create_backbone(name, img_size=img_size, num_classes=0)
         return Encoder(module.eval(), img_size, IMAGENET_MEAN, IMAGENET_STD, spec, pool)
-    ckpt = read_torch_file(spec, "encoder checkpoint")
-    if not isinstance(ckpt, dict) or "backbone" not in ckpt or "model" not in ckpt:
-        raise UserError(f"{spec}: not an encoder checkpoint (expected 'model' and 'backbone', as "
-                        "`vislearn pretrain mae` writes in RUN/encoder.pth)")
-    args = dict(ckpt.get("backbone_args", {}), num_classes=0)
-    module = create_backbone(ckpt["backbone"], weights=ckpt["model"], **args)
-    return Encoder(module.eval(), int(ckpt.get("input_size", args.get("img_size", img_size))),
-                   tuple(ckpt.get("mean", IMAGENET_MEAN)), tuple(ckpt.get("std", IMAGENET_STD)), os.fspath(spec), pool)
+    module, info = load_encoder_checkpoint(spec, num_classes=0)
+    return Encoder(module.eval(), info.input_size, info.mean, info.std, os.fspath(spec), pool)
 
 
 @torch.no_grad()

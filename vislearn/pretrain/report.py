@@ -10,7 +10,7 @@ import torch
 
 from vislearn.common.files import atomic_path, write_text
 
-from .frames import IMAGENET_MEAN, IMAGENET_STD
+from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_rgb(x: torch.Tensor) -> np.ndarray:

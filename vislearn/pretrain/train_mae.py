@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from vislearn.backbones import create_backbone
+from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderInfo, encoder_checkpoint
 from vislearn.backbones.registry import BACKBONES
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.cli import Parser, command
@@ -36,13 +37,12 @@ from vislearn.common.jsonio import read_json, write_json
 from vislearn.common.outputs import claim_folder, session
 from vislearn.common.validate import setting, validate
 
-from .frames import IMAGENET_MEAN, IMAGENET_STD, build_frame_bank, normalise, random_crops
+from .frames import build_frame_bank, normalise, random_crops
 from .mae import MaskedAutoencoder
 
 KIND = "pretrain mae"
 RUN_FILES = ("config.json", "frames.npy", "frames.json", "last.pt", "metrics.jsonl", "encoder.pth", "results.json",
              "reconstructions.png", "index.html")
-ENCODER_FORMAT = "vislearn-encoder"
 
 
 @dataclass
@@ -82,7 +82,7 @@ class MAEConfig:
 def check_config(cfg: MAEConfig) -> None:
     validate(cfg)
     if cfg.patch_size and cfg.backbone.startswith("vit_c_"):
-        raise UserError(f"--patch-size: ViT_C's conv stem has a fixed stride of 16; set it for ViT_P only")
+        raise UserError("--patch-size: ViT_C's conv stem has a fixed stride of 16; set it for ViT_P only")
     patch = cfg.patch_size or 16
     if cfg.img_size % patch:
         raise UserError(f"--img-size {cfg.img_size}: not divisible by the patch size {patch}")
@@ -110,13 +110,11 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def encoder_checkpoint(model: MaskedAutoencoder, cfg: MAEConfig, epoch: int) -> dict:
-    """The contract between families (DESIGN.md): weights in timm names, the architecture and its arguments,
-    the input size and normalisation, and where they came from."""
-    return {"format": ENCODER_FORMAT, "model": model.encoder.state_dict(), "backbone": cfg.backbone,
-            "backbone_args": cfg.encoder_args(), "input_size": cfg.img_size, "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD), "source": {"method": "mae", "data": cfg.data, "epochs": epoch + 1,
-                                                  "mask_ratio": cfg.mask_ratio, "seed": cfg.seed}}
+def mae_encoder_checkpoint(model: MaskedAutoencoder, cfg: MAEConfig, epoch: int) -> dict:
+    """RUN/encoder.pth: the encoder in the contract between families (`vislearn.backbones.encoders`)."""
+    return encoder_checkpoint(model.encoder, EncoderInfo(
+        cfg.backbone, cfg.encoder_args(), cfg.img_size, IMAGENET_MEAN, IMAGENET_STD,
+        {"method": "mae", "data": cfg.data, "epochs": epoch + 1, "mask_ratio": cfg.mask_ratio, "seed": cfg.seed}))
 
 
 def load_bank(cfg: MAEConfig, out: Path, log) -> np.ndarray:
@@ -236,7 +234,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
         write_metrics(out / "metrics.jsonl", metrics)
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.3g} | loss {row['loss']:.4f} | fixed-mask loss "
             f"{row['eval_loss']:.4f} | {row['seconds']:.1f}s, {row['images_per_s']:.0f} images/s")
-    save_checkpoint(encoder_checkpoint(model, cfg, cfg.epochs - 1), out / "encoder.pth")
+    save_checkpoint(mae_encoder_checkpoint(model, cfg, cfg.epochs - 1), out / "encoder.pth")
     from .report import write_report  # noqa: PLC0415 (matplotlib only when a run ends)
 
     write_report(model, held_out[:8], metrics, cfg, out)

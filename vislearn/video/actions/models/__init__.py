@@ -36,6 +36,7 @@ SCENE_MODELS = {
     "s3d": _scene.s3d,
     "mvit_v1_b": _scene.mvit_v1_b,
     "small3d": _scene.small3d,
+    "vit_scene": _scene.vit_scene,
     "tsm_mobilenet_v2": tsm_mobilenet_v2,
     "i3d_mobilenet_v2": i3d_mobilenet_v2,
 }

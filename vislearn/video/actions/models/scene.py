@@ -16,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vislearn.backbones import create_backbone
+from vislearn.backbones.encoders import load_encoder_checkpoint
 from vislearn.backbones.loading import load_backbone_weights
+from vislearn.backbones.vit_video import ViTVideo
 from vislearn.backbones.video_trunks import TORCHVISION_TRUNKS, Small3D
 
 
@@ -138,3 +141,29 @@ r2plus1d_18 = functools.partial(torchvision_scene, "r2plus1d_18")
 swin3d_t = functools.partial(torchvision_scene, "swin3d_t")
 s3d = functools.partial(torchvision_scene, "s3d")
 mvit_v1_b = functools.partial(torchvision_scene, "mvit_v1_b")
+
+
+def vit_scene(
+    num_classes: int,
+    *,
+    backbone: str = "vit_p_tiny",
+    img_size: int = 64,
+    encoder_checkpoint: str | None = None,
+    frozen_blocks: int = 0,
+    feature_dim: int = 512,
+    dropout: float = 0.5,
+    head: str = "mean",
+    num_frames: int = 8,
+    frame_dim: int = 128,
+) -> SceneModel:
+    """A 2D ViT on every frame (`vislearn.backbones.vit_video.ViTVideo`), e.g. the MAE encoder of
+    `vislearn pretrain mae` (`encoder_checkpoint`: its RUN/encoder.pth, whose backbone must be `backbone`),
+    frozen up to `frozen_blocks` (-1: all, the MVP way) -> pooling (`SceneModel` head) -> 512 -> classes.
+    `img_size` is the frames' input size (a checkpoint's position embedding is resampled to it)."""
+    if encoder_checkpoint:
+        vit, info = load_encoder_checkpoint(encoder_checkpoint, num_classes=0, img_size=img_size)
+        if info.backbone != backbone:
+            raise ValueError(f"{encoder_checkpoint}: an encoder of {info.backbone}, the config says {backbone}")
+    else:
+        vit = create_backbone(backbone, num_classes=0, img_size=img_size)
+    return SceneModel(ViTVideo(vit, frozen_blocks), num_classes, feature_dim, dropout, head, num_frames, frame_dim)
