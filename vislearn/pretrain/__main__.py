@@ -7,7 +7,7 @@ import sys
 from vislearn.common.cli import Command, dispatch
 
 COMMANDS = [
-    Command("mae", "vislearn.pretrain.train_mae", "MAE pre-training of a ViT_P / ViT_C on a folder of images or videos"),
+    Command("mae", "vislearn.pretrain.train_mae", "MAE pre-training of ViT_P / ViT_C on a folder of images or videos"),
     Command("probe", "vislearn.pretrain.probe", "linear probe of encoders on an image set (C on val, test error)"),
     Command("compare", "vislearn.pretrain.compare", "MAE vs random, scratch and ImageNet MobileNetV2 over seeds"),
 ]

@@ -64,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
                         epochs=args.mae_epochs, steps_per_epoch=args.mae_steps, blr=args.blr, seed=seed,
                         max_frames=args.max_frames, threads=args.threads)
         mae = pretrain(cfg, resume=True, log=print)
+        encoder = str(Path(cfg.out) / "encoder.pth")
         got = {
-            "mae probe": cached(out / f"probe-mae-s{seed}.json", lambda: probe(load_encoder(mae["encoder"]), splits)),
+            "mae probe": cached(out / f"probe-mae-s{seed}.json", lambda: probe(load_encoder(encoder), splits)),
             "random probe": cached(out / f"probe-random-s{seed}.json", lambda: probe(
                 load_encoder(f"random:{args.backbone}", args.img_size, seed), splits)),
         }
         if args.ft_epochs:
-            got["mae fine-tuned"] = finetune(out / f"ft-mae-s{seed}", args.backbone, mae["encoder"], args, seed)
+            got["mae fine-tuned"] = finetune(out / f"ft-mae-s{seed}", args.backbone, encoder, args, seed)
             got["scratch"] = finetune(out / f"ft-scratch-s{seed}", args.backbone, None, args, seed)
         errors = {k: (v["test_error"] if "test_error" in v else v["final"]["test_error"]) for k, v in got.items()}
         per_seed.append({"seed": seed, "mae_loss": [mae["first_loss"], mae["final_loss"]], **errors})
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn pretrain compare", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="data/video/synthetic/videos", help="pre-training frames (folder of videos/images)")
+    p.add_argument("--data", default="data/video/synthetic/videos", help="pre-training frames (videos, images)")
     p.add_argument("--image-set", default="objects", help="evaluation image set (default objects)")
     p.add_argument("--out", required=True)
     p.add_argument("--backbone", default="vit_p_tiny")

@@ -26,7 +26,7 @@ def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
     cfg = MAEConfig(data=str(videos), out=str(Path(out) / "mae"), **DEMO_CONFIG)
     mae = pretrain(cfg, resume=True, log=lambda *a: None, progress=False)
     splits = load_splits("objects", 64)
-    ours = probe(load_encoder(mae["encoder"]), splits)
+    ours = probe(load_encoder(str(Path(cfg.out) / "encoder.pth")), splits)
     rand = probe(load_encoder("random:vit_p_tiny", 64, seed=0), splits)
     chance = 1 - 1 / len(splits["train"].classes)
     write_json(Path(out) / "probe.json", {"mae": ours, "random": rand, "mae_run": mae}, indent=1)
