@@ -304,3 +304,18 @@ def test_bad_input_is_one_line(tmp_path, case):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], r.stderr
+
+
+SAMPLE_FRAMES = ROOT.parent / "shared" / "fixtures" / "something_else_sample" / "frames"
+
+
+@pytest.mark.skipif(not SAMPLE_FRAMES.is_dir(), reason="the real Something-Else sample is not here")
+def test_pretrains_on_the_real_sample_frames(tmp_path):
+    """The real sample's frame folders (JPEGs of real SSv2 videos) are pre-training data as they are."""
+    from vislearn.pretrain.train_mae import MAEConfig, pretrain
+
+    cfg = MAEConfig(data=str(SAMPLE_FRAMES), out=str(tmp_path / "run"), img_size=32, patch_size=8, epochs=1,
+                    steps_per_epoch=2, batch_size=4, decoder_dim=16, decoder_heads=2, decoder_depth=1, max_frames=40)
+    results = pretrain(cfg, log=lambda *a: None, progress=False)
+    info = __import__("json").loads((tmp_path / "run" / "frames.json").read_text())
+    assert info["images"] > 0 and info["frames"] == min(40, info["images"]) and results["frames"] == info["frames"]
