@@ -248,6 +248,28 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------- command line
+HELP = {
+    "backbone": "encoder by name: vit_p_* (patchify) or vit_c_* (conv stem), `vislearn backbones list`",
+    "img_size": "input size in pixels (a multiple of the patch size)",
+    "patch_size": "ViT_P only: patch size (0: the backbone's 16); e.g. 8 at 64 px for 64 tokens",
+    "mask_ratio": "fraction of the tokens masked per image (the paper: 0.75)",
+    "decoder_dim": "decoder width (the official: 512)",
+    "decoder_depth": "decoder blocks (the official: 8)",
+    "decoder_heads": "decoder attention heads (the official: 16)",
+    "norm_pix_loss": "loss on per-patch normalised pixels (the paper's default)",
+    "epochs": "epochs (of --steps-per-epoch steps)",
+    "steps_per_epoch": "steps per epoch (0: one pass over the frame bank)",
+    "batch_size": "images per step",
+    "blr": "base learning rate: lr = blr x batch / 256 (the official: 1.5e-4 for 800-1600 epochs)",
+    "weight_decay": "AdamW weight decay on weight matrices",
+    "warmup_epochs": "linear warm-up, then cosine",
+    "frames_per_video": "frames taken from each video, evenly spread",
+    "max_frames": "frame bank size at most (a seeded subset of the sources beyond it)",
+    "seed": "seed of the model, the frame subset, the crops and the masks",
+    "threads": "torch CPU threads (0: torch's default)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn pretrain mae", description="MAE pre-training of a ViT encoder (ViT_P or ViT_C) on a "
                "folder of images, videos or frame folders. Writes RUN/encoder.pth for every family to load.")
@@ -259,10 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(d, f.name))
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(d, f.name),
+                           help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
-            p.add_argument(flag, type=kind, default=getattr(d, f.name), help=f"default {getattr(d, f.name)}")
+            p.add_argument(flag, type=kind, default=getattr(d, f.name), help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     return p
 
