@@ -55,7 +55,7 @@ class Budget:
     val_images: int = 1000             # every run's val (a fixed subset of the val split)
     final_epochs: int = 6              # search and final runs
     search_grid: dict = field(default_factory=lambda: {"adamw": ((2.5e-4, 5e-4, 1.5e-3), (0.05, 0.25)),
-                                                       "sgd": ((0.005, 0.02, 0.08), (1e-4, 1e-3))})
+                                                       "sgd": ((0.005, 0.02, 0.08, 0.3), (1e-4, 1e-3))})
     seeds: int = 3
     samples: int = 16                  # stability: random (lr, wd) per model and optimizer
     stability_optimizers: tuple = ("adamw",)
