@@ -314,8 +314,8 @@ def markdown(summary: dict) -> str:
     lines = [f"ViT_P-tiny vs ViT_C-tiny on `{b['data']}` at {b['img_size']} px (C/P flops {summary['flops_ratio']:.3f}); "
              f"{b['train_images']} train images, {b['final_epochs']} epochs, batch {b['batch_size']}; "
              f"test error (%) of the last epoch, mean ± std over {b['seeds']} seeds; lr and wd chosen on val "
-             f"(seed 0 of the {len(list(b['search_grid'].values())[0][0]) * len(list(b['search_grid'].values())[0][1])}"
-             f"-point search is one of the seeds).", "",
+             f"({' and '.join(f'{o}: {len(g[0])} lr x {len(g[1])} wd' for o, g in b['search_grid'].items())} at "
+             f"seed 0; the chosen search run is seed 0 of the {b['seeds']}).", "",
              "| model | optimizer | lr | wd | test error (%) | val error (%) | test at best-val epoch (%) | paper, 4GF (%) |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in summary["rows"]:
