@@ -208,7 +208,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
     steps = cfg.steps_per_epoch or max(1, len(bank) // cfg.batch_size)
     total = steps * cfg.epochs
     rng = np.random.default_rng(cfg.seed)
-    held_out = normalise(random_crops(bank, np.arange(min(len(bank), 64)), cfg.img_size,
+    fixed_frames = normalise(random_crops(bank, np.arange(min(len(bank), 64)), cfg.img_size,
                                       np.random.default_rng(12345), scale=(1.0, 1.0)))
     start, metrics = 0, []
     if resume and last.exists():
@@ -226,7 +226,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
         f" per epoch")
     for epoch in range(start, cfg.epochs):
         row = train_one_epoch(model, bank, optimizer, cfg, epoch, steps, total, rng, progress)
-        row["eval_loss"] = eval_loss(model, held_out)
+        row["eval_loss"] = eval_loss(model, fixed_frames)
         metrics.append(row)
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                          "rng": rng_state(), "crop_rng": rng.bit_generator.state, "metrics": metrics,
@@ -237,7 +237,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
     save_checkpoint(mae_encoder_checkpoint(model, cfg, cfg.epochs - 1), out / "encoder.pth")
     from .report import write_report  # noqa: PLC0415 (matplotlib only when a run ends)
 
-    write_report(model, held_out[:8], metrics, cfg, out)
+    write_report(model, fixed_frames[:8], metrics, cfg, out)
     results = {"backbone": cfg.backbone, "img_size": cfg.img_size, "epochs": cfg.epochs, "frames": len(bank),
                "first_loss": metrics[0]["eval_loss"], "final_loss": metrics[-1]["eval_loss"],
                "train_seconds": sum(m["seconds"] for m in metrics), "encoder": str(out / "encoder.pth")}
