@@ -319,3 +319,21 @@ def test_pretrains_on_the_real_sample_frames(tmp_path):
     results = pretrain(cfg, log=lambda *a: None, progress=False)
     info = __import__("json").loads((tmp_path / "run" / "frames.json").read_text())
     assert info["images"] > 0 and info["frames"] == min(40, info["images"]) and results["frames"] == info["frames"]
+
+
+def test_conv_stem_statistics_are_those_of_whole_images(tmp_path):
+    """ViT_C's stem saw three-quarters-zero images in pre-training: encoder.pth holds BatchNorm statistics
+    re-estimated on whole crops (equal to a fresh estimate from the same crops)."""
+    from vislearn.pretrain.train_mae import MAEConfig, build_mae, recalibrate_stem_norms
+
+    cfg = MAEConfig(data="", out="", backbone="vit_c_tiny", img_size=32, batch_size=4)
+    model = build_mae(cfg)
+    bank = np.random.default_rng(0).integers(0, 255, (10, 36, 36, 3), dtype=np.uint8)
+    bn = model.encoder.patch_embed.backbone[1]
+    bn.running_mean.fill_(7.0)
+    assert recalibrate_stem_norms(model, bank, cfg, batches=3)
+    assert bn.running_mean.abs().max() < 3.0 and bn.momentum == 0.1
+    first = bn.running_mean.clone()
+    recalibrate_stem_norms(model, bank, cfg, batches=3)  # deterministic: the same crops, the same statistics
+    assert torch.equal(first, bn.running_mean)
+    assert not recalibrate_stem_norms(build_mae(MAEConfig(data="", out="", img_size=32)), bank, cfg)

@@ -129,7 +129,8 @@ def random_crops(bank: np.ndarray, indices: np.ndarray, size: int, rng: np.rando
         else:
             w = h = side
         top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
-        crop = torch.from_numpy(np.ascontiguousarray(bank[i, top:top + h, left:left + w])).permute(2, 0, 1)
+        # np.array copies: the bank may be a read-only memory map
+        crop = torch.from_numpy(np.array(bank[i, top:top + h, left:left + w])).permute(2, 0, 1)
         crop = torch.nn.functional.interpolate(crop[None].float(), size=(size, size), mode="bilinear",
                                                align_corners=False, antialias=True)[0]
         if rng.random() < 0.5:
