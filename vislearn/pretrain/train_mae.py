@@ -232,7 +232,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
     total = steps * cfg.epochs
     rng = np.random.default_rng(cfg.seed)
     fixed_frames = normalise(random_crops(bank, np.arange(min(len(bank), 64)), cfg.img_size,
-                                      np.random.default_rng(12345), scale=(1.0, 1.0)))
+                                          np.random.default_rng(12345), scale=(1.0, 1.0)))
     start, metrics = 0, []
     if resume and last.exists():
         ckpt = load_checkpoint(last)
