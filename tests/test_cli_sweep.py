@@ -77,6 +77,10 @@ def infer_args(e) -> list:
     return [e.video, "--checkpoint", e.ckpt, "--boxes", e.ann]
 
 
+IMAGESET = ["--size", "32", "--per-class", "1,1,1", "--quiet"]
+CLASSIFIER = ["--backbone", "vit_p_tiny", "--data", "digits", "--img-size", "32", "--epochs", "1"]
+PROBE = ["--encoder", "random:vit_p_tiny", "--data", "digits", "--img-size", "32"]
+
 C = Case
 CASES: dict[str, list[Case]] = {
     "video data index-boxes": [
@@ -232,6 +236,37 @@ CASES: dict[str, list[Case]] = {
         C("read-only", lambda e: ["--data", e.o / "data", "--out", e.w / "t"], lambda e: e.o),  # data to generate
     ],
     "backbones list": [C(WRITES_NOTHING, lambda e: ["no_such_backbone"])],
+    "backbones imageset": [
+        C("file", lambda e: ["--out", e.f, *IMAGESET]),
+        C("existing", lambda e: ["--out", e.o, *IMAGESET], lambda e: e.o / "notes.txt"),
+        C("existing", lambda e: ["--out", e.o / "set.npz", "--format", "npz", *IMAGESET], lambda e: e.o / "set.npz"),
+        C("read-only", lambda e: ["--out", e.o / "set", *IMAGESET], lambda e: e.o),
+    ],
+    "backbones train": [
+        C("file", lambda e: [*CLASSIFIER, "--out", e.f]),
+        C("existing", lambda e: [*CLASSIFIER, "--out", e.o], lambda e: e.o / "results.json"),
+        C("read-only", lambda e: [*CLASSIFIER, "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "backbones claims": [
+        C("file", lambda e: ["--out", e.f, "--budget", "smoke"]),
+        C("existing", lambda e: ["--out", e.o, "--budget", "smoke"], lambda e: e.o / "plan.json"),
+        C("read-only", lambda e: ["--out", e.o / "claims", "--budget", "smoke"], lambda e: e.o),
+    ],
+    "pretrain mae": [
+        C("file", lambda e: ["--data", e.d, "--out", e.f]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "encoder.pth"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "pretrain probe": [
+        C("folder", lambda e: [*PROBE, "--out", e.d]),
+        C("existing", lambda e: [*PROBE, "--out", e.o / "probe.json"], lambda e: e.o / "probe.json"),
+        C("read-only", lambda e: [*PROBE, "--out", e.o / "probe.json"], lambda e: e.o),
+    ],
+    "pretrain compare": [
+        C("file", lambda e: ["--data", e.d, "--out", e.f]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "results.md"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o / "compare"], lambda e: e.o),
+    ],
     "demo": [
         C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
         C("file", lambda e: ["--out", e.f]),

@@ -235,7 +235,7 @@ def test_create_model_errors_are_clear():
 
 
 def test_every_model_declares_its_inputs():
-    expected = {"stin", "stin_oie", "stin_oie_nl", "i3d_r50", "r3d_18", "mc3_18", "r2plus1d_18",
+    expected = {"stin", "stin_oie", "stin_oie_nl", "i3d_r50", "r3d_18", "mc3_18", "r2plus1d_18", "vit_scene",
                 "swin3d_t", "s3d", "mvit_v1_b", "small3d", "tsm_mobilenet_v2", "i3d_mobilenet_v2", "strg", "fusion"}
     assert set(MODELS) == expected
     assert "official" in model_kwargs("stin") and "backbone_weights" in model_kwargs("small3d")

@@ -389,6 +389,8 @@ def plot_edf(summary: dict, path: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn backbones claims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the sweep folder (one subfolder per run)")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the sweep's names in --out that "
+                   "vislearn did not write")
     p.add_argument("--budget", default="full", choices=tuple(BUDGETS),
                    help="full: ~100 core-minutes (2 processes x 1 thread, ~50 min); sgd-stability: full + SGD "
                         "stability samples; smoke: a minute on digits (default %(default)s)")
@@ -411,7 +413,7 @@ def work(args: argparse.Namespace) -> int:
         print(f"+ {n_final} final runs (seeds 1..{b.seeds - 1}), {b.final_epochs} epochs x {b.train_images} images")
         print(f"{images / 1e6:.2f} M training images in all (~{images / 280 / 60:.0f} core-minutes at 280 images/s)")
         return 0
-    claim_folder(root, kind="backbones claims", lock=True)
+    claim_folder(root, kind="backbones claims", lock=True, overwrite=args.overwrite)
     write_json(root / "plan.json", {"budget": args.budget, "data": args.data or b.data,
                                     "runs": [dataclasses.asdict(r) for r in plan]}, indent=1)
     results = sweep(b, root, args.workers, args.nice, args.data, log=lambda m: print(m, flush=True))

@@ -313,19 +313,20 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
     write_text(path, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
-def fit(cfg: TrainConfig, data: dict | None = None, resume: bool = False, log=print, progress: bool | None = None) -> dict:
+def fit(cfg: TrainConfig, data: dict | None = None, resume: bool = False, log=print, progress: bool | None = None,
+        overwrite: bool = False) -> dict:
     """Train the run `cfg.out` (or continue it with `resume`) and return its results (results.json's content).
     A finished run (results.json there, same config) is not trained again with `resume`: its results are returned.
     `data`: splits in memory (name -> `imagesets.LabelledImages`), instead of loading `cfg.data`."""
     with session():
-        return _fit(cfg, data, resume, log, sys.stderr.isatty() if progress is None else progress)
+        return _fit(cfg, data, resume, log, sys.stderr.isatty() if progress is None else progress, overwrite)
 
 
 def _config_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool) -> dict:
+def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool, overwrite: bool = False) -> dict:
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -334,10 +335,10 @@ def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool) -> dict:
     device = resolve_device(cfg.device, key="--device")
     out = Path(cfg.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    claim = claim_folder(out, kind=KIND, lock=True, flag="--out")
+    claim = claim_folder(out, kind=KIND, lock=True, flag="--out", overwrite=overwrite)
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    claim.check(RUN_FILES, resume and last.exists(), [cfg.weights])
+    claim.check(RUN_FILES, overwrite or (resume and last.exists()), [cfg.weights])
     if resume and (out / "config.json").exists():
         saved = read_json(out / "config.json")
         diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in _config_dict(cfg).items()
@@ -464,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the run's names in --out that vislearn "
+                   "did not write")
     return p
 
 
@@ -476,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> int:
-        results = fit(config_from_args(args), resume=args.resume)
+        results = fit(config_from_args(args), resume=args.resume, overwrite=args.overwrite)
         return EXIT_DIVERGED if results.get("diverged") else 0
 
     return run_main(work)

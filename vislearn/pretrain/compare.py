@@ -20,6 +20,7 @@ import torch
 from vislearn.common.cli import Parser, command
 from vislearn.common.files import write_text
 from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.outputs import claim_folder
 
 from .probe import MOBILENET, load_encoder, load_splits, probe
 from .train_mae import MAEConfig, pretrain
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim = claim_folder(out, kind="pretrain compare", lock=True, overwrite=args.overwrite)
+    claim.check(["results.md", "results.json"], args.overwrite, inputs=[args.data])
     splits = load_splits(args.image_set, args.img_size)
     rows: dict[str, list[float]] = {}
     per_seed = []
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ft-lr", type=float, default=1e-3)
     p.add_argument("--ft-wd", type=float, default=0.05)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true", help="replace files in --out that vislearn did not write")
     return p
 
 

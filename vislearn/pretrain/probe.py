@@ -29,6 +29,7 @@ from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, load_encode
 from vislearn.backbones.imagesets import LabelledImages, load_images
 from vislearn.common.cli import Parser, command
 from vislearn.common.jsonio import write_json
+from vislearn.common.outputs import claim_file
 
 from .frames import normalise
 
@@ -137,10 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=("token", "avg"), default="token", help="ViT feature: class token or mean")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="results JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if vislearn did not write it")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:  # refused before the work: a folder, a file vislearn did not write, an unwritable folder
+        claim_file(args.out, overwrite=args.overwrite, inputs=[e for e in args.encoder if os.path.exists(e)])
     splits = load_splits(args.data, args.img_size)
     results = []
     for spec in args.encoder:

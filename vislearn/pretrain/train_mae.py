@@ -197,22 +197,23 @@ def write_metrics(path: Path, metrics: list[dict]) -> None:
         tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics))
 
 
-def pretrain(cfg: MAEConfig, resume: bool = False, log=print, progress: bool | None = None) -> dict:
+def pretrain(cfg: MAEConfig, resume: bool = False, log=print, progress: bool | None = None,
+             overwrite: bool = False) -> dict:
     """Pre-train (or with `resume`, continue) the run in `cfg.out`; returns results.json's content."""
     with session():
-        return _pretrain(cfg, resume, log, sys.stderr.isatty() if progress is None else progress)
+        return _pretrain(cfg, resume, log, sys.stderr.isatty() if progress is None else progress, overwrite)
 
 
-def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool) -> dict:
+def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool, overwrite: bool = False) -> dict:
     check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     last = out / "last.pt"
-    claim = claim_folder(out, kind=KIND, lock=True, flag="--out")
+    claim = claim_folder(out, kind=KIND, lock=True, flag="--out", overwrite=overwrite)
     if last.exists() and not resume:
         raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    claim.check(RUN_FILES, resume and last.exists(), [cfg.data])
+    claim.check(RUN_FILES, overwrite or (resume and last.exists()), [cfg.data])
     config = dataclasses.asdict(cfg)
     if resume and (out / "config.json").exists():
         saved = read_json(out / "config.json")
@@ -313,12 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=kind, default=getattr(d, f.name),
                            help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the run's names in --out that vislearn "
+                   "did not write")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = MAEConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MAEConfig)})
-    pretrain(cfg, resume=args.resume)
+    pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
