@@ -6,6 +6,7 @@
 - `mobilenet`: torchvision's ImageNet MobileNetV2 (the verified local file) and its video trunks (TSM, I3D).
 - `detection`: MobileNetV2 + feature pyramid with torchvision's detection heads (FCOS, Faster R-CNN, RetinaNet).
 - `vit`: ViT_P and ViT_C ("Early Convolutions Help Transformers See Better") on timm's VisionTransformer.
+- `optim`: weight-decay groups and the warm-up + cosine schedule every trainer of these encoders uses.
 - `registry`: every backbone by name (`create_backbone`, below), `vislearn backbones list` (params, flops).
 Imports: `vislearn.common` only (DESIGN.md): families build their heads on these trunks.
 """

@@ -35,11 +35,12 @@ from torch import nn
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.cli import Parser, run_main
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, input_file, write_text
+from vislearn.common.files import atomic_path, input_file
 from vislearn.common.freeze import freeze
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
 
+from .optim import param_groups, warmup_cosine
 from .registry import BACKBONES, INPUT_SHAPES, create_backbone
 
 EXIT_DIVERGED = 3
@@ -217,34 +218,11 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return create_backbone(cfg.backbone, num_classes=num_classes, **kwargs)
 
 
-def param_groups(model: nn.Module, wd: float) -> list[dict]:
-    """Weight decay on weight matrices and convolutions only (not on biases, norms, position embedding, class token)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name in ("pos_embed", "cls_token", "reg_token") else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg.wd)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-
-
-def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration: linear warm-up from ~0 over `warmup_epochs`, then cosine to 0 at the last step."""
-    total = cfg.epochs * steps_per_epoch
-    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -306,11 +284,6 @@ def evaluate(model, split: Split, stats, device, batch_size: int = 256) -> dict:
     return {"error": wrong / n, "loss": loss / n, "images": n}
 
 
-def write_metrics(path: Path, metrics: list[dict]) -> None:
-    """metrics.jsonl rewritten whole and atomically: exactly the epochs of the checkpoint."""
-    import json  # noqa: PLC0415
-
-    write_text(path, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
 def fit(cfg: TrainConfig, data: dict | None = None, resume: bool = False, log=print, progress: bool | None = None,
@@ -359,7 +332,7 @@ def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool, overwrite: b
     model = build_model(cfg, len(classes)).to(device)
     optimizer = build_optimizer(cfg, model)
     steps = len(splits["train"].labels) // cfg.batch_size or 1
-    scheduler = build_scheduler(optimizer, cfg, steps)
+    scheduler = warmup_cosine(optimizer, cfg.epochs, cfg.warmup_epochs, steps)
     start, best, metrics = 0, {"epoch": -1, "val_error": 2.0}, []
     if resume and last.exists():
         ckpt = load_checkpoint(last, map_location=device)
@@ -370,7 +343,7 @@ def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool, overwrite: b
         start, best, metrics = ckpt["epoch"] + 1, ckpt["best"], list(ckpt["metrics"])
         log(f"resumed {last} after epoch {start}")
     write_json(out / "config.json", _config_dict(cfg), indent=1)
-    write_metrics(out / "metrics.jsonl", metrics)
+    write_jsonl(out / "metrics.jsonl", metrics)
     n_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"{cfg.backbone} ({n_params / 1e6:.2f} M parameters, {trainable / 1e6:.2f} M trained) on {cfg.data} "
@@ -401,7 +374,7 @@ def _fit(cfg: TrainConfig, data, resume: bool, log, progress: bool, overwrite: b
         if improved:
             with atomic_path(best_path) as tmp:
                 shutil.copyfile(last, tmp)
-        write_metrics(out / "metrics.jsonl", metrics)
+        write_jsonl(out / "metrics.jsonl", metrics)
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.3g} | train loss {row['train_loss']:.4f} error "
             f"{row['train_error']:.3f} | val error {val['error']:.4f}{' *' if improved else ''} | "
             f"{row['train_seconds']:.1f}s, {row['train_images_per_s']:.0f} images/s")

@@ -87,3 +87,11 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) ->
     text = json.dumps(data, indent=indent)
     with atomic_file(path, "w") as f:
         f.write(text)
+
+
+def write_jsonl(path: str | os.PathLike, rows: list) -> None:
+    """A JSON-lines file (one `metrics.jsonl` line per epoch) rewritten whole and atomically: it always holds
+    whole lines, exactly the rows given (the epochs of the checkpoint a run continues from), even on a full disk."""
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    with atomic_file(path, "w") as f:
+        f.write(text)

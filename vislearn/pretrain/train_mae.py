@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -28,12 +26,13 @@ from tqdm import tqdm
 
 from vislearn.backbones import create_backbone
 from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderInfo, encoder_checkpoint
+from vislearn.backbones.optim import param_groups, warmup_cosine
 from vislearn.backbones.registry import BACKBONES
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
 from vislearn.common.validate import setting, validate
 
@@ -95,21 +94,6 @@ def build_mae(cfg: MAEConfig) -> MaskedAutoencoder:
                              norm_pix_loss=cfg.norm_pix_loss)
 
 
-def param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
-    """Weight decay on weight matrices only (timm's / MAE's `param_groups_weight_decay`)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "mask_token", "pos_embed")) else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 def mae_encoder_checkpoint(model: MaskedAutoencoder, cfg: MAEConfig, epoch: int) -> dict:
     """RUN/encoder.pth: the encoder in the contract between families (`vislearn.backbones.encoders`)."""
     return encoder_checkpoint(model.encoder, EncoderInfo(
@@ -136,16 +120,12 @@ def load_bank(cfg: MAEConfig, out: Path, log) -> np.ndarray:
     return bank
 
 
-def train_one_epoch(model, bank, optimizer, cfg: MAEConfig, epoch: int, steps: int, total: int, rng,
+def train_one_epoch(model, bank, optimizer, scheduler, cfg: MAEConfig, epoch: int, steps: int, rng,
                     progress: bool) -> dict:
     model.train()
-    warmup = int(round(cfg.warmup_epochs * steps))
-    losses, t0 = [], time.perf_counter()
-    for i in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step",
+    losses, t0, lr = [], time.perf_counter(), optimizer.param_groups[0]["lr"]
+    for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="step",
                   disable=not progress):
-        step = epoch * steps + i
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, warmup, total)
         idx = rng.choice(len(bank), size=cfg.batch_size, replace=len(bank) < cfg.batch_size)
         imgs = normalise(random_crops(bank, idx, cfg.img_size, rng))
         loss, _, _ = model(imgs)
@@ -154,9 +134,10 @@ def train_one_epoch(model, bank, optimizer, cfg: MAEConfig, epoch: int, steps: i
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scheduler.step()
         losses.append(loss.item())
     seconds = time.perf_counter() - t0
-    return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+    return {"epoch": epoch, "loss": float(np.mean(losses)), "lr": lr,
             "seconds": seconds, "images_per_s": steps * cfg.batch_size / seconds}
 
 
@@ -191,10 +172,6 @@ def eval_loss(model: MaskedAutoencoder, images: torch.Tensor, seed: int = 0) -> 
     return float(model(images, generator=g)[0])
 
 
-def write_metrics(path: Path, metrics: list[dict]) -> None:
-    """metrics.jsonl, rewritten whole and atomically (it holds exactly the checkpoint's epochs)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics))
 
 
 def pretrain(cfg: MAEConfig, resume: bool = False, log=print, progress: bool | None = None,
@@ -230,7 +207,7 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool, overwrite: bool
     model = build_mae(cfg)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     steps = cfg.steps_per_epoch or max(1, len(bank) // cfg.batch_size)
-    total = steps * cfg.epochs
+    scheduler = warmup_cosine(optimizer, cfg.epochs, cfg.warmup_epochs, steps)
     rng = np.random.default_rng(cfg.seed)
     fixed_frames = normalise(random_crops(bank, np.arange(min(len(bank), 64)), cfg.img_size,
                                           np.random.default_rng(12345), scale=(1.0, 1.0)))
@@ -239,23 +216,25 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool, overwrite: bool
         ckpt = load_checkpoint(last)
         load_state(model, ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["lr_scheduler"])
         set_rng_state(ckpt["rng"])
         rng.bit_generator.state = ckpt["crop_rng"]
         start, metrics = ckpt["epoch"] + 1, list(ckpt["metrics"])
         log(f"resumed {last} after epoch {start}")
-    write_metrics(out / "metrics.jsonl", metrics)
+    write_jsonl(out / "metrics.jsonl", metrics)
     n_enc = sum(p.numel() for p in model.encoder.parameters())
     log(f"MAE {cfg.backbone} ({n_enc / 1e6:.2f} M encoder parameters), {cfg.img_size}px, {model.tokens} tokens, "
         f"{int(model.tokens * (1 - cfg.mask_ratio))} visible; {len(bank)} frames, {steps} steps x {cfg.batch_size}"
         f" per epoch")
     for epoch in range(start, cfg.epochs):
-        row = train_one_epoch(model, bank, optimizer, cfg, epoch, steps, total, rng, progress)
+        row = train_one_epoch(model, bank, optimizer, scheduler, cfg, epoch, steps, rng, progress)
         row["eval_loss"] = eval_loss(model, fixed_frames)
         metrics.append(row)
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "lr_scheduler": scheduler.state_dict(), "epoch": epoch,
                          "rng": rng_state(), "crop_rng": rng.bit_generator.state, "metrics": metrics,
                          "config": config}, last)
-        write_metrics(out / "metrics.jsonl", metrics)
+        write_jsonl(out / "metrics.jsonl", metrics)
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.3g} | loss {row['loss']:.4f} | fixed-mask loss "
             f"{row['eval_loss']:.4f} | {row['seconds']:.1f}s, {row['images_per_s']:.0f} images/s")
     if recalibrate_stem_norms(model, bank, cfg):

@@ -13,7 +13,6 @@ Exit codes: 0 done, 2 bad input/config, 3 stopped on a non-finite loss (last goo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -28,10 +27,10 @@ from torch import nn
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state, state_mismatch
 from vislearn.common.cli import Parser, run_main
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, write_text
+from vislearn.common.files import atomic_path
 from vislearn.common.outputs import claim_folder, session
 from vislearn.common.freeze import freeze
-from vislearn.common.jsonio import write_json
+from vislearn.common.jsonio import write_json, write_jsonl
 from vislearn.video.data.split_layout import split_files
 from vislearn.video.data.ssv2 import class_names as ordered_class_names
 from vislearn.video.data.ssv2 import load_labels
@@ -141,9 +140,6 @@ def model_args_diff(saved: dict, new: dict) -> list[str]:
             if saved.get(k, unset) != new.get(k, unset)]
 
 
-def write_metrics(path: Path, metrics: list[dict]) -> None:
-    """metrics.jsonl, rewritten whole and atomically: it always holds whole lines, even on a full disk."""
-    write_text(path, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
 def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
@@ -234,7 +230,7 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         # metrics.jsonl holds exactly the epochs of the checkpoint we continue from
-        write_metrics(out / "metrics.jsonl", metrics)
+        write_jsonl(out / "metrics.jsonl", metrics)
 
     loader = train_loader(data.train, cfg, dist)
     t_start = time.perf_counter()
@@ -269,7 +265,7 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
             if improved:
                 with atomic_path(best_path) as tmp:
                     shutil.copyfile(last, tmp)
-            write_metrics(out / "metrics.jsonl", metrics)
+            write_jsonl(out / "metrics.jsonl", metrics)
         held = (f" | held-out top-1 {row['holdout_top1']:.3f} top-5 {row['holdout_top5']:.3f}"
                 if "holdout_top1" in row else "")
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} | train loss {row['train_loss']:.4f} "

@@ -17,7 +17,6 @@ SSv2 file names), else a seeded `--val-fraction` of the annotated videos. Never 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -33,9 +32,8 @@ from torch import nn
 from vislearn.common.checkpoint import load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.device import resolve_device
 from vislearn.common.errors import UserError
-from vislearn.common.files import write_text
 from vislearn.common.outputs import claim_folder, session
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.video.data.annotations import BoxSource
 from vislearn.video.data.box_store import open_boxes
 from vislearn.video.data.split_layout import split_files
@@ -337,9 +335,6 @@ def _json_safe(obj):
     return obj
 
 
-def write_metrics(path: Path, metrics: list[dict]) -> None:
-    """metrics.jsonl rewritten whole and atomically: whole lines only, even on a full disk."""
-    write_text(path, "".join(json.dumps(_json_safe(m)) + "\n" for m in metrics))
 
 
 def _started_here(config: Path) -> bool:
@@ -452,7 +447,7 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
         write_json(out / "config.json", _json_safe({
             "options": asdict(opts), "spec": spec_dict, "data": counts,
             "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}), indent=2)
-    write_metrics(out / "metrics.jsonl", metrics)
+    write_jsonl(out / "metrics.jsonl", metrics)
     log(f"data: {len(train_items)} training videos ({opts.frames_per_video} frames each per epoch), "
         f"{len(val_items)} held-out videos; {spec.arch} {spec.min_size}-{spec.max_size}px on {device}")
     for epoch in range(start_epoch, opts.epochs):
@@ -488,7 +483,7 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
         if is_best:
             save_checkpoint({k: state[k] for k in ("kind", "spec", "model", "epoch", "metrics")}, best_path)
         save_checkpoint(state, last)
-        write_metrics(out / "metrics.jsonl", metrics)
+        write_jsonl(out / "metrics.jsonl", metrics)
         ap_text = f", held-out mAP@0.5 {row['map50']:.3f}" if "map50" in row and row["map50"] == row["map50"] else ""
         log(f"epoch {epoch}: loss {stats.get('loss', float('nan')):.4f}{ap_text} ({row['time_s']:.1f}s)")
     final = metrics[-1] if metrics else {}
