@@ -337,3 +337,17 @@ def test_conv_stem_statistics_are_those_of_whole_images(tmp_path):
     recalibrate_stem_norms(model, bank, cfg, batches=3)  # deterministic: the same crops, the same statistics
     assert torch.equal(first, bn.running_mean)
     assert not recalibrate_stem_norms(build_mae(MAEConfig(data="", out="", img_size=32)), bank, cfg)
+
+
+def test_a_bank_of_other_data_in_the_run_folder_is_not_reused(tmp_path):
+    """A run folder holding the frame bank of an earlier start on other data (killed before its first checkpoint)
+    decodes the new data instead of training on the old frames."""
+    from vislearn.pretrain.train_mae import MAEConfig, pretrain
+
+    kw = dict(out=str(tmp_path / "run"), img_size=32, patch_size=8, epochs=1, steps_per_epoch=1, batch_size=2,
+              decoder_dim=16, decoder_heads=2, decoder_depth=1)
+    pretrain(MAEConfig(data=str(write_frames(tmp_path / "a", 3)), **kw), log=lambda *a: None, progress=False)
+    (tmp_path / "run" / "last.pt").unlink()  # as if the first start had been killed before its checkpoint
+    results = pretrain(MAEConfig(data=str(write_frames(tmp_path / "b", 5)), **kw), log=lambda *a: None,
+                       progress=False)
+    assert results["frames"] == 5

@@ -99,7 +99,7 @@ def build_frame_bank(root: str | os.PathLike, img_size: int, frames_per_video: i
     bank = np.stack(frames[:max_frames])
     info = {"root": os.fspath(root), "images": sum(1 for p, _ in jobs if p.suffix.lower() in IMAGE_SUFFIXES),
             "videos": sum(1 for p, _ in jobs if p.suffix.lower() in VIDEO_SUFFIXES), "frames": len(bank),
-            "side": side, "frames_per_video": frames_per_video}
+            "side": side, "frames_per_video": frames_per_video, "max_frames": max_frames, "seed": seed}
     return bank, info
 
 

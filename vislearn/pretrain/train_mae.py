@@ -36,7 +36,7 @@ from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
 from vislearn.common.validate import setting, validate
 
-from .frames import build_frame_bank, normalise, random_crops
+from .frames import bank_side, build_frame_bank, normalise, random_crops
 from .mae import MaskedAutoencoder
 
 KIND = "pretrain mae"
@@ -102,10 +102,15 @@ def mae_encoder_checkpoint(model: MaskedAutoencoder, cfg: MAEConfig, epoch: int)
 
 
 def load_bank(cfg: MAEConfig, out: Path, log) -> np.ndarray:
-    """The run's frame bank: read from the run folder, or decoded from --data and saved there."""
+    """The run's frame bank: read from the run folder when it was made by the same recipe (data, size, frames per
+    video, cap, seed), else decoded from --data and saved there (a bank of other settings is replaced)."""
     bank_path, info_path = out / "frames.npy", out / "frames.json"
     if bank_path.exists() and info_path.exists():
-        return np.load(bank_path, mmap_mode="r")
+        info = read_json(info_path)
+        recipe = {"root": cfg.data, "side": bank_side(cfg.img_size), "frames_per_video": cfg.frames_per_video,
+                  "max_frames": cfg.max_frames, "seed": cfg.seed}
+        if all(info.get(k) == v for k, v in recipe.items()):
+            return np.load(bank_path, mmap_mode="r")
     with tqdm(desc="decoding frames", unit="file", leave=False, disable=not sys.stderr.isatty()) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
