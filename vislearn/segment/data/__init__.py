@@ -1,0 +1,1 @@
+"""Segmentation data: the synthetic renderer with part/whole masks, SA-1B and COCO readers and writers."""
