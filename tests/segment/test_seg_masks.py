@@ -146,3 +146,14 @@ def test_interior_point():
     assert not el[int(round(cy)), int(round(cx))]
     with pytest.raises(UserError):
         interior_point(np.zeros((4, 4), bool))
+
+
+def test_interior_point_equals_the_full_image_distance_transform():
+    from scipy.ndimage import distance_transform_edt
+
+    for m in random_masks(4, 30):
+        if not m.any():
+            continue
+        dist = distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        assert interior_point(m) == (x, y)

@@ -218,6 +218,10 @@ def interior_point(mask: np.ndarray) -> tuple[int, int]:
         raise ValueError(f"interior_point expects one mask [H, W], got shape {tuple(mask.shape)}")
     if not mask.any():
         raise UserError("interior_point: the mask is empty")
-    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(x), int(y)
+    # on the mask's box padded by one pixel: the same distances as on the whole padded image (every pixel
+    # outside the box is farther than the ring of padding around it) at a fraction of the cost
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    dist = distance_transform_edt(np.pad(crop, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)  # row-major: the first of equal maxima
+    return int(x + cols[0]), int(y + rows[0])
