@@ -117,14 +117,14 @@ def rle_area(rle: RLE) -> int:
     return int(runs[1::2].sum())
 
 
-def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
-    """A COCO `segmentation` as a bool mask [h, w]: polygons (a list of [x0, y0, x1, y1, ...], each >= 3
-    points), an uncompressed RLE (iscrowd) or a compressed one. Its size must be (h, w)."""
+def segmentation_to_rle(seg: Any, h: int, w: int) -> RLE:
+    """A COCO `segmentation` (polygons, uncompressed or compressed RLE) as a compressed RLE of size (h, w),
+    without decoding it to pixels. ValueError says what is wrong (a bad polygon or RLE, another size)."""
     if isinstance(seg, dict):
         rle = check_rle(seg)
         if tuple(rle["size"]) != (h, w):
             raise ValueError(f"mask size {rle['size'][0]}x{rle['size'][1]} is not the image size {h}x{w}")
-        return rle_decode(rle)
+        return rle
     if isinstance(seg, (list, tuple)):
         polys = []
         for p in seg:
@@ -135,10 +135,17 @@ def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
         if not polys:
             raise ValueError("empty polygon list")
         if h * w == 0:
-            return np.zeros((h, w), bool)
+            return rle_encode(np.zeros((h, w), bool))
         coco = _coco()
-        return _decode(coco.merge(coco.frPyObjects(polys, h, w)))
+        rle = coco.merge(coco.frPyObjects(polys, h, w))
+        return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
     raise ValueError(f"segmentation must be polygons or an RLE, got {type(seg).__name__}")
+
+
+def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
+    """A COCO `segmentation` as a bool mask [h, w]: polygons (a list of [x0, y0, x1, y1, ...], each >= 3
+    points), an uncompressed RLE (iscrowd) or a compressed one. Its size must be (h, w)."""
+    return rle_decode(segmentation_to_rle(seg, h, w))
 
 
 # --------------------------------------------------------------------------------------------------------- boxes
