@@ -68,6 +68,8 @@ class Instance:
 class Scene:
     image: np.ndarray  # uint8 [H, W, 3] RGB
     instances: list[Instance]
+    layers: np.ndarray  # uint8 [H, W]: what each pixel shows (0 the table, k the k-th object drawn, 250 the hand, 251 the arm)
+    objects: list[tuple[Look, ObjState]]  # the objects drawn, back to front (object k is objects[k - 1])
 
 
 def rng_for(seed: int, split: str, index: int) -> np.random.Generator:
@@ -178,7 +180,7 @@ def render_scene(seed: int, split: str, index: int, size: int = 256) -> Scene:
     noise = noise_bank(n)
     canvas += noise[k, ny:ny + n, nx:nx + n] * F32(rng.uniform(1.0, 4.0))
     np.clip(canvas, 0, 255, out=canvas)
-    return Scene(canvas.astype(np.uint8), _annotate(idbuf, drawn, hand, n))
+    return Scene(canvas.astype(np.uint8), _annotate(idbuf, drawn, hand, n), idbuf, [(lk, st) for _, lk, st in drawn])
 
 
 def _annotate(idbuf: np.ndarray, drawn, hand, n: int) -> list[Instance]:
