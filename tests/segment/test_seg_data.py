@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
 from vislearn.common.drawing.draw import draw_object

@@ -68,7 +68,7 @@ class Instance:
 class Scene:
     image: np.ndarray  # uint8 [H, W, 3] RGB
     instances: list[Instance]
-    layers: np.ndarray  # uint8 [H, W]: what each pixel shows (0 the table, k the k-th object drawn, 250 the hand, 251 the arm)
+    layers: np.ndarray  # uint8 [H, W]: what each pixel shows (0 table, k the k-th object drawn, 250 hand, 251 arm)
     objects: list[tuple[Look, ObjState]]  # the objects drawn, back to front (object k is objects[k - 1])
 
 
