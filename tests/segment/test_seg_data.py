@@ -326,6 +326,8 @@ def test_generate_data_refuses_a_foreign_folder_and_bad_input(tmp_path, capsys):
     assert gen(other, "--train", "1") == 2
     err = capsys.readouterr().err.strip()
     assert "dataset.json" in err and "\n" not in err
+    assert gen(other, "--train", "1", "--val", "0", "--test", "0", "--overwrite") == 0
+    assert json.loads((other / "dataset.json").read_text())["complete"]
     for bad in (["--size", "8"], ["--train", "-1"], ["--seed", "x"]):
         with pytest.raises(SystemExit) as e:
             gen(tmp_path / "x", *bad)

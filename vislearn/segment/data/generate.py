@@ -100,7 +100,12 @@ def _check_out(out: Path, meta: dict, overwrite: bool) -> bool:
             return False
         raise UserError(f"{out}: folder is not empty and holds no {META} (not a data set of `vislearn {KIND}`); "
                         f"choose a new --out, or pass --overwrite to write into it")
-    old = read_json(out / META)
+    try:
+        old = read_json(out / META)
+    except UserError:
+        if overwrite:
+            return False
+        raise
     if not isinstance(old, dict) or old.get("generator") != GENERATOR:
         if overwrite:
             return False
