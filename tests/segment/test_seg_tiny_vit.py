@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from vislearn.segment.model.build import load_sam
 from vislearn.segment.model.tiny_vit import (HEAD_KEYS, TinyViT, build_tiny_vit_encoder, is_tiny_vit_state,
                                              tiny_vit_state_keys)
 
@@ -145,7 +146,7 @@ def mobile_sam_file(tmp_path_factory):
 
 
 def _check_prediction(model, want_features, want):
-    predictor = SamPredictor(model)  # the reference predictor drives our model: the interfaces are the same
+    predictor = SamPredictor(model)  # the reference predictor drives our Sam: the interfaces are the same
     predictor.set_image(_image())
     assert (predictor.features - want_features).abs().max() <= 1e-4
     masks, ious, low_res = predictor.predict(**POINT, multimask_output=True, return_logits=True)
@@ -154,17 +155,8 @@ def _check_prediction(model, want_features, want):
     assert np.abs(masks - want[0]).max() <= 1e-4  # full-size logits (return_logits)
 
 
-def test_mobile_sam_with_our_encoder_predicts_as_the_reference(mobile_sam_file):
+def test_mobile_sam_file_loads_with_load_sam_and_predicts_as_the_reference(mobile_sam_file):
     path, features, want = mobile_sam_file
-    model = sam_model_registry["vit_t"]()
-    model.image_encoder = build_tiny_vit_encoder()
-    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
-    _check_prediction(model.eval(), features, want)
-
-
-def test_mobile_sam_file_loads_with_load_sam(mobile_sam_file):
-    build = pytest.importorskip("vislearn.segment.model.build")
-    path, features, want = mobile_sam_file
-    model, arch = build.load_sam(path)
+    model, arch = load_sam(path)
     assert arch.name == "vit_t_mobile" and isinstance(model.image_encoder, TinyViT)
     _check_prediction(model, features, want)
