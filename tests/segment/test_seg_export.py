@@ -209,3 +209,31 @@ def test_cli_writes_refuses_and_reports_bad_input(setup, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "bad.pth" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o2").exists()
+
+
+def test_onnx_files_end_to_end_equal_the_predictor(setup):
+    """What a client does with the two files (docs/segment.md): resize, encode, prompts scaled to the resized frame
+    (a padding point without a box, box corners labelled 2 / 3) -> the predictor's logits at the original size."""
+    from vislearn.segment.predictor import SamPredictor
+    from vislearn.segment.transforms import ResizeLongestSide
+
+    ours, root = setup["ours"], setup["root"] / "multi"
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (90, 150, 3), dtype=np.uint8)
+    resize = ResizeLongestSide(SMALL.img_size)
+    x = resize.apply_image(img).transpose(2, 0, 1)[None].astype(np.float32)
+    embedding = ort.InferenceSession(str(root / "encoder.onnx")).run(None, {"image": x})[0]
+    decoder = ort.InferenceSession(str(root / "decoder.onnx"))
+    predictor = SamPredictor(ours)
+    predictor.set_image(img)
+    point, box = np.array([[60.0, 40.0]]), np.array([20.0, 10.0, 120.0, 80.0])
+    for use_box in (False, True):
+        coords = np.concatenate([point, box.reshape(2, 2)] if use_box else [point, np.zeros((1, 2))])
+        labels = np.array([1.0, 2.0, 3.0] if use_box else [1.0, -1.0], dtype=np.float32)
+        feeds = {"image_embeddings": embedding,
+                 "point_coords": resize.apply_coords(coords, img.shape[:2])[None].astype(np.float32),
+                 "point_labels": labels[None], "mask_input": np.zeros((1, 1, 32, 32), np.float32),
+                 "has_mask_input": np.zeros(1, np.float32), "orig_im_size": np.array(img.shape[:2], np.float32)}
+        masks, scores, _ = decoder.run(None, feeds)
+        want, want_iou, _ = predictor.predict(point, np.array([1]), box=box if use_box else None, return_logits=True)
+        assert max_diff(masks[0, 1:], want) <= TOL and max_diff(scores[0, 1:], want_iou) <= 1e-4
