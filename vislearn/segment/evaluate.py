@@ -251,23 +251,11 @@ def results_table(results: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- data and the command
-def split_folder(data: str | os.PathLike, split: str) -> Path:
-    """`DIR/SPLIT` when DIR holds the split as a subfolder, else DIR itself (a split folder)."""
-    data = Path(data)
-    if not data.exists():
-        raise UserError(f"{data}: data folder not found")
-    if not data.is_dir():
-        raise UserError(f"{data}: is a file, expected a data folder (made by `vislearn segment generate-data`) "
-                        "or one of its splits")
-    return data / split if (data / split).is_dir() else data
-
-
 def load_records(data: str | os.PathLike, split: str, max_images: int | None = None) -> list:
-    from .data.sa1b import load_dataset
+    """The images of `data`: its `split` subfolder when it has split folders, else the SA-1B folder itself."""
+    from .data.sa1b import load_dataset, split_folders
 
-    records = list(load_dataset(split_folder(data, split)))
-    if not records:
-        raise UserError(f"{split_folder(data, split)}: no images with annotations")
+    records = load_dataset(data, split=split if Path(data).is_dir() and split_folders(data) else None)
     return records[:max_images] if max_images else records
 
 
