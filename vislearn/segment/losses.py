@@ -79,5 +79,6 @@ def sam_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor,
         actual = mask_iou_of_logits(logits, t)
     iou_mse = F.mse_loss(iou_pred, actual, reduction="none").mean(1)  # [N]
     total = (mask_loss[rows, choice] + iou_weight * iou_mse).mean()
+    focal, dice = focal.detach(), dice.detach()
     return LossParts(total, float(focal[rows, choice].mean()), float(dice[rows, choice].mean()),
-                     float(iou_mse.mean()), float(actual[rows, choice].mean()), choice)
+                     float(iou_mse.detach().mean()), float(actual[rows, choice].mean()), choice)
