@@ -45,6 +45,8 @@ class Sam(nn.Module):
         """Low-resolution logits -> logits at the original image size (upsample, crop the padding, resize)."""
         masks = F.interpolate(masks, (self.img_size, self.img_size), mode="bilinear", align_corners=False)
         masks = masks[..., :input_size[0], :input_size[1]]
+        if tuple(masks.shape[-2:]) == tuple(original_size):  # an identity resize, skipped (same values)
+            return masks
         return F.interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)
 
     def decode(self, image_embeddings: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None = None,
