@@ -176,12 +176,16 @@ def test_tiny_engine_end_to_end_and_resume(engine_data, tmp_path, monkeypatch):
         Engine(out, _settings(data, engine_data / "init.pth", click_budget=3), progress=False)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "vislearn.segment", "engine", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def _cli(capsys, *args):
+    """The command in this process (its `main`, as `vislearn segment engine` runs it): exit code and stderr."""
+    from vislearn.segment.engine import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
-def test_cli_bad_inputs_are_one_line(engine_data, tmp_path):
+def test_cli_bad_inputs_are_one_line(engine_data, tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
     data = engine_data / "data"
@@ -190,6 +194,6 @@ def test_cli_bad_inputs_are_one_line(engine_data, tmp_path):
                  ["--data", tmp_path / "nodata", "--out", tmp_path / "o3", "--checkpoint", engine_data / "init.pth"],
                  ["--data", data, "--out", tmp_path / "o4", "--checkpoint", engine_data / "init.pth",
                   "--images-per-round", "5"]):
-        p = _cli(*args)
-        assert p.returncode == 2, p.stderr
-        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error:"), p.stderr
+        code, err = _cli(capsys, *args)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err

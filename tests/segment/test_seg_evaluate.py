@@ -176,17 +176,47 @@ def test_real_frames_on_the_fixture(tiny_model, tmp_path):
     assert box_tightness(np.zeros((4, 4), bool), np.array([0, 0, 2, 2])) == (0.0, None)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "vislearn.segment", "evaluate", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def _cli(capsys, *args):
+    """The command in this process (its `main`, as `vislearn segment evaluate` runs it): exit code and stderr."""
+    from vislearn.segment.evaluate import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
-def test_cli_bad_inputs_are_one_line(tmp_path):
+def test_cli_bad_inputs_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
     for args in (["--checkpoint", bad, "--data", tmp_path / "missing", "--out", tmp_path / "o1"],
                  ["--checkpoint", bad, "--real", FIXTURE if FIXTURE.is_dir() else tmp_path, "--out", tmp_path / "o2"],
                  ["--checkpoint", bad, "--out", tmp_path / "o3"]):
-        p = _cli(*args)
-        assert p.returncode == 2, p.stderr
-        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error:"), p.stderr
+        code, err = _cli(capsys, *args)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
+
+
+def test_cli_end_to_end_writes_its_files(tiny_model, tmp_path, capsys):
+    from vislearn.segment.data.generate import main as generate
+    from vislearn.segment.model.build import save_sam
+
+    assert generate(["--out", str(tmp_path / "data"), "--train", "0", "--val", "0", "--test", "2", "--size", "64",
+                     "--quiet"]) == 0
+    save_sam(tmp_path / "sam.pth", tiny_model, TINY)
+    args = ["--checkpoint", tmp_path / "sam.pth", "--data", tmp_path / "data", "--out", tmp_path / "ev", "--auto",
+            "--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-thresh", "0"]
+    real = FIXTURE.is_dir()
+    if real:
+        args += ["--real", FIXTURE, "--real-frames", "1"]
+    code, err = _cli(capsys, *args)
+    assert code == 0, err
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert res["images"] == 2 and res["masks"] > 0 and 0 <= res["miou"]["box"] <= 1
+    assert 0 <= res["proposals"]["AR"] <= 1
+    rows = (tmp_path / "ev" / "per_mask.jsonl").read_text().splitlines()
+    assert len(rows) == res["masks"] and {"iou_model", "iou_oracle", "iou_single", "iou_box"} <= json.loads(rows[0]).keys()
+    assert "| all " in (tmp_path / "ev" / "results.md").read_text()
+    if real:
+        assert (tmp_path / "ev" / "contact_sheet.png").is_file() and res["real"]["frames"] == 7
+    # a second run into the same folder replaces its own files
+    assert _cli(capsys, *args)[0] == 0
