@@ -96,7 +96,7 @@ def alternate(fns: dict, reps: int, warmup: int = 1) -> dict[str, float]:
 
 def row(what: str, unit: str, ours: float, base: float, base_name: str) -> None:
     """Rates (per second): ours, the baseline, and ours / baseline."""
-    print(f"  {what:<52} {ours:10.2f} {unit:<9} {base:10.2f} {unit:<9} x{ours / base:5.2f}  (vs {base_name})", flush=True)
+    print(f"  {what:<52} {ours:10.3g} {unit:<9} {base:10.3g} {unit:<9} x{ours / base:5.2f}  (vs {base_name})", flush=True)
 
 
 def header(title: str) -> None:
@@ -132,6 +132,7 @@ def bench_encoder(models: dict, args) -> None:
                        "official": lambda: official.image_encoder(official.preprocess(x))},
                       reps=max(1, args.vit_b_reps), warmup=0)
         row("vit_b (1024 px)", "img/s", 1 / t["ours"], 1 / t["official"], "official ViT-B")
+        print(f"  {'':<52} {t['ours']:10.3g} s/img    {t['official']:10.3g} s/img", flush=True)
 
 
 def bench_decoder(models: dict, args) -> None:
@@ -234,7 +235,7 @@ def bench_auto(models: dict, args) -> None:
                           max(1, args.reps // 3), warmup=0)
             row(f"{name}, {label}: {counts['ours']} masks (official {counts['official']})", "img/s", 1 / t["ours"],
                 1 / t["official"], "official generator")
-            print(f"  {'':<52} {t['ours']:10.2f} s/img    {t['official']:10.2f} s/img", flush=True)
+            print(f"  {'':<52} {t['ours']:10.3g} s/img    {t['official']:10.3g} s/img", flush=True)
 
 
 def main(argv=None) -> int:
