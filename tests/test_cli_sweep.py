@@ -80,6 +80,11 @@ def infer_args(e) -> list:
 IMAGESET = ["--size", "32", "--per-class", "1,1,1", "--quiet"]
 CLASSIFIER = ["--backbone", "vit_p_tiny", "--data", "digits", "--img-size", "32", "--epochs", "1"]
 PROBE = ["--encoder", "random:vit_p_tiny", "--data", "digits", "--img-size", "32"]
+GENERATE = ["--train", "1", "--val", "0", "--test", "0", "--size", "64", "--quiet"]
+
+
+def seg_predict(e) -> list:
+    return [e.seg_image, "--checkpoint", e.sam, "--points", "5,5"]
 
 C = Case
 CASES: dict[str, list[Case]] = {
@@ -267,6 +272,51 @@ CASES: dict[str, list[Case]] = {
         C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "results.md"),
         C("read-only", lambda e: ["--data", e.d, "--out", e.o / "compare"], lambda e: e.o),
     ],
+    "segment generate-data": [
+        C("file", lambda e: ["--out", e.f, *GENERATE]),
+        C("existing", lambda e: ["--out", e.o, *GENERATE], lambda e: e.o / "notes.txt"),
+        C("existing", lambda e: ["--out", e.o, *GENERATE], lambda e: e.o / "dataset.json"),
+        C("read-only", lambda e: ["--out", e.o / "data", *GENERATE], lambda e: e.o),
+    ],
+    "segment train": [
+        C("folder", lambda e: ["--data", e.f, "--out", e.w / "run", "--arch", "vit_tiny_p256"]),
+        C("file", lambda e: ["--data", e.seg, "--out", e.f, "--arch", "vit_tiny_p256"]),
+        C("existing", lambda e: ["--data", e.seg, "--out", e.o, "--arch", "vit_tiny_p256"], lambda e: e.o / "sam.pth"),
+        C("read-only", lambda e: ["--data", e.seg, "--out", e.o / "run", "--arch", "vit_tiny_p256"], lambda e: e.o),
+    ],
+    "segment predict": [
+        C("folder", lambda e: [e.d, "--checkpoint", e.sam, "--points", "5,5", "--out", e.w / "p"]),
+        C("file", lambda e: [e.f, "--checkpoint", e.sam, "--points", "5,5", "--out", e.w / "p"]),
+        C("file", lambda e: [e.seg_image, "--checkpoint", e.f, "--points", "5,5", "--out", e.w / "p"]),
+        C("file", lambda e: [*seg_predict(e), "--out", e.f]),
+        C("existing", lambda e: [*seg_predict(e), "--out", e.o], lambda e: e.o / "image" / "overlay.png"),
+        C("read-only", lambda e: [*seg_predict(e), "--out", e.o / "p"], lambda e: e.o),
+    ],
+    "segment auto": [
+        C("file", lambda e: [e.f, "--checkpoint", e.sam, "--out", e.w / "a"]),
+        C("file", lambda e: [e.seg_image, "--checkpoint", e.sam, "--out", e.f]),
+        C("existing", lambda e: [e.seg_image, "--checkpoint", e.sam, "--out", e.o], lambda e: e.o / "sa_image.json"),
+        C("read-only", lambda e: [e.seg_image, "--checkpoint", e.sam, "--out", e.o / "a"], lambda e: e.o),
+    ],
+    "segment engine": [
+        C("file", lambda e: ["--data", e.f, "--out", e.w / "run", "--checkpoint", e.sam]),
+        C("file", lambda e: ["--data", e.seg, "--out", e.f, "--checkpoint", e.sam]),
+        C("existing", lambda e: ["--data", e.seg, "--out", e.o, "--checkpoint", e.sam], lambda e: e.o / "engine.json"),
+        C("read-only", lambda e: ["--data", e.seg, "--out", e.o / "run", "--checkpoint", e.sam], lambda e: e.o),
+    ],
+    "segment evaluate": [
+        C("file", lambda e: ["--checkpoint", e.f, "--data", e.seg, "--out", e.w / "ev"]),
+        C("file", lambda e: ["--checkpoint", e.sam, "--data", e.seg, "--out", e.f]),
+        C("existing", lambda e: ["--checkpoint", e.sam, "--data", e.seg, "--out", e.o], lambda e: e.o / "results.json"),
+        C("read-only", lambda e: ["--checkpoint", e.sam, "--data", e.seg, "--out", e.o / "ev"], lambda e: e.o),
+    ],
+    "segment export": [
+        C("file", lambda e: ["--checkpoint", e.f, "--out", e.w / "onnx"]),
+        C("folder", lambda e: ["--checkpoint", e.d, "--out", e.w / "onnx"]),
+        C("file", lambda e: ["--checkpoint", e.sam, "--out", e.f]),
+        C("existing", lambda e: ["--checkpoint", e.sam, "--out", e.o], lambda e: e.o / "decoder.onnx"),
+        C("read-only", lambda e: ["--checkpoint", e.sam, "--out", e.o / "onnx"], lambda e: e.o),
+    ],
     "demo": [
         C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
         C("file", lambda e: ["--out", e.f]),
@@ -309,11 +359,31 @@ def env(tmp_path_factory):
     from vislearn.video.actions.train import main
 
     e = SimpleNamespace(split=split, ann=ann, run=run, ckpt=run / "best.pt",
-                        video=encode_video(root / "1000.mp4", coded_frames(12)), root=root)
+                        video=encode_video(root / "1000.mp4", coded_frames(12)), root=root, seg=root / "seg",
+                        sam=root / "sam.pth", seg_image=root / "image.png")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
+        from vislearn.segment.data.generate import main as generate
+
+        assert generate(["--out", str(e.seg), "--train", "2", "--val", "1", "--test", "1", "--size", "64",
+                         "--quiet"]) == 0, err.getvalue()
+    make_segment_inputs(e)
     yield e
     torch.set_num_threads(old)
+
+
+def make_segment_inputs(e) -> None:
+    """A small SAM checkpoint (64 px, random weights) and one image for the segment commands."""
+    import dataclasses
+
+    from PIL import Image
+
+    from vislearn.segment.model.build import ARCHS, build_sam, save_sam
+
+    arch = dataclasses.replace(ARCHS["vit_tiny_p256"], name="sweep", img_size=64, depth=2, global_attn_indexes=(1,),
+                               window_size=2)
+    save_sam(e.sam, build_sam(arch), arch)
+    Image.new("RGB", (48, 40), (120, 30, 200)).save(e.seg_image)
 
 
 def run_vislearn(argv: list) -> tuple[int, str, str]:

@@ -93,6 +93,14 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
     """`torch.load(weights_only=True)` with one-line errors that name the file."""
     path = input_file(path, what, f"a {what}" if what.endswith("file") else f"a {what} file")
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the {what}: {os_error_message(e)}") from None
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # torch's zip container, or a legacy pickle
+        raise UserError(f"{path}: not a {what} this tool can load safely (not a PyTorch file: neither a zip "
+                        "archive nor a pickle)")
+    try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except OSError as e:
         raise UserError(f"{path}: cannot read the {what}: {os_error_message(e)}") from None
