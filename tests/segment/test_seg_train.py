@@ -218,3 +218,26 @@ def test_bad_inputs_are_one_line(data, tmp_path, capsys):
                    "not a SAM checkpoint")
     with pytest.raises(UserError, match="steps=0"):
         load_config(None, ["steps=0"])
+
+
+def test_cli_run_with_the_quick_config(data, tmp_path, capsys):
+    gen, init = data
+    out = tmp_path / "cli"
+    assert main(["--data", str(gen), "--out", str(out), "--config", str(REPO / "configs/segment/quick.yaml"),
+                 "--init", str(init), "steps=2", "min_area=4", "threads=1"]) == 0
+    saved = eval_json((out / "config.json").read_text())
+    assert saved["steps"] == 2 and saved["rounds"] == 3 and saved["init"] == str(init)
+    assert (out / "results.json").is_file() and (out / "sam.pth").is_file()
+    # a second start without --resume is refused; with --resume the finished run is left as it is
+    assert main(["--data", str(gen), "--out", str(out), "--init", str(init), "steps=2"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_freeze_encoder_trains_the_decoder_only(data, tmp_path):
+    gen, init = data
+    train(tiny_cfg(init, steps=2, val_images=0, freeze_encoder=True), gen, tmp_path / "f", log=lambda *a: None)
+    before, _ = load_sam(init)
+    after, _ = load_sam(tmp_path / "f" / "sam.pth")
+    a, b = before.state_dict(), after.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("image_encoder."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("mask_decoder."))

@@ -27,13 +27,13 @@ from .masks import masks_to_boxes_xyxy
 
 
 def round_plan(rounds: int, generator: torch.Generator) -> list[bool]:
-    """Which rounds after the first add a sampled point: [round 1, ..., round R-1]. With R >= 3, two rounds add
-    none: the last and one drawn among the others (the paper's 11 = 1 + 8 + 2)."""
+    """Which rounds after the first add a sampled point: [round 1, ..., round R-1]. The last adds none, and with
+    R >= 5 one more drawn among the others adds none (the paper's 11 = 1 + 8 + 2; R = 3: 1 + 1 + 1)."""
     if rounds <= 1:
         return []
     plan = [True] * (rounds - 1)
     plan[-1] = False
-    if rounds >= 3:
+    if rounds >= 5:
         plan[int(torch.randint(rounds - 2, (1,), generator=generator))] = False
     return plan
 

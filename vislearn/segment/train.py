@@ -142,6 +142,14 @@ def step_batch(ds: SegSamples, step: int, cfg: SegTrainConfig) -> list[dict]:
     return [s for s in (ds.get(int(i), step) for i in idx) if len(s["masks"])]
 
 
+def train_mode(model, freeze_encoder: bool):
+    """Training mode, with a frozen encoder kept in eval mode (its BatchNorm statistics stay as loaded)."""
+    model.train()
+    if freeze_encoder:
+        model.image_encoder.eval()
+    return model
+
+
 def embed(model, samples: list[dict], grad: bool = True) -> torch.Tensor:
     images = torch.stack([model.preprocess(s["image"]) for s in samples])
     with torch.set_grad_enabled(grad):
@@ -191,7 +199,6 @@ def evaluate(model, ds: SegSamples, max_images: int, max_masks: int = 32, progre
         ious["point_confident"] += m[torch.arange(len(gt)), iou_pred.argmax(1)].tolist()
         ious["point_oracle"] += m.amax(1).tolist()
         ious["box"] += ious_of(boxed)[:, 0].tolist()
-    model.train()
     out = {f"{k}_miou": float(np.mean(v)) if v else float("nan") for k, v in ious.items()}
     out["val_masks"] = len(ious["point"])
     return out
@@ -240,7 +247,7 @@ def _train(cfg: SegTrainConfig, data, out: Path, val, resume: bool, overwrite: b
     if cfg.freeze_encoder:
         for p in model.image_encoder.parameters():
             p.requires_grad_(False)
-        model.image_encoder.eval()
+    train_mode(model, cfg.freeze_encoder)
     low_size = 4 * arch.embedding_size
     ds = SegSamples(train_records, arch.img_size, cfg.masks_per_image, cfg.seed, low_size, cfg.min_area, cfg.hflip)
     val_ds = SegSamples(val_records, arch.img_size, cfg.val_masks, cfg.seed, low_size, cfg.min_area)
@@ -286,6 +293,7 @@ def _train(cfg: SegTrainConfig, data, out: Path, val, resume: bool, overwrite: b
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and not done and len(val_ds):
             ev = evaluate(model, val_ds, cfg.val_images, cfg.val_masks)
             metrics.append({"step": step, "eval": ev})
+            train_mode(model, cfg.freeze_encoder)
             log(f"step {step + 1}: val point mIoU {ev['point_miou']:.3f} (oracle {ev['point_oracle_miou']:.3f}), "
                 f"box {ev['box_miou']:.3f}")
         if (step + 1) % cfg.ckpt_every == 0 or done:
@@ -296,7 +304,7 @@ def _train(cfg: SegTrainConfig, data, out: Path, val, resume: bool, overwrite: b
             log(f"checkpoint step {step + 1}/{cfg.steps}: loss {row['loss']:.4f}, train IoU first round "
                 f"{row['iou_first']:.3f}, last round {row['iou_last']:.3f}")
     bar.close()
-    save_sam(out / "sam.pth", model, arch, **source, trained_steps=cfg.steps, data=config["data"])
+    save_sam(out / "sam.pth", model, arch, started_from=source, trained_steps=cfg.steps, data=config["data"])
     results = {"arch": arch.name, "source": source, "steps": cfg.steps, "train_seconds": seconds,
                "first_loss": float(np.mean([m["loss"] for m in metrics if "loss" in m][:20] or [float("nan")])),
                "final_loss": float(np.mean([m["loss"] for m in metrics if "loss" in m][-20:] or [float("nan")])),
