@@ -4,8 +4,6 @@ tiny random SAM end to end, the real Something-Else frames (skipped when the sam
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,7 +212,8 @@ def test_cli_end_to_end_writes_its_files(tiny_model, tmp_path, capsys):
     assert res["images"] == 2 and res["masks"] > 0 and 0 <= res["miou"]["box"] <= 1
     assert 0 <= res["proposals"]["AR"] <= 1
     rows = (tmp_path / "ev" / "per_mask.jsonl").read_text().splitlines()
-    assert len(rows) == res["masks"] and {"iou_model", "iou_oracle", "iou_single", "iou_box"} <= json.loads(rows[0]).keys()
+    assert len(rows) == res["masks"]
+    assert {"iou_model", "iou_oracle", "iou_single", "iou_box"} <= json.loads(rows[0]).keys()
     assert "| all " in (tmp_path / "ev" / "results.md").read_text()
     if real:
         assert (tmp_path / "ev" / "contact_sheet.png").is_file() and res["real"]["frames"] == 7

@@ -186,7 +186,8 @@ def assisted_manual(predictor, records, folder: Path | None, settings: "EngineSe
         image, gt, anns = _gt(rec)
         res = annotate_objects(predictor, image, gt, settings.click_budget, settings.iou_target)
         all_results += res
-        out = [_ann(r.mask, i, anns[i], clicks=r.clicks, iou_gt=r.iou) for i, r in enumerate(res) if r.reached and r.mask.any()]
+        out = [_ann(r.mask, i, anns[i], clicks=r.clicks, iou_gt=r.iou)
+               for i, r in enumerate(res) if r.reached and r.mask.any()]
         accepted += len(out)
         if folder is not None:
             write_image(folder, rec.image_id, image, out)
@@ -415,6 +416,7 @@ def _brief(summary: dict) -> str:
 def engine_table(state: dict) -> str:
     """engine.md: stage 1 per round, held-out per checkpoint, stage 2, stage 3."""
     steps = state["steps"]
+    reached = f"reached {state['settings']['iou_target']:g}"
     f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
     lines = ["# Data engine (simulated annotator)", "",
              f"Settings: {', '.join(f'{k}={v}' for k, v in state['settings'].items())}", ""]
@@ -425,16 +427,15 @@ def engine_table(state: dict) -> str:
                                  f(v.get("clicks_per_mask"), 2), f(v.get("reached")), f(v.get("miou_1click")),
                                  f(v.get("seconds_per_mask"), 1), f(v.get("model_seconds_per_mask"), 3)]
                                 for k, v in s1],
-                               ["round", "images", "objects", "accepted", "clicks/mask", f"reached {state['settings']['iou_target']:g}",
-                                "1-click mIoU", "s/mask (sim.)", "model s/mask"]), ""]
+                               ["round", "images", "objects", "accepted", "clicks/mask", reached, "1-click mIoU",
+                                "s/mask (sim.)", "model s/mask"]), ""]
     held = [(k, v) for k, v in steps.items() if k.startswith("heldout_model")]
     if held:
         lines += ["## Each checkpoint on the same held-out images (val split)", "",
                   format_table([[k.replace("heldout_", ""), v["masks"], f(v.get("clicks_per_mask"), 2),
                                  f(v.get("reached")), f(v.get("miou_1click")), f(v.get("miou_final"))]
                                 for k, v in held],
-                               ["checkpoint", "objects", "clicks/mask", f"reached {state['settings']['iou_target']:g}", "1-click mIoU",
-                                "final mIoU"]), ""]
+                               ["checkpoint", "objects", "clicks/mask", reached, "1-click mIoU", "final mIoU"]), ""]
     if "stage2" in steps:
         v = steps["stage2"]
         lines += ["## Stage 2: semi-automatic", "",
