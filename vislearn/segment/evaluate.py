@@ -162,6 +162,7 @@ def evaluate(model, records: Sequence, *, auto: bool = False, auto_options: dict
     device = predictor.device
     rows, per_image, best_all, n_props = [], [], [], 0
     generator = None
+    tty = sys.stderr.isatty()
     if auto:
         from .automatic import AutomaticMaskGenerator
         from .masks import rle_encode
@@ -195,10 +196,10 @@ def evaluate(model, records: Sequence, *, auto: bool = False, auto_options: dict
                               "recall@0.5": float((best >= 0.5).mean())})
             for i, b in enumerate(best):
                 rows[len(rows) - len(anns) + i]["best_proposal_iou"] = float(b)
-        if progress:
-            print(f"\r{n + 1}/{len(records)} images, {len(rows)} masks, {time.perf_counter() - t0:.0f} s",
-                  end="", file=sys.stderr, flush=True)
-    if progress:
+        if progress and (tty or (n + 1) % 10 == 0 or n + 1 == len(records)):
+            print(f"{n + 1}/{len(records)} images, {len(rows)} masks, {time.perf_counter() - t0:.0f} s",
+                  end="\r" if tty else "\n", file=sys.stderr, flush=True)
+    if progress and tty:
         print(file=sys.stderr)
     return summarise(rows, per_image, best_all, n_images=len({r["image_id"] for r in rows}), auto=auto,
                      seconds=time.perf_counter() - t0)
