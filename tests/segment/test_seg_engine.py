@@ -149,7 +149,7 @@ def test_tiny_engine_end_to_end_and_resume(engine_data, tmp_path, monkeypatch):
     assert 0 <= steps["stage3"]["precision@0.5"] <= 1 and steps["stage2"]["images"] == 1
     saved = read_json(out / "engine.json")
     assert saved["steps"].keys() == steps.keys()
-    assert "Stage 3" in (out / "engine.md").read_text()
+    assert "Stage 3" in (out / "engine.md").read_text() and "Retraining" in (out / "engine.md").read_text()
     # every annotation file is SA-1B (loads back) and holds only accepted masks
     from vislearn.segment.data.sa1b import load_dataset
 

@@ -429,6 +429,12 @@ def engine_table(state: dict) -> str:
                                 for k, v in s1],
                                ["round", "images", "objects", "accepted", "clicks/mask", reached, "1-click mIoU",
                                 "s/mask (sim.)", "model s/mask"]), ""]
+    rt = [(k, v) for k, v in steps.items() if k.startswith("retrain")]
+    if rt:
+        lines += ["## Retraining after each round (fine-tuning from the current checkpoint on all accepted masks)", "",
+                  format_table([[k.replace("retrain", "round"), v["images"], v["masks"],
+                                 v.get("skipped") or v["checkpoint"]] for k, v in rt],
+                               ["after", "images", "masks", "checkpoint"]), ""]
     held = [(k, v) for k, v in steps.items() if k.startswith("heldout_model")]
     if held:
         lines += ["## Each checkpoint on the same held-out images (val split)", "",
