@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .losses import sam_loss
+from .losses import DICE_WEIGHT, FOCAL_WEIGHT, IOU_WEIGHT, sam_loss
+
+LOSS_WEIGHTS = (FOCAL_WEIGHT, DICE_WEIGHT, IOU_WEIGHT)  # the paper's focal : dice : IoU-MSE
 from .masks import masks_to_boxes_xyxy
 
 
@@ -102,7 +104,7 @@ def valid_area(input_sizes: torch.Tensor, size: int) -> torch.Tensor:
 
 def simulate(model, embeddings: torch.Tensor, image_index: torch.Tensor, masks: torch.Tensor, low: torch.Tensor,
              input_sizes: torch.Tensor, generator: torch.Generator, rounds: int = 11, box_noise_max: float = 20.0,
-             keep_prompts: bool = False) -> Interaction:
+             keep_prompts: bool = False, loss_weights: tuple[float, float, float] = LOSS_WEIGHTS) -> Interaction:
     """Run the interaction for every mask of a batch and add up the loss.
 
     `embeddings` [B, C, h, w] (one per image, with grad when the encoder trains); `image_index` long [N]: the image
@@ -135,7 +137,7 @@ def simulate(model, embeddings: torch.Tensor, image_index: torch.Tensor, masks: 
             m_in = mask_input[g] if mask_input is not None else None
             logits, iou_pred = model.decode(embeddings[image_index[g]], points, boxes[g] if boxed else None, m_in,
                                             multimask_output=multimask)
-            lp = sam_loss(logits, iou_pred, low[g])
+            lp = sam_loss(logits, iou_pred, low[g], *loss_weights)
             round_loss = round_loss + lp.total * len(g) / n
             for k in parts:
                 parts[k] += getattr(lp, k) * len(g) / n

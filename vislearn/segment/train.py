@@ -69,6 +69,9 @@ class SegTrainConfig:
     weight_decay: float = setting(0.1, min=0)
     warmup_steps: int = setting(25, min=0)
     grad_clip: float = setting(1.0, min=0)  # 0: none
+    focal_weight: float = setting(20.0, min=0)  # the paper's focal : dice = 20 : 1 (docs/segment.md: at CPU scale
+    dice_weight: float = setting(1.0, min=0)  # from a random or small encoder it predicts background only)
+    iou_weight: float = setting(1.0, min=0)
     box_noise_max: float = setting(0.0, min=0)  # px at the model input; 0: the paper's 20 px at 1024, scaled
     min_area: int = setting(16, min=1)
     hflip: bool = False
@@ -164,7 +167,8 @@ def train_step(model, samples: list[dict], cfg: SegTrainConfig, step: int, box_n
     low = torch.cat([s["low"] for s in samples])
     sizes = torch.cat([torch.tensor([s["input_size"]]).expand(len(s["masks"]), 2) for s in samples])
     g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, step, 2]).integers(2 ** 62)))
-    return simulate(model, emb, image_index, masks, low, sizes, g, rounds=cfg.rounds, box_noise_max=box_noise_max)
+    return simulate(model, emb, image_index, masks, low, sizes, g, rounds=cfg.rounds, box_noise_max=box_noise_max,
+                    loss_weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight))
 
 
 @torch.no_grad()
