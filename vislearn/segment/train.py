@@ -239,8 +239,9 @@ def _train(cfg: SegTrainConfig, data, out: Path, val, resume: bool, overwrite: b
               else f"<{len(train_records)} records>"}
     if resume and (out / "config.json").exists():
         saved = read_json(out / "config.json")
-        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in config.items()
-                if k not in ("threads", "eval_every") and saved.get(k) != v]
+        defaults = dataclasses.asdict(SegTrainConfig())  # a setting added since the run started: its default
+        diff = [f"{k}: {saved.get(k, defaults.get(k))!r} -> {v!r}" for k, v in config.items()
+                if k not in ("threads", "eval_every") and saved.get(k, defaults.get(k)) != v]
         if diff:
             raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])});"
                             " resume with the run's values or choose another --out")
