@@ -104,7 +104,8 @@ def valid_area(input_sizes: torch.Tensor, size: int) -> torch.Tensor:
 
 def simulate(model, embeddings: torch.Tensor, image_index: torch.Tensor, masks: torch.Tensor, low: torch.Tensor,
              input_sizes: torch.Tensor, generator: torch.Generator, rounds: int = 11, box_noise_max: float = 20.0,
-             keep_prompts: bool = False, loss_weights: tuple[float, float, float] = LOSS_WEIGHTS) -> Interaction:
+             keep_prompts: bool = False, loss_weights: tuple[float, float, float] = LOSS_WEIGHTS,
+             all_masks: bool = False) -> Interaction:
     """Run the interaction for every mask of a batch and add up the loss.
 
     `embeddings` [B, C, h, w] (one per image, with grad when the encoder trains); `image_index` long [N]: the image
@@ -137,7 +138,7 @@ def simulate(model, embeddings: torch.Tensor, image_index: torch.Tensor, masks: 
             m_in = mask_input[g] if mask_input is not None else None
             logits, iou_pred = model.decode(embeddings[image_index[g]], points, boxes[g] if boxed else None, m_in,
                                             multimask_output=multimask)
-            lp = sam_loss(logits, iou_pred, low[g], *loss_weights)
+            lp = sam_loss(logits, iou_pred, low[g], *loss_weights, all_masks=all_masks)
             round_loss = round_loss + lp.total * len(g) / n
             for k in parts:
                 parts[k] += getattr(lp, k) * len(g) / n

@@ -63,11 +63,13 @@ class LossParts:
 
 def sam_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor,
              focal_weight: float = FOCAL_WEIGHT, dice_weight: float = DICE_WEIGHT,
-             iou_weight: float = IOU_WEIGHT) -> LossParts:
+             iou_weight: float = IOU_WEIGHT, all_masks: bool = False) -> LossParts:
     """`logits` [N, M, h, w] (M = 1 or 3), `iou_pred` [N, M], `target` bool [N, h, w] at the logits' resolution.
 
     Per mask: focal_weight * focal + dice_weight * dice; of the M outputs the lowest one counts (M = 1: the one).
-    Plus iou_weight * MSE(iou_pred, actual IoU) over all M outputs. Means over the N masks."""
+    Plus iou_weight * MSE(iou_pred, actual IoU) over all M outputs. Means over the N masks.
+    `all_masks`: every output back-propagates (their mean), not only the lowest: a warm-up for small models, whose
+    untrained outputs make an empty mask the lowest loss, after which only that output ever trains."""
     if logits.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in size")
     t = target.unsqueeze(1).expand_as(logits)
@@ -78,7 +80,8 @@ def sam_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor,
     with torch.no_grad():
         actual = mask_iou_of_logits(logits, t)
     iou_mse = F.mse_loss(iou_pred, actual, reduction="none").mean(1)  # [N]
-    total = (mask_loss[rows, choice] + iou_weight * iou_mse).mean()
+    chosen = mask_loss.mean(1) if all_masks else mask_loss[rows, choice]
+    total = (chosen + iou_weight * iou_mse).mean()
     focal, dice = focal.detach(), dice.detach()
     return LossParts(total, float(focal[rows, choice].mean()), float(dice[rows, choice].mean()),
                      float(iou_mse.detach().mean()), float(actual[rows, choice].mean()), choice)

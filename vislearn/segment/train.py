@@ -72,6 +72,7 @@ class SegTrainConfig:
     focal_weight: float = setting(20.0, min=0)  # the paper's focal : dice = 20 : 1 (docs/segment.md: at CPU scale
     dice_weight: float = setting(1.0, min=0)  # from a random or small encoder it predicts background only)
     iou_weight: float = setting(1.0, min=0)
+    all_masks_steps: int = setting(0, min=0)  # the first steps back-propagate all 3 masks (paper: 0, the lowest only)
     box_noise_max: float = setting(0.0, min=0)  # px at the model input; 0: the paper's 20 px at 1024, scaled
     min_area: int = setting(16, min=1)
     hflip: bool = False
@@ -168,7 +169,8 @@ def train_step(model, samples: list[dict], cfg: SegTrainConfig, step: int, box_n
     sizes = torch.cat([torch.tensor([s["input_size"]]).expand(len(s["masks"]), 2) for s in samples])
     g = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, step, 2]).integers(2 ** 62)))
     return simulate(model, emb, image_index, masks, low, sizes, g, rounds=cfg.rounds, box_noise_max=box_noise_max,
-                    loss_weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight))
+                    loss_weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight),
+                    all_masks=step < cfg.all_masks_steps)
 
 
 @torch.no_grad()
