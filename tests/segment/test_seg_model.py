@@ -114,6 +114,12 @@ def test_our_checkpoint_round_trip_and_wrong_size(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(UserError, match="wrong size"):
         load_sam(tmp_path / "a.pth", arch="vit_tiny_p256")
+    save_sam(tmp_path / "h.pth", model, arch, half=True)
+    assert (tmp_path / "h.pth").stat().st_size < 0.55 * (tmp_path / "a.pth").stat().st_size
+    half, _ = load_sam(tmp_path / "h.pth")
+    assert all(v.dtype == torch.float32 for v in half.state_dict().values() if v.is_floating_point())
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in
+               zip(model.state_dict().values(), half.state_dict().values()) if a.is_floating_point())
     torch.save({"weights": torch.zeros(3)}, tmp_path / "b.pth")
     with pytest.raises(UserError, match="not a SAM checkpoint"):
         load_sam(tmp_path / "b.pth")

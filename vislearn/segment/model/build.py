@@ -211,7 +211,11 @@ def load_sam(path: str | os.PathLike, arch: str | SamArch | None = None) -> tupl
     return model.eval(), want
 
 
-def save_sam(path: str | os.PathLike, model: Sam, arch: SamArch, **source) -> None:
-    """Our checkpoint: weights with official names, the size, and where it came from (atomic)."""
+def save_sam(path: str | os.PathLike, model: Sam, arch: SamArch, half: bool = False, **source) -> None:
+    """Our checkpoint: weights with official names, the size, and where it came from (atomic). `half`: floating
+    tensors stored as float16 (half the file; `load_sam` loads them into the float32 model)."""
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
-        torch.save({"format": SAM_FORMAT, "model": model.state_dict(), "arch": arch.to_dict(), "source": source}, tmp)
+        torch.save({"format": SAM_FORMAT, "model": state, "arch": arch.to_dict(), "source": source}, tmp)
