@@ -12,42 +12,17 @@ import pytest
 import torch
 
 from vislearn.segment.export import DECODER_CASES, ExportMismatch, export, main
-from vislearn.segment.model.build import SamArch, load_sam
+from vislearn.segment.model.build import load_sam
 from vislearn.segment.onnx_model import (DECODER_INPUTS, SamOnnxDecoder, SamOnnxEncoder, decoder_example,
                                          encoder_example)
 
 pytest.importorskip("segment_anything")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
+from official_sam import SMALL, official_model  # noqa: E402
 from segment_anything.utils.onnx import SamOnnxModel  # noqa: E402
 
-SMALL = SamArch("test_small", img_size=128, width=64, depth=4, heads=2, window_size=4, global_attn_indexes=(1, 3),
-                prompt_dim=64, decoder_mlp=128, iou_head_hidden=64)
 TOL = 1e-4
-
-
-def official_model(arch: SamArch) -> Sam:
-    """The official classes wired as `segment_anything.build_sam` wires them, at `arch`'s size, every weight
-    perturbed (no zero-initialised part can hide a mistake)."""
-    grid = arch.img_size // 16
-    torch.manual_seed(0)
-    model = Sam(
-        image_encoder=ImageEncoderViT(img_size=arch.img_size, patch_size=16, embed_dim=arch.width, depth=arch.depth,
-                                      num_heads=arch.heads, mlp_ratio=arch.mlp_ratio, out_chans=arch.prompt_dim,
-                                      qkv_bias=True, norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6),
-                                      use_rel_pos=True, window_size=arch.window_size,
-                                      global_attn_indexes=arch.global_attn_indexes),
-        prompt_encoder=PromptEncoder(embed_dim=arch.prompt_dim, image_embedding_size=(grid, grid),
-                                     input_image_size=(arch.img_size, arch.img_size), mask_in_chans=16),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
-            depth=2, embedding_dim=arch.prompt_dim, mlp_dim=arch.decoder_mlp, num_heads=arch.decoder_heads),
-            transformer_dim=arch.prompt_dim, iou_head_depth=3, iou_head_hidden_dim=arch.iou_head_hidden),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +30,7 @@ def setup(tmp_path_factory):
     """The official model, ours loaded from its saved state dict, and one export of each kind (via `export`)."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("export")
-    official = official_model(SMALL)
+    official = official_model(SMALL, perturb=0.05)
     ckpt = root / "sam_official.pth"
     torch.save(official.state_dict(), ckpt)
     ours, _ = load_sam(ckpt)

@@ -3,8 +3,6 @@ names, and SAM's first block sees exactly the tokens the ViT's first block sees 
 the same grid; a file that is not a ViT encoder is one line."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 import torch

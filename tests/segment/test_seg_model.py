@@ -7,40 +7,16 @@ import pytest
 import torch
 
 from vislearn.common.errors import UserError
-from vislearn.segment.model.build import ARCHS, SamArch, arch_of_official_state, build_sam, load_sam, save_sam
+from vislearn.segment.model.build import ARCHS, arch_of_official_state, build_sam, load_sam, save_sam
 
 sam_official = pytest.importorskip("segment_anything")
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
+from official_sam import SMALL, official_model  # noqa: E402
 
-SMALL = SamArch("test_small", img_size=128, width=64, depth=4, heads=2, window_size=4, global_attn_indexes=(1, 3),
-                prompt_dim=64, decoder_mlp=128, iou_head_hidden=64)  # decoder heads: 8, as released
-
-
-def official_model(arch: SamArch) -> Sam:
-    """The official classes, wired as `segment_anything.build_sam` wires them, at `arch`'s size."""
-    grid = arch.img_size // 16
-    torch.manual_seed(0)
-    model = Sam(
-        image_encoder=ImageEncoderViT(img_size=arch.img_size, patch_size=16, embed_dim=arch.width, depth=arch.depth,
-                                      num_heads=arch.heads, mlp_ratio=arch.mlp_ratio, out_chans=arch.prompt_dim,
-                                      qkv_bias=True, norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6),
-                                      use_rel_pos=True, window_size=arch.window_size,
-                                      global_attn_indexes=arch.global_attn_indexes),
-        prompt_encoder=PromptEncoder(embed_dim=arch.prompt_dim, image_embedding_size=(grid, grid),
-                                     input_image_size=(arch.img_size, arch.img_size), mask_in_chans=16),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
-            depth=2, embedding_dim=arch.prompt_dim, mlp_dim=arch.decoder_mlp, num_heads=arch.decoder_heads),
-            transformer_dim=arch.prompt_dim, iou_head_depth=3, iou_head_hidden_dim=arch.iou_head_hidden),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    with torch.no_grad():  # random everything, so that no zero-initialised part (rel. positions) hides a mistake
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    official = official_model(SMALL)
+    official = official_model(SMALL, perturb=0.05)
     path = tmp_path_factory.mktemp("sam") / "sam_official.pth"
     torch.save(official.state_dict(), path)
     ours, arch = load_sam(path)

@@ -13,31 +13,14 @@ from vislearn.segment import auto, predict
 from vislearn.segment.masks import rle_decode
 
 segment_anything = pytest.importorskip("segment_anything")
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
-
-
-def official_tiny_sam() -> Sam:
-    torch.manual_seed(0)
-    model = Sam(
-        ImageEncoderViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, window_size=2,
-                        global_attn_indexes=(1,), out_chans=32, use_rel_pos=True, qkv_bias=True,
-                        norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6)),
-        PromptEncoder(embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=16),
-        MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=64,
-                    num_heads=8), transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=32),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    with torch.no_grad():
-        for p in model.mask_decoder.parameters():
-            if p.ndim >= 2:
-                p.mul_(3.0)
-    return model.eval()
+from official_sam import TINY, official_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("seg_cli")
     ckpt = root / "sam_tiny.pth"
-    torch.save(official_tiny_sam().state_dict(), ckpt)  # an official-layout file, as a user's sam_vit_b.pth
+    torch.save(official_model(TINY, decoder_gain=3.0).state_dict(), ckpt)  # an official-layout file, as a user's sam_vit_b.pth
     rng = np.random.default_rng(0)
     imgs = root / "images"
     imgs.mkdir()
@@ -131,7 +114,7 @@ def test_bad_files(files, tmp_path, capsys, which, words):
 
 
 def test_wrong_size_checkpoint(files, tmp_path, capsys):
-    state = official_tiny_sam().state_dict()
+    state = official_model(TINY, decoder_gain=3.0).state_dict()
     state["mask_decoder.iou_token.weight"] = torch.zeros(1, 16)
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)

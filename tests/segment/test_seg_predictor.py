@@ -14,35 +14,15 @@ from vislearn.segment.transforms import ResizeLongestSide
 
 segment_anything = pytest.importorskip("segment_anything")
 from segment_anything import SamPredictor as OfficialPredictor  # noqa: E402
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
+from official_sam import TINY, official_model  # noqa: E402
 from segment_anything.utils.transforms import ResizeLongestSide as OfficialResize  # noqa: E402
 
 H, W = 48, 80  # not square: the resize pads, prompts scale by different factors than a square would
 
 
-def official_tiny_sam(seed: int = 0) -> Sam:
-    """A tiny official SAM (64 px, width 32), decoder sharpened so that masks depend on the prompt."""
-    torch.manual_seed(seed)
-    model = Sam(
-        ImageEncoderViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2, window_size=2,
-                        global_attn_indexes=(1,), out_chans=32, use_rel_pos=True, qkv_bias=True,
-                        norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6)),
-        PromptEncoder(embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=16),
-        MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=64,
-                    num_heads=8), transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=32),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)  # no zero-initialised part (relative positions) hides a mistake
-        for p in model.mask_decoder.parameters():
-            if p.ndim >= 2:
-                p.mul_(2.0)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    official = official_tiny_sam()
+    official = official_model(TINY, perturb=0.05, decoder_gain=2.0)
     path = tmp_path_factory.mktemp("sam") / "sam_tiny.pth"
     torch.save(official.state_dict(), path)
     ours, _ = load_sam(path)

@@ -4,7 +4,6 @@ sam.pth, exact resume after SIGKILL, and one-line errors for bad input. Data: `v
 64 px; model: a tiny SamArch (64 px, width 32) saved with save_sam and given as --init."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

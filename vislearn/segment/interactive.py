@@ -119,7 +119,7 @@ def simulate(model, embeddings: torch.Tensor, image_index: torch.Tensor, masks: 
     coords = first_xy[:, None].float()  # [N, P, 2]
     labels = torch.ones(n, 1, dtype=torch.long)
     plan = [True] + round_plan(rounds, generator)
-    mask_input, total, out = None, 0.0, Interaction(loss=torch.zeros(()))
+    mask_input, pred, total, out = None, masks, 0.0, Interaction(loss=torch.zeros(()))  # pred: set by round 0
     groups = [g for g in (torch.nonzero(use_box).flatten(), torch.nonzero(~use_box).flatten()) if len(g)]
     for r, new_point in enumerate(plan):
         if r > 0 and new_point:

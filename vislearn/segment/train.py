@@ -43,7 +43,7 @@ from vislearn.common.validate import COMMAND_LINE, apply, config_chain, setting,
 
 from .interactive import simulate
 from .masks import interior_point, masks_to_boxes_xyxy
-from .model.build import ARCHS, SamArch, arch_by_name, build_sam, load_sam, save_sam
+from .model.build import ARCHS, arch_by_name, build_sam, load_sam, save_sam
 from .samples import SegSamples
 
 KIND = "segment train"

@@ -151,7 +151,7 @@ def arch_of_official_state(state: dict[str, torch.Tensor], source: str = "<state
              if f"image_encoder.blocks.{i}.attn.rel_pos_h" in state]
     windowed = [(r + 1) // 2 for r in rel_h if (r + 1) // 2 != grid]
     global_idx = tuple(i for i, r in enumerate(rel_h) if (r + 1) // 2 == grid)
-    head_dim = int(state[f"image_encoder.blocks.0.attn.rel_pos_h"].shape[1]) if rel_h else 64
+    head_dim = int(state["image_encoder.blocks.0.attn.rel_pos_h"].shape[1]) if rel_h else 64
     stem = [k for k in state if k.startswith("image_encoder.patch_embed.backbone.")]
     if stem:
         raise UserError(f"{source}: a conv-stem SAM without its size; save it with `save_sam` (vislearn checkpoints "

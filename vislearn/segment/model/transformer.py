@@ -3,7 +3,6 @@ token -> image, MLP on the tokens, image -> token), then a final token -> image 
 cross-attentions work at half width (`attention_downsample_rate` 2), as in the paper."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
