@@ -295,11 +295,13 @@ def retrain(init_checkpoint: str, records: list, folder: Path, settings: EngineS
     """Fine-tune from `init_checkpoint` on `records` with the training command's python API (`train.train`: the
     paper's simulated interactive training) in `folder`; returns the new checkpoint's path. A killed fine-tuning
     resumes from its own last checkpoint (`resume=True`)."""
-    from .train import SegTrainConfig, train
+    from .train import DEFAULT_CONFIG, load_config, train
 
-    cfg = SegTrainConfig(init=init_checkpoint, steps=settings.train_steps, batch_images=settings.train_batch,
-                         lr=settings.lr, warmup_steps=min(10, settings.train_steps // 10), seed=settings.seed,
-                         val_images=0, ckpt_every=max(1, min(25, settings.train_steps)))
+    # the training command's default recipe (configs/segment/train.yaml), fine-tuning from the current model
+    cfg = dataclasses.replace(load_config(DEFAULT_CONFIG), init=init_checkpoint, steps=settings.train_steps,
+                              batch_images=settings.train_batch, lr=settings.lr,
+                              warmup_steps=min(10, settings.train_steps // 10), seed=settings.seed, val_images=0,
+                              ckpt_every=max(1, min(25, settings.train_steps)))
     results = train(cfg, records, folder, val=[], resume=True, log=lambda *_: None, progress=False)
     return str(results["sam"])
 
