@@ -104,6 +104,18 @@ def _occlude(canvas, idbuf, draw, keep: float) -> bool:
     return False
 
 
+def table_canvas(rng: np.random.Generator, bank: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random n x n crop of a table from `bank` (flipped half the time, colour-jittered), an empty id buffer and
+    the lighting to apply at the end: how every rendered image starts (the object set's and the segment family's)."""
+    b, oy, ox = int(rng.integers(len(bank))), int(rng.integers(bank.shape[1] - n + 1)), \
+        int(rng.integers(bank.shape[2] - n + 1))
+    table = bank[b, oy:oy + n, ox:ox + n]
+    if rng.random() < 0.5:
+        table = table[:, ::-1]
+    canvas = table.astype(F32) * (rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)).astype(F32)
+    return canvas, np.zeros((n, n), np.uint8), make_lighting(rng, n, n)
+
+
 def rng_for(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index, STREAM]))
 
@@ -147,14 +159,7 @@ def render_image(seed: int, split: str, index: int, size: int = 64) -> tuple[np.
     noun = CLASSES[label]
     n = size
     zoom = rng.uniform(1.4, 2.6)  # the objects' scale of the renderer (shadows, the hand)
-    b, oy, ox = int(rng.integers(len(bank))), int(rng.integers(bank.shape[1] - n + 1)), \
-        int(rng.integers(bank.shape[2] - n + 1))
-    table = bank[b, oy:oy + n, ox:ox + n]
-    if rng.random() < 0.5:
-        table = table[:, ::-1]
-    canvas = table.astype(F32) * (rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)).astype(F32)
-    idbuf = np.zeros((n, n), np.uint8)
-    lighting = make_lighting(rng, n, n)
+    canvas, idbuf, lighting = table_canvas(rng, bank, n)
 
     # the target: pose first, so that clutter can be placed around it
     frac = rng.uniform(0.45, 0.8)

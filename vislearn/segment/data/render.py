@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vislearn.backbones.imagesets.nouns import CLASSES
-from vislearn.backbones.imagesets.render import _half_extent, background_bank, make_look, noise_bank
-from vislearn.common.drawing.background import make_lighting
+from vislearn.backbones.imagesets.render import _half_extent, background_bank, make_look, noise_bank, table_canvas
 from vislearn.common.drawing.draw import ObjState, draw_object, draw_shadow
 from vislearn.common.drawing.hand import ARM_LAYER, HAND_LAYER, draw_hand, make_hand
 from vislearn.common.drawing.objects import Look, Noun
@@ -125,14 +124,7 @@ def render_scene(seed: int, split: str, index: int, size: int = 256) -> Scene:
     rng = rng_for(seed, split, index)
     n = size
     bank = background_bank(seed, split, n)
-    b, oy, ox = int(rng.integers(len(bank))), int(rng.integers(bank.shape[1] - n + 1)), \
-        int(rng.integers(bank.shape[2] - n + 1))
-    table = bank[b, oy:oy + n, ox:ox + n]
-    if rng.random() < 0.5:
-        table = table[:, ::-1]
-    canvas = table.astype(F32) * (rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)).astype(F32)
-    idbuf = np.zeros((n, n), np.uint8)
-    lighting = make_lighting(rng, n, n)
+    canvas, idbuf, lighting = table_canvas(rng, bank, n)
     S = n / 240.0
 
     # objects, back to front: the lower in the image, the nearer
