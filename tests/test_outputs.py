@@ -167,6 +167,28 @@ def test_one_writer_per_folder_and_a_killed_holder_frees_it(tmp_path):
     claim.release()
 
 
+KILLED_AFTER_RENAME = (
+    "import os, sys\nfrom vislearn.common import files, outputs\n"
+    "outputs.claim_folder(sys.argv[1], lock=True, kind='test')\n"
+    "real = os.replace\n"
+    "def replace_then_die(a, b):\n    real(a, b)\n    os._exit(9)\n"
+    "files.os.replace = replace_then_die\n"
+    "files.write_text(os.path.join(sys.argv[1], 'a.txt'), 'x')\n")
+
+
+def test_a_run_killed_just_after_publishing_a_file_leaves_one_that_is_ours(tmp_path):
+    """The window between the rename and the manifest record: a run killed there (as CI once did to
+    generate-data) must leave a file its re-run may replace or trim, not one it refuses as the user's."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_RENAME, str(out)], env=ENV)
+    assert proc.returncode == 9 and (out / "a.txt").read_text() == "x"
+    assert outputs.ours(out / "a.txt")
+    claim = outputs.claim_folder(out, lock=True, kind="test")
+    write_text(out / "a.txt", "y")  # replaced without --overwrite
+    claim.release()
+    assert (out / "a.txt").read_text() == "y"
+
+
 def test_the_manifest_is_updated_by_two_processes_at_once(tmp_path):
     out = tmp_path / "shared"
     out.mkdir()

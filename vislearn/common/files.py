@@ -83,6 +83,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        # noted as ours before it is published: a kill between the two must not leave a file a re-run refuses
+        outputs.record(path, stat_of=tmp)
         os.replace(tmp, path)
     except OSError as e:
         _remove(tmp)
@@ -90,7 +92,6 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
-    outputs.record(path)  # in the manifest of the folder: ours, so a re-run may replace it
 
 
 @contextlib.contextmanager

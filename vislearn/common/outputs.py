@@ -233,9 +233,13 @@ def ours(path: PathLike, root: str | None = None) -> bool:
     return isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
 
 
-def record(path: PathLike, root: str | None = None, kind: str | None = None) -> None:
+def record(path: PathLike, root: str | None = None, kind: str | None = None, stat_of: PathLike | None = None) -> None:
     """Note the file `path`, just written by vislearn, in the manifest that speaks for it (if any; or
-    that of `root`). `atomic_path` calls it; a writer that publishes a file another way calls it itself."""
+    that of `root`). `atomic_path` calls it; a writer that publishes a file another way calls it itself.
+
+    `stat_of`: the file whose size and mtime to note, where `path` is not there yet: `atomic_path` notes its
+    temporary file (a rename keeps both) before the rename, so a run killed between the two leaves a file
+    that is still ours, not one a re-run must refuse."""
     path = Path(path)
     root = root if root is not None else _root_of(path)
     if root is None:
@@ -244,7 +248,7 @@ def record(path: PathLike, root: str | None = None, kind: str | None = None) -> 
         claim = claim_of(path)
         kind = claim.kind if claim is not None else None
     try:
-        st = os.stat(path)
+        st = os.stat(stat_of if stat_of is not None else path)
         records = [{"name": _rel(path, root), "size": st.st_size, "mtime_ns": st.st_mtime_ns}]
         if kind and read_manifest(root).get("kind") != kind:
             records.insert(0, {"kind": kind})

@@ -438,8 +438,8 @@ def infer(args) -> int:
         raise
     if json_out is not None:
         json_out.close()
+        record(args.json, stat_of=partial)  # ours (where its folder keeps a manifest), noted before it is there
         os.replace(partial, args.json)
-        record(args.json)  # ours, where its folder keeps a manifest
     failed = [r for r in results if not r["ok"]]
     if len(results) > 1:
         show(summary_table(results))
