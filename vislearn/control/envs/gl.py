@@ -1,0 +1,55 @@
+"""Which OpenGL MuJoCo renders offscreen with: `MUJOCO_GL`, chosen before `mujoco` is imported.
+
+MuJoCo reads `MUJOCO_GL` once, at import. A user's own setting is kept; otherwise EGL (a GPU or Mesa's
+software EGL) is taken where its library loads, then OSMesa (apt `libosmesa6`). Where neither loads, the
+first render says so in one line naming the apt packages, instead of a traceback from deep in PyOpenGL."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+from vislearn.common.errors import UserError
+
+BACKENDS = {"egl": ("EGL", "libegl1"), "osmesa": ("OSMesa", "libosmesa6")}
+MISSING = ("no offscreen OpenGL for MuJoCo: install EGL (apt install libegl1) or OSMesa (apt install libosmesa6), "
+           "or set MUJOCO_GL to a backend that works here")
+
+
+def _loads(library: str) -> bool:
+    name = ctypes.util.find_library(library)
+    if name is None:
+        return False
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
+def choose_gl() -> str | None:
+    """Set `MUJOCO_GL` if the user did not, and return it (None: no backend loads here)."""
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    for backend, (library, _) in BACKENDS.items():
+        if _loads(library):
+            os.environ["MUJOCO_GL"] = backend
+            if backend == "osmesa":
+                os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+            else:
+                os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+            return backend
+    return None
+
+
+def renderer(model, height: int, width: int):
+    """A `mujoco.Renderer`, or a one-line error naming what to install when no backend can render."""
+    import mujoco  # noqa: PLC0415 - after choose_gl
+
+    if choose_gl() is None:
+        raise UserError(MISSING)
+    try:
+        return mujoco.Renderer(model, height, width)
+    except Exception as e:  # noqa: BLE001 - PyOpenGL / EGL raise many kinds; the user needs one line
+        raise UserError(f"{MISSING} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
