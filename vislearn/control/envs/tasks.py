@@ -11,6 +11,18 @@ from dataclasses import dataclass
 
 from vislearn.common.errors import UserError
 
+# Seeds, in one place so that demonstrations never share an episode with an evaluation: evaluation episode i runs
+# seed EVAL_SEEDS + i; demonstrations of `demos --seed k` draw seeds DEMO_SEEDS + k * DEMO_SEED_STRIDE + j, j = 0, 1,
+# ... (failed expert episodes skipped). 100,000 seeds per demo seed and 1,000,000 evaluation seeds before them.
+EVAL_SEEDS = 0
+DEMO_SEEDS = 1_000_000
+DEMO_SEED_STRIDE = 100_000
+
+
+def demo_seed_base(seed: int = 0) -> int:
+    """The first environment seed of the demonstrations drawn with `--seed seed`."""
+    return DEMO_SEEDS + int(seed) * DEMO_SEED_STRIDE
+
 
 @dataclass(frozen=True)
 class Task:
