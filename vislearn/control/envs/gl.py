@@ -42,10 +42,21 @@ def choose_gl() -> str | None:
     return None
 
 
+def import_mujoco():
+    """`import mujoco`, or the one-line error: MuJoCo loads its OpenGL backend when it is imported, so a backend named
+    in `MUJOCO_GL` that is missing here (OSMesa without libosmesa6, a name MuJoCo does not know) fails there."""
+    choose_gl()
+    try:
+        import mujoco  # noqa: PLC0415
+    except Exception as e:  # noqa: BLE001 - PyOpenGL / MuJoCo raise many kinds; the user needs one line
+        raise UserError(f"{MISSING} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
+    return mujoco
+
+
 def renderer(model, height: int, width: int):
     """A `mujoco.Renderer`, or a one-line error naming what to install when no backend can render."""
-    import mujoco  # noqa: PLC0415 - after choose_gl
-
+    mujoco = import_mujoco()
     if choose_gl() is None:
         raise UserError(MISSING)
     try:

@@ -11,7 +11,7 @@ Rendering is skipped with `pixels=False` (state-only work: the oracle, the exper
 `reset(seed=s)` seeds the task's positions: one seed, one episode, on any machine of this kind."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 import numpy as np
@@ -96,8 +96,7 @@ class Renderer:
 
 
 def _metaworld_env(task: Task):
-    gl.choose_gl()
-    import mujoco
+    mujoco = gl.import_mujoco()
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
     env = ALL_V3_ENVIRONMENTS[task.metaworld]()
@@ -130,6 +129,7 @@ class SawyerTaskEnv(gym.Env):
         if pixels:
             s = self.settings.size
             spaces["pixels"] = gym.spaces.Box(0, 255, (s, s, 3), np.uint8)
+        self._extra: dict[int, Renderer] = {}  # `frame(size)`'s renderers, by size
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self._t = 0
@@ -160,7 +160,15 @@ class SawyerTaskEnv(gym.Env):
     def render(self):
         return self._renderer(self._env.data) if self._renderer is not None else None
 
+    def frame(self, size: int) -> np.ndarray:
+        """The scene now at `size` pixels, same camera and settings, apart from the observations' frames: a video
+        at another size than the policy's input (`vislearn control record`), which still sees its own."""
+        if size not in self._extra:
+            self._extra[size] = Renderer(self._env.model, replace(self.settings, size=size))
+        return self._extra[size](self._env.data)
+
     def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
+        for r in [self._renderer, *self._extra.values()]:
+            if r is not None:
+                r.close()
         self._env.close()

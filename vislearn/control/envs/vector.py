@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
+from . import gl
 from .sawyer import RenderSettings, SawyerTaskEnv
 from .tasks import get_task
 
@@ -21,6 +22,7 @@ def make_vector_env(task: str, num_envs: int = 1, pixels: bool = True, render: R
     """`num_envs` copies of task `task`; in worker processes when `asynchronous` (default: more than one)."""
     get_task(task)  # an unknown name fails here, in one line, not in a worker
     render.check()
+    gl.import_mujoco()  # so does a broken OpenGL backend (MUJOCO_GL)
     fns = [functools.partial(SawyerTaskEnv, task, pixels, render) for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.DISABLED  # run_episodes resets each environment with its episode's seed
     if asynchronous if asynchronous is not None else num_envs > 1:

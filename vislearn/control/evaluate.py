@@ -1,0 +1,103 @@
+"""`vislearn control evaluate POLICY`: the success rate of a saved policy (`policy.pt` of `bc` / `ppo`) over
+seeded episodes, on the observations it was trained on (its render size, camera and encoder come from the file).
+
+Episode k starts from seed `--seed-base` + k (default: the evaluation seeds, `EVAL_SEEDS` of `envs/tasks.py`, apart
+from the seeds demonstrations are recorded on), so two policies evaluated with the same flags meet the same starts,
+however many processes run them. Prints one table line; `--out` writes the per-episode results as JSON."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from vislearn.common.cli import Parser, command, positive_int
+
+
+def default_seed_base() -> int:
+    """Where evaluation seeds start: `envs.tasks.EVAL_SEEDS` (its first seed, where it is a range) or 0 before it."""
+    from vislearn.control.envs import tasks
+
+    seeds = getattr(tasks, "EVAL_SEEDS", 0)
+    return int(seeds) if isinstance(seeds, (int, np.integer)) else int(list(seeds)[0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="vislearn control evaluate", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="example: vislearn control evaluate runs/bc/reach/policy.pt --episodes 50 --out eval.json")
+    p.add_argument("policy", metavar="POLICY", help="a policy file (policy.pt) of `vislearn control bc` or `ppo`")
+    p.add_argument("--episodes", type=positive_int, default=20, help="episodes, one seed each (default 20)")
+    p.add_argument("--num-envs", type=positive_int, default=2, help="environments, each in its own process when more "
+                   "than one (default 2; results do not depend on it)")
+    p.add_argument("--seed-base", type=int, default=None, help="the first episode's seed (default: the evaluation "
+                   "seeds, apart from the demonstrations')")
+    p.add_argument("--out", metavar="FILE.json", help="write the results (per episode too) as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out file vislearn did not write")
+    return p
+
+
+def episode_rows(episodes) -> list[dict]:
+    return [{"seed": e.seed, "success": bool(e.success), "length": int(e.length), "return": round(float(e.ret), 4)}
+            for e in episodes]
+
+
+def summary(episodes) -> dict:
+    """Success rate, mean episode length and return of a list of `envs.Episode`."""
+    n = len(episodes)
+    return {"episodes": n, "successes": int(sum(e.success for e in episodes)),
+            "success_rate": sum(e.success for e in episodes) / n,
+            "mean_length": float(np.mean([e.length for e in episodes])),
+            "mean_return": float(np.mean([e.ret for e in episodes]))}
+
+
+def evaluate_agent(agent, episodes: int, num_envs: int, seed_base: int, progress=None) -> tuple[dict, list]:
+    """(summary, episodes) of `agent` over seeds seed_base .. seed_base + episodes - 1."""
+    from vislearn.control.envs import make_vector_env, run_episodes
+
+    seeds = list(range(seed_base, seed_base + episodes))
+    vec = make_vector_env(agent.task, min(num_envs, episodes), pixels=agent.encoder is not None, render=agent.render)
+    try:
+        eps = run_episodes(vec, agent, seeds, on_episode=progress)
+    finally:
+        vec.close()
+    return summary(eps), eps
+
+
+def run(args: argparse.Namespace) -> int:
+    from vislearn.common.files import input_file, new_output_file
+    from vislearn.common.jsonio import write_json
+    from vislearn.control.agent import load_agent
+
+    input_file(args.policy, "policy file", "a policy file (policy.pt)")
+    if args.out:
+        new_output_file(args.out, [args.policy], args.overwrite)
+    agent, ckpt = load_agent(args.policy)
+    seed_base = default_seed_base() if args.seed_base is None else args.seed_base
+    done = [0]
+
+    def progress(_episode) -> None:
+        done[0] += 1
+        if sys.stderr.isatty():
+            print(f"\repisodes {done[0]}/{args.episodes}", end="", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    stats, eps = evaluate_agent(agent, args.episodes, args.num_envs, seed_base, progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    result = {"policy": str(args.policy), "task": agent.task, "method": ckpt.get("method"), "encoder": agent.spec,
+              "render": ckpt.get("render"), "seed_base": seed_base, **stats,
+              "seconds": round(time.perf_counter() - t0, 2), "per_episode": episode_rows(eps)}
+    print(f"{agent.task}  {ckpt.get('method')}  {agent.spec}  success {stats['success_rate']:.2f} "
+          f"({stats['successes']}/{stats['episodes']})  mean length {stats['mean_length']:.1f}  "
+          f"seeds {seed_base}..{seed_base + args.episodes - 1}")
+    if args.out:
+        write_json(args.out, result, indent=1)
+    return 0
+
+
+main = command(build_parser, run)
+
+if __name__ == "__main__":
+    sys.exit(main())
