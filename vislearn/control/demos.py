@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def load_demos(folder: str | Path, n: int | None = None, pixels: bool = True, ta
                 seed = int(z["seed"])
         except FileNotFoundError:
             raise UserError(f"{path}: demonstration file not found (listed in {INDEX})") from None
-        except (OSError, ValueError, KeyError, EOFError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise UserError(f"{path}: damaged demonstration file ({type(e).__name__}); record it again with "
                             f"`vislearn control demos --overwrite`") from None
         lengths = {len(parts[k][-1]) for k in (FIELDS if pixels else FIELDS[1:])}
