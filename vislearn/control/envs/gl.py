@@ -54,9 +54,23 @@ def import_mujoco():
     return mujoco
 
 
+def _load_llvm_users_first() -> None:
+    """Load triton's library (LLVM inside; torch imports it with torch._dynamo, e.g. at the first optimizer) before
+    Mesa's software OpenGL (LLVM too): loaded after a Mesa context exists, it crashes the process (SIGSEGV, measured
+    with torch 2.14 / triton here). Loaded first, both work."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            import triton._C.libtriton  # noqa: F401, PLC0415
+    except Exception:  # noqa: BLE001 - a broken triton is torch's business, not the renderer's
+        pass
+
+
 def renderer(model, height: int, width: int):
     """A `mujoco.Renderer`, or a one-line error naming what to install when no backend can render."""
     mujoco = import_mujoco()
+    _load_llvm_users_first()
     if choose_gl() is None:
         raise UserError(MISSING)
     try:
