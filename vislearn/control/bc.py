@@ -135,7 +135,7 @@ def fit_norm(features: np.ndarray | None, proprio: np.ndarray, feature_dim: int)
     return Norm(fm, fs, pm, ps)
 
 
-def prepare_data(cfg: BCConfig, spec, encoder, dist: DistInfo, log) -> Data:
+def prepare_data(cfg: BCConfig, spec, encoder, dist: DistInfo, log, overwrite: bool = False) -> Data:
     info = demos_info(cfg.demos)
     n = cfg.num_demos or len(info["episodes"])
     demos = load_demos(cfg.demos, n, pixels=spec.kind == "scratch", task=cfg.task or None)
@@ -144,7 +144,7 @@ def prepare_data(cfg: BCConfig, spec, encoder, dist: DistInfo, log) -> Data:
         feats = demos.states.astype(np.float32)
     elif spec.frozen:
         if dist.is_main:
-            feats = cached_features(cfg.demos, spec, cfg.seed, encoder, log, progress=sys.stderr.isatty())
+            feats = cached_features(cfg.demos, spec, cfg.seed, encoder, log, sys.stderr.isatty(), overwrite)
         barrier()  # the other processes read what the first one cached
         if not dist.is_main:
             feats = cached_features(cfg.demos, spec, cfg.seed, encoder, log=lambda *a: None)
@@ -220,7 +220,7 @@ def _train(cfg: BCConfig, out: Path, overwrite: bool, log, dist: DistInfo) -> tu
         write_json(out / "config.json", config, indent=1)
     barrier()
     encoder = build_encoder(spec, cfg.seed)
-    data = prepare_data(cfg, spec, encoder, dist, log)
+    data = prepare_data(cfg, spec, encoder, dist, log, overwrite)
     frames = len(data.actions)
     per_epoch, total, warmup = schedule(cfg, spec, frames)
 

@@ -19,7 +19,7 @@ import numpy as np
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import write_json
-from vislearn.common.outputs import claim_folder
+from vislearn.common.outputs import claim_folder, session
 
 from .demos import demos_info, load_demos
 from .encoders import EncoderSpec, build_encoder, encode_frames, parse_spec
@@ -81,9 +81,12 @@ def _valid(npy: Path, sidecar: Path, expected: dict) -> np.ndarray | None:
 
 
 def cached_features(demos_dir: str | os.PathLike, spec: EncoderSpec | str, seed: int = 0, encoder=None,
-                    log=print, progress: bool = False) -> np.ndarray:
+                    log=print, progress: bool = False, overwrite: bool = False) -> np.ndarray:
     """float32 [frames of all stored demonstrations, dim]: from the cache when it is valid, else computed with the
-    frozen encoder (`encoder`, or built from `spec` and `seed`) and cached. Slice with `Demos.episode`."""
+    frozen encoder (`encoder`, or built from `spec` and `seed`) and cached. Slice with `Demos.episode`.
+
+    A cache file that changed since vislearn wrote it is not trusted and, as every file vislearn did not write,
+    not replaced either unless `overwrite` (bc's --overwrite): the features are computed and used uncached."""
     demos_dir = Path(demos_dir)
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if not spec.frozen or not spec.pixels:
@@ -104,13 +107,14 @@ def cached_features(demos_dir: str | os.PathLike, spec: EncoderSpec | str, seed:
     bar = tqdm(total=len(demos), desc=f"features {spec.slug}", unit="frame", disable=not progress)
     feats = encode_frames(encoder, demos.pixels, progress=lambda n: bar.update(n - bar.n))
     bar.close()
-    try:
-        claim_folder(npy.parent, kind="control features")  # our own files only (a user's file there is not replaced)
-    except UserError as e:  # a read-only demonstrations folder (shared): train anyway, uncached
-        log(f"features of {spec}: not cached ({e})")
-        return feats
-    with atomic_path(npy) as tmp:
-        np.save(tmp, feats)
-    write_json(sidecar, {**expected, "sha256": sha256_file(npy), "shape": list(feats.shape)}, indent=1)
+    with session():  # the features folder is claimed for these two files only
+        try:  # our own files only: a file there that vislearn did not write (or that changed since) needs `overwrite`
+            claim_folder(npy.parent, [npy.name, sidecar.name], kind="control features", overwrite=overwrite)
+        except UserError as e:  # that, or a read-only demonstrations folder (shared): train anyway, uncached
+            log(f"features of {spec}: not cached ({e})")
+            return feats
+        with atomic_path(npy) as tmp:
+            np.save(tmp, feats)
+        write_json(sidecar, {**expected, "sha256": sha256_file(npy), "shape": list(feats.shape)}, indent=1)
     log(f"features of {spec}: {feats.shape[0]} frames x {feats.shape[1]} computed, cached in {npy}")
     return feats
