@@ -46,6 +46,8 @@ DEMOS = [
               prepare="vislearn.video.actions.table:demo_data"),
     QuickDemo("segment", "Segment Anything: promptable masks on renders with parts (ICCV 2023)",
               "vislearn.segment.demo:quick_demo", "segment/synthetic", 120),
+    QuickDemo("control", "MVP: behaviour cloning from pixels with frozen encoders (MuJoCo, Meta-World reach)",
+              "vislearn.control.demo:quick_demo", "control/demos", 120),
 ]
 
 

@@ -4,8 +4,8 @@ as one file (`policy.pt`) that `evaluate`, `record`, `bc` and `ppo` all read and
 The file (`torch.save` of a dict):
 - `format`: "vislearn-control-policy"; `task`; `method` ("bc" | "ppo"); `encoder`: the spec (`encoders.py`);
 - `policy`: the MVPPolicy state dict; `feature_dim`, `proprio_dim`, `action_dim`;
-- `encoder_state`: the encoder's weights where they were trained (`scratch:`), else absent (a frozen encoder is
-  rebuilt from its spec, its checkpoint file checked by `source_size`);
+- `encoder_state`: the encoder's weights where they were trained (`scratch:`), else absent: a frozen encoder is
+  rebuilt from its spec (a `ckpt:`/`mvp:` file read again from its path; `random:` is the seed-0 network);
 - `norm`: {feature_mean, feature_std, proprio_mean, proprio_std} (lists; features and proprioception are
   standardised with the training set's statistics before the policy sees them);
 - `render`: {size, camera, shadows}, the observations the policy was trained on;

@@ -110,7 +110,7 @@ def finished(folder: Path, episodes: int) -> dict | None:
 
 
 def run_grid(grid: Grid, out: Path, demos_root: Path, log=print) -> dict:
-    from .bc import load_config, train_bc
+    from .bc import DEFAULT_CONFIG as BC_CONFIG, load_config, train_bc
     from .demos import record_demos
     from .envs import RenderSettings
 
@@ -128,7 +128,7 @@ def run_grid(grid: Grid, out: Path, demos_root: Path, log=print) -> dict:
                     res = finished(folder, grid.eval_episodes)
                     if res is None:
                         t0 = time.perf_counter()
-                        cfg = load_config(None, [*grid.bc, f"demos={demos_root / task}", f"task={task}",
+                        cfg = load_config(BC_CONFIG, [*grid.bc, f"demos={demos_root / task}", f"task={task}",
                                                  f"encoder={grid.spec(label, seed)}", f"num_demos={n}", f"seed={seed}",
                                                  f"eval_episodes={grid.eval_episodes}",
                                                  f"eval_num_envs={grid.eval_num_envs}"])
