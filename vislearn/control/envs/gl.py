@@ -67,12 +67,22 @@ def _load_llvm_users_first() -> None:
         pass
 
 
+_rendered_in: set[int] = set()  # processes (pids) that made an OpenGL context
+
+
+def rendered_here() -> bool:
+    """Whether this process has made an OpenGL context: a child it forks then hangs making its own (Mesa's EGL
+    keeps threads and state that do not survive a fork), so vector envs start their workers otherwise."""
+    return os.getpid() in _rendered_in
+
+
 def renderer(model, height: int, width: int):
     """A `mujoco.Renderer`, or a one-line error naming what to install when no backend can render."""
     mujoco = import_mujoco()
     _load_llvm_users_first()
     if choose_gl() is None:
         raise UserError(MISSING)
+    _rendered_in.add(os.getpid())
     try:
         return mujoco.Renderer(model, height, width)
     except Exception as e:  # noqa: BLE001 - PyOpenGL / EGL raise many kinds; the user needs one line

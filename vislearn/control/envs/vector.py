@@ -28,7 +28,9 @@ def make_vector_env(task: str, num_envs: int = 1, pixels: bool = True, render: R
     if asynchronous if asynchronous is not None else num_envs > 1:
         # forked (gymnasium's default here): a worker makes its own OpenGL context on its first frame and never
         # runs torch, so nothing of the parent's it must not share; spawn would ask every script for a main guard
-        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+        # ... except after this process rendered: a forked worker would hang making its OpenGL context, so workers
+        # come from a fresh server process then (forkserver: a script needs the usual `if __name__ == "__main__"`)
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver" if gl.rendered_here() else None)
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
 
