@@ -15,7 +15,7 @@ import numpy as np
 from vislearn.common.cli import Parser, command, positive_int
 
 STILL_STEPS = 15  # expert steps before the still: the arm has moved towards the object, nothing is solved yet
-SPEED_FRAMES = 20
+SPEED_FRAMES = 10
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -146,7 +146,7 @@ def actor(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from vislearn.common.files import input_file, new_output_file
     from vislearn.control.envs import SawyerTaskEnv
-    from vislearn.control.evaluate import default_seed_base
+    from vislearn.control.envs.tasks import EVAL_SEEDS
 
     if (args.policy is None) == (args.expert is None):
         raise UserError("give a POLICY file or --expert TASK (one of the two)")
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--still: {args.still} is also --out")
         new_output_file(args.still, inputs, args.overwrite, flag="--still")
     task, act, pixels, render, label = actor(args)
-    seed_base = default_seed_base() if args.seed_base is None else args.seed_base
+    seed_base = EVAL_SEEDS if args.seed_base is None else args.seed_base
     hold = max(1, round(HOLD_SECONDS * args.fps))
     env = SawyerTaskEnv(task, pixels=pixels, render=render)
     first_last = None
