@@ -10,8 +10,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 from vislearn.common.cli import Parser, command, positive_int
 
 
@@ -31,38 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def episode_rows(episodes) -> list[dict]:
-    return [{"seed": e.seed, "success": bool(e.success), "length": int(e.length), "return": round(float(e.ret), 4)}
-            for e in episodes]
-
-
-def summary(episodes) -> dict:
-    """Success rate, mean episode length and return of a list of `envs.Episode`."""
-    n = len(episodes)
-    return {"episodes": n, "successes": int(sum(e.success for e in episodes)),
-            "success_rate": sum(e.success for e in episodes) / n,
-            "mean_length": float(np.mean([e.length for e in episodes])),
-            "mean_return": float(np.mean([e.ret for e in episodes]))}
-
-
-def evaluate_agent(agent, episodes: int, num_envs: int, seed_base: int, progress=None) -> tuple[dict, list]:
-    """(summary, episodes) of `agent` over seeds seed_base .. seed_base + episodes - 1."""
-    from vislearn.control.envs import make_vector_env, run_episodes
-
-    seeds = list(range(seed_base, seed_base + episodes))
-    vec = make_vector_env(agent.task, min(num_envs, episodes), pixels=agent.encoder is not None, render=agent.render)
-    try:
-        eps = run_episodes(vec, agent, seeds, on_episode=progress)
-    finally:
-        vec.close()
-    return summary(eps), eps
-
-
 def run(args: argparse.Namespace) -> int:
     from vislearn.common.files import input_file, new_output_file
     from vislearn.common.jsonio import write_json
     from vislearn.control.agent import load_agent
     from vislearn.control.envs.tasks import EVAL_SEEDS
+    from vislearn.control.rollouts import evaluate_policy
 
     input_file(args.policy, "policy file", "a policy file (policy.pt)")
     if args.out:
@@ -78,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     num_envs = args.num_envs or (2 if agent.encoder is not None else 1)
-    stats, eps = evaluate_agent(agent, args.episodes, num_envs, seed_base, progress)
+    stats = evaluate_policy(agent, agent.task, args.episodes, num_envs, seed_base, on_episode=progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    successes = sum(e["success"] for e in stats["per_episode"])
+    per_episode = stats.pop("per_episode")
     result = {"policy": str(args.policy), "task": agent.task, "method": ckpt.get("method"), "encoder": agent.spec,
-              "render": ckpt.get("render"), "seed_base": seed_base, **stats,
-              "seconds": round(time.perf_counter() - t0, 2), "per_episode": episode_rows(eps)}
+              "render": ckpt.get("render"), "num_envs": num_envs, **stats, "successes": successes,
+              "seconds": round(time.perf_counter() - t0, 2), "per_episode": per_episode}
     print(f"{agent.task}  {ckpt.get('method')}  {agent.spec}  success {stats['success_rate']:.2f} "
-          f"({stats['successes']}/{stats['episodes']})  mean length {stats['mean_length']:.1f}  "
+          f"({successes}/{stats['episodes']})  mean length {stats['mean_length']:.1f}  "
           f"seeds {seed_base}..{seed_base + args.episodes - 1}")
     if args.out:
         write_json(args.out, result, indent=1)
