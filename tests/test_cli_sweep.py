@@ -83,6 +83,14 @@ PROBE = ["--encoder", "random:vit_p_tiny", "--data", "digits", "--img-size", "32
 GENERATE = ["--train", "1", "--val", "0", "--test", "0", "--size", "64", "--quiet"]
 
 
+CTL_DEMOS = ["--task", "reach", "--episodes", "1", "--size", "32", "--num-envs", "1"]
+CTL_PPO = ["--task", "reach", "--encoder", "state", "--steps", "64", "--num-envs", "1"]
+
+
+def ctl_bc(e) -> list:
+    return ["--demos", e.ctl_demos, "--encoder", "state", "epochs=1"]
+
+
 def seg_predict(e) -> list:
     return [e.seg_image, "--checkpoint", e.sam, "--points", "5,5"]
 
@@ -317,6 +325,50 @@ CASES: dict[str, list[Case]] = {
         C("existing", lambda e: ["--checkpoint", e.sam, "--out", e.o], lambda e: e.o / "decoder.onnx"),
         C("read-only", lambda e: ["--checkpoint", e.sam, "--out", e.o / "onnx"], lambda e: e.o),
     ],
+    "control envs": [
+        C("folder", lambda e: ["--still", e.d, "--size", "32"]),
+        C("existing", lambda e: ["--still", e.o / "still.png", "--size", "32"], lambda e: e.o / "still.png"),
+        C("read-only", lambda e: ["--still", e.o / "still.png", "--size", "32"], lambda e: e.o),
+    ],
+    "control demos": [
+        C("file", lambda e: [*CTL_DEMOS, "--out", e.f]),
+        C("existing", lambda e: [*CTL_DEMOS, "--out", e.o], lambda e: e.o / "demos.json"),
+        C("read-only", lambda e: [*CTL_DEMOS, "--out", e.o / "demos"], lambda e: e.o),
+    ],
+    "control bc": [
+        C("file", lambda e: ["--demos", e.f, "--encoder", "state", "--out", e.w / "run"]),
+        C("folder", lambda e: ["--demos", e.d, "--encoder", "state", "--out", e.w / "run"]),
+        C("file", lambda e: [*ctl_bc(e), "--out", e.f]),
+        C("existing", lambda e: [*ctl_bc(e), "--out", e.o], lambda e: e.o / "policy.pt"),
+        C("read-only", lambda e: [*ctl_bc(e), "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "control ppo": [
+        C("file", lambda e: [*CTL_PPO, "--out", e.f]),
+        C("existing", lambda e: [*CTL_PPO, "--out", e.o], lambda e: e.o / "policy.pt"),
+        C("read-only", lambda e: [*CTL_PPO, "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "control evaluate": [
+        C("file", lambda e: [e.f, "--episodes", "1"]),
+        C("folder", lambda e: [e.d, "--episodes", "1"]),
+        C("folder", lambda e: [e.ctl_policy, "--episodes", "1", "--out", e.d]),
+        C("existing", lambda e: [e.ctl_policy, "--episodes", "1", "--out", e.o / "r.json"], lambda e: e.o / "r.json"),
+        C("read-only", lambda e: [e.ctl_policy, "--episodes", "1", "--out", e.o / "r.json"], lambda e: e.o),
+    ],
+    "control record": [
+        C("file", lambda e: [e.f, "--out", e.w / "v.mp4", "--episodes", "1", "--size", "32"]),
+        C("folder", lambda e: [e.ctl_policy, "--out", e.d, "--episodes", "1", "--size", "32"]),
+        C("existing", lambda e: [e.ctl_policy, "--out", e.o / "v.mp4", "--episodes", "1", "--size", "32"],
+          lambda e: e.o / "v.mp4"),
+        C("read-only", lambda e: [e.ctl_policy, "--out", e.o / "v.mp4", "--episodes", "1", "--size", "32"],
+          lambda e: e.o),
+    ],
+    "control compare": [
+        C("file", lambda e: ["--out", e.f, "--demos-root", e.w / "demos", "--tasks", "reach", "--encoders", "state"]),
+        C("existing", lambda e: ["--out", e.o, "--demos-root", e.w / "demos", "--tasks", "reach", "--encoders", "state"],
+          lambda e: e.o / "results.md"),
+        C("read-only", lambda e: ["--out", e.o / "cmp", "--demos-root", e.w / "demos", "--tasks", "reach",
+                                  "--encoders", "state"], lambda e: e.o),
+    ],
     "demo": [
         C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
         C("file", lambda e: ["--out", e.f]),
@@ -360,7 +412,8 @@ def env(tmp_path_factory):
 
     e = SimpleNamespace(split=split, ann=ann, run=run, ckpt=run / "best.pt",
                         video=encode_video(root / "1000.mp4", coded_frames(12)), root=root, seg=root / "seg",
-                        sam=root / "sam.pth", seg_image=root / "image.png")
+                        sam=root / "sam.pth", seg_image=root / "image.png", ctl_demos=root / "ctl_demos",
+                        ctl_policy=root / "policy.pt")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
         from vislearn.segment.data.generate import main as generate
@@ -368,6 +421,7 @@ def env(tmp_path_factory):
         assert generate(["--out", str(e.seg), "--train", "2", "--val", "1", "--test", "1", "--size", "64",
                          "--quiet"]) == 0, err.getvalue()
     make_segment_inputs(e)
+    make_control_inputs(e)
     yield e
     torch.set_num_threads(old)
 
@@ -384,6 +438,20 @@ def make_segment_inputs(e) -> None:
                                window_size=2)
     save_sam(e.sam, build_sam(arch), arch)
     Image.new("RGB", (48, 40), (120, 30, 200)).save(e.seg_image)
+
+
+def make_control_inputs(e) -> None:
+    """One reach demonstration at 32 px, and a policy file (random MVP policy on the state) for the control commands."""
+    import torch
+
+    from vislearn.control.agent import Norm, policy_file
+    from vislearn.control.demos import record_demos
+    from vislearn.control.envs import PROPRIO_DIM, STATE_DIM, RenderSettings
+    from vislearn.control.policy import MVPPolicy
+
+    record_demos("reach", 1, e.ctl_demos, render=RenderSettings(size=32), num_envs=1, log=lambda *a: None)
+    torch.save(policy_file("reach", "bc", "state", MVPPolicy(STATE_DIM, PROPRIO_DIM, 4),
+                           Norm.identity(STATE_DIM, PROPRIO_DIM), RenderSettings(size=32)), e.ctl_policy)
 
 
 def run_vislearn(argv: list) -> tuple[int, str, str]:

@@ -15,7 +15,8 @@ except KeyboardInterrupt:
 
 # family -> the module holding its COMMANDS, TITLE and main(argv)
 FAMILIES = {"video": "vislearn.video.__main__", "backbones": "vislearn.backbones.__main__",
-            "pretrain": "vislearn.pretrain.__main__", "segment": "vislearn.segment.__main__"}
+            "pretrain": "vislearn.pretrain.__main__", "segment": "vislearn.segment.__main__",
+            "control": "vislearn.control.__main__"}
 TOP_COMMANDS = [Command("demo", "vislearn.demo", "every system's quick demo, one table and one report page (make demo)")]
 
 

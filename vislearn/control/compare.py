@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-demos", default=None, help="comma-separated demonstration counts, e.g. 10,25,100")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per cell")
+    p.add_argument("--overwrite", action="store_true", help="replace the table files (results.*, success.png, "
+                   "index.html) where vislearn did not write them; finished cells are kept either way")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="bc settings for every cell, e.g. epochs=50")
     return p
 
@@ -256,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     grid = load_grid(args.config, args)
     out = Path(args.out)
-    claim = claim_folder(out, ["results.json", "results.md", "success.png", "index.html"], kind=KIND, lock=True)
-    claim.check(["results.json", "results.md", "success.png", "index.html"])
+    names = ["results.json", "results.md", "success.png", "index.html"] + [f"still_{t}.png" for t in grid.tasks]
+    claim = claim_folder(out, names, kind=KIND, lock=True, overwrite=args.overwrite)
+    claim.check(names, overwrite=args.overwrite)
     summary = run_grid(grid, out, Path(args.demos_root), log=lambda m: print(m, file=sys.stderr, flush=True))
     write_json(out / "results.json", summary, indent=1)
     plot(summary, out / "success.png")
