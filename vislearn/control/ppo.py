@@ -18,7 +18,7 @@ std 1). One departure for CPU scale: MVP runs 32 steps x 256+ environments on a 
 Meta-World's (0..10 per step) times `reward_scale`; an episode cut by the horizon is bootstrapped with its value,
 and so (`bootstrap_success`) is one ended by success: Meta-World's dense reward is ~10 per step near the goal and
 `SawyerTaskEnv` ends the episode on success, so without it reaching the goal would cost the agent the reward it
-earns hovering just outside the success radius (MVP's tasks do not end on success).
+earns hovering just outside the success radius.
 
 Exact resume: the checkpoint (`last.pt`, at update boundaries) holds the model, optimizer, RNG states and, per
 environment, its episode's seed and the actions taken since its reset; a resumed run resets each environment with
