@@ -28,7 +28,7 @@ import os
 import typing
 from dataclasses import MISSING
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UserError
 
@@ -274,3 +274,18 @@ def config_chain(path: str | os.PathLike, what: str = "config file") -> list[tup
             itself = " (a config cannot be its own base)" if nxt.resolve() == path.resolve() else ""
             raise UserError(f"{path}: base: the chain of configs loops{itself}: {names}")
         path = nxt
+
+
+def load_settings(cfg: Any, path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> Any:
+    """`cfg` (a dataclass holding the defaults) after the YAML `path` (and the configs it extends with `base:`),
+    then `key=value` overrides from the command line, each value converted and checked (`apply`). Returns `cfg`."""
+    for file, values in config_chain(path) if path else []:
+        apply(cfg, values, str(file))
+    values = {}
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        values[key] = value
+    apply(cfg, values, COMMAND_LINE)
+    return cfg

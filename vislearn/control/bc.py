@@ -46,7 +46,7 @@ from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
-from vislearn.common.validate import COMMAND_LINE, apply, config_chain, setting, validate
+from vislearn.common.validate import load_settings, setting, validate
 
 from .agent import Agent, Norm, policy_file
 from .demos import demos_info, load_demos
@@ -88,17 +88,7 @@ class BCConfig:
 
 def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> BCConfig:
     """The defaults, then the YAML `path` (and its `base:` chain), then `key=value` overrides."""
-    cfg = BCConfig()
-    for file, values in config_chain(path) if path else []:
-        apply(cfg, values, str(file))
-    values = {}
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not key=value")
-        key, value = item.split("=", 1)
-        values[key] = value
-    apply(cfg, values, COMMAND_LINE)
-    return cfg
+    return load_settings(BCConfig(), path, overrides)
 
 
 class BCModel(nn.Module):

@@ -47,7 +47,7 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
-from vislearn.common.validate import COMMAND_LINE, apply, config_chain, setting, validate
+from vislearn.common.validate import load_settings, setting, validate
 
 from .envs import ACTION_DIM, PROPRIO_DIM, STATE_DIM, TASKS, RenderSettings, get_task, make_vector_env
 from .envs.tasks import EVAL_SEEDS
@@ -93,17 +93,7 @@ class PPOConfig:
 
 def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> PPOConfig:
     """The defaults, then the YAML `path` (and its `base:` chain), then `key=value` overrides."""
-    cfg = PPOConfig()
-    for file, values in config_chain(path) if path else []:
-        apply(cfg, values, str(file))
-    values = {}
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not key=value")
-        key, value = item.split("=", 1)
-        values[key] = value
-    apply(cfg, values, COMMAND_LINE)
-    return cfg
+    return load_settings(PPOConfig(), path, overrides)
 
 
 # ---------------------------------------------------------------------------------------------------- rollouts

@@ -39,7 +39,7 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json, write_jsonl
 from vislearn.common.outputs import claim_folder, session
-from vislearn.common.validate import COMMAND_LINE, apply, config_chain, setting, validate
+from vislearn.common.validate import load_settings, setting, validate
 
 from .interactive import simulate
 from .masks import interior_point, masks_to_boxes_xyxy
@@ -87,17 +87,7 @@ class SegTrainConfig:
 
 def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> SegTrainConfig:
     """The defaults, then the YAML `path` (and the configs it extends with `base:`), then `key=value` overrides."""
-    cfg = SegTrainConfig()
-    for file, values in config_chain(path) if path else []:
-        apply(cfg, values, str(file))
-    values = {}
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not key=value")
-        key, value = item.split("=", 1)
-        values[key] = value
-    apply(cfg, values, COMMAND_LINE)
-    return cfg
+    return load_settings(SegTrainConfig(), path, overrides)
 
 
 # ------------------------------------------------------------------------------------------------------ model
