@@ -53,7 +53,7 @@ from .envs import ACTION_DIM, PROPRIO_DIM, STATE_DIM, TASKS, RenderSettings, get
 from .envs.tasks import EVAL_SEEDS
 
 KIND = "control ppo"
-RUN_FILES = ("config.json", "last.pt", "metrics.jsonl", "policy.pt", "results.json")
+RUN_FILES = ("config.json", "last.pt", "metrics.jsonl", "policy.pt", "results.json", "success.png")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "control" / "ppo.yaml"
 PPO_SEEDS = 100_000_000  # above evaluation (0..) and demonstration (1,000,000 + 100,000 per --seed) seeds
 SEEDS_PER_ENV = 100_000
@@ -321,6 +321,7 @@ def _train(cfg: PPOConfig, out: Path, resume: bool, overwrite: bool, log, progre
 
     from .actor_critic import ActorCritic
     from .agent import Norm, policy_file
+    from .curves import plot_success_curve
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -436,6 +437,8 @@ def _train(cfg: PPOConfig, out: Path, resume: bool, overwrite: bool, log, progre
         log(f"evaluation ({cfg.eval_episodes} episodes, seeds {EVAL_SEEDS}..): success "
             f"{results['eval']['success_rate']:.2f}, mean length {results['eval']['mean_length']:.1f}")
     write_json(out / "results.json", results, indent=1)
+    plot_success_curve(out / "metrics.jsonl", out / "success.png", f"PPO {cfg.task}, {spec}",
+                       results.get("eval", {}).get("success_rate"))
     return results
 
 
