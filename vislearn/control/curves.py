@@ -13,6 +13,7 @@ def plot_success_curve(metrics: Path, out: Path, title: str = "", final: float |
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("success_last100") is not None]  # None: no episode has ended yet
@@ -22,6 +23,7 @@ def plot_success_curve(metrics: Path, out: Path, title: str = "", final: float |
     ax.plot(steps, success, label="training (last 100 episodes)")
     if final is not None and steps:
         ax.scatter([steps[-1]], [100 * final], color="C3", zorder=3, label="evaluation (seeds 0..)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success (%)")
     ax.set_ylim(-5, 105)
