@@ -67,6 +67,13 @@ def record_demos(task: str, episodes: int, out: str | Path, render: RenderSettin
     render.check()
     out = Path(out)
     claim = claim_folder(out, kind=KIND, lock=True, overwrite=overwrite)
+    try:
+        return _record(task, episodes, out, render, seed, num_envs, overwrite, log, progress, claim)
+    finally:
+        claim.release()  # the lock is for writing: a bc or compare reading the folder later must not be refused
+
+
+def _record(task, episodes, out, render, seed, num_envs, overwrite, log, progress, claim) -> dict:
     index = None
     if (out / INDEX).exists() and not overwrite:
         index = _read_index(out)
