@@ -37,6 +37,11 @@ def test_the_grid_makes_one_table_and_keeps_finished_cells(tmp_path, capsys):
     assert main(["--out", str(out), "--demos-root", str(demos), *GRID]) == 0
     assert "[" not in capsys.readouterr().err  # no "[k/N] ... trained" line
     assert {r: Path(r, "policy.pt").stat().st_mtime_ns for r in policies} == policies
+    # a report of a larger grid, training nothing: the cells not run yet are left blank
+    grid = [*GRID[:GRID.index("--num-demos")], "--num-demos", "1,2,3", *GRID[GRID.index("--num-demos") + 2:]]
+    assert main(["--out", str(out), "--demos-root", str(demos), "--report-only", *grid]) == 0
+    assert not (out / "cells" / "reach" / "state_oracle" / "n3-s0").exists()
+    assert (out / "results.md").read_text().splitlines()[2].endswith("|  |")
 
 
 @pytest.mark.parametrize("bad, word", [(["--tasks", "fly"], "fly"), (["--encoders", "nope:x"], "nope:x"),

@@ -109,13 +109,13 @@ def finished(folder: Path, episodes: int) -> dict | None:
     return res if isinstance(ev, dict) and ev.get("episodes") == episodes else None
 
 
-def run_grid(grid: Grid, out: Path, demos_root: Path, log=print) -> dict:
+def run_grid(grid: Grid, out: Path, demos_root: Path, log=print, report_only: bool = False) -> dict:
     from .bc import DEFAULT_CONFIG as BC_CONFIG, load_config, train_bc
     from .demos import record_demos
     from .envs import RenderSettings
 
     render = RenderSettings(size=grid.size)
-    for task in grid.tasks:
+    for task in [] if report_only else grid.tasks:
         record_demos(task, max(grid.num_demos), demos_root / task, render=render, num_envs=grid.eval_num_envs,
                      log=log)
     cells = []
@@ -126,6 +126,8 @@ def run_grid(grid: Grid, out: Path, demos_root: Path, log=print) -> dict:
                 for seed in grid.seeds:
                     folder = cell_dir(out, task, label, n, seed)
                     res = finished(folder, grid.eval_episodes)
+                    if res is None and report_only:
+                        continue
                     if res is None:
                         t0 = time.perf_counter()
                         cfg = load_config(BC_CONFIG, [*grid.bc, f"demos={demos_root / task}", f"task={task}",
@@ -249,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-demos", default=None, help="comma-separated demonstration counts, e.g. 10,25,100")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per cell")
+    p.add_argument("--report-only", action="store_true", help="train nothing: the table of the cells finished so far "
+                   "(the others left blank)")
     p.add_argument("--overwrite", action="store_true", help="replace the table files (results.*, success.png, "
                    "index.html) where vislearn did not write them; finished cells are kept either way")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="bc settings for every cell, e.g. epochs=50")
@@ -261,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
     names = ["results.json", "results.md", "success.png", "index.html"] + [f"still_{t}.png" for t in grid.tasks]
     claim = claim_folder(out, names, kind=KIND, lock=True, overwrite=args.overwrite)
     claim.check(names, overwrite=args.overwrite)
-    summary = run_grid(grid, out, Path(args.demos_root), log=lambda m: print(m, file=sys.stderr, flush=True))
+    summary = run_grid(grid, out, Path(args.demos_root), log=lambda m: print(m, file=sys.stderr, flush=True),
+                       report_only=args.report_only)
     write_json(out / "results.json", summary, indent=1)
     plot(summary, out / "success.png")
     page = report(summary, out, stills(grid, out))
