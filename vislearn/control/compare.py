@@ -164,7 +164,12 @@ def markdown(summary: dict) -> str:
             row = []
             for n in g["num_demos"]:
                 t = summary["table"].get(f"{task}|{label}|{n}")
-                row.append(f"{100 * t['mean']:.0f} ± {100 * t['std']:.0f}" if t else "")
+                if t is None:
+                    row.append("")
+                elif t["seeds"] < len(g["seeds"]):  # a cell measured with fewer seeds says so
+                    row.append(f"{100 * t['mean']:.0f} ({t['seeds']} seed{'s' if t['seeds'] > 1 else ''})")
+                else:
+                    row.append(f"{100 * t['mean']:.0f} ± {100 * t['std']:.0f}")
             lines.append(f"| {task} | {label} | " + " | ".join(row) + " |")
     return "\n".join(lines) + (f"\n\nSuccess rate (%), mean ± std over seeds {g['seeds']}; {g['eval_episodes']} "
                                "evaluation episodes per run (seeds 0..N-1, never a demonstration's).\n")
@@ -179,20 +184,21 @@ def plot(summary: dict, path: Path) -> None:
     g = summary["grid"]
     fig, axes = plt.subplots(1, len(g["tasks"]), figsize=(3.6 * len(g["tasks"]), 3.2), squeeze=False)
     for ax, task in zip(axes[0], g["tasks"]):
-        for label in g["encoders"]:
+        for i, label in enumerate(g["encoders"]):  # one colour per encoder on every panel
             pts = [(n, summary["table"][f"{task}|{label}|{n}"]) for n in g["num_demos"]
                    if f"{task}|{label}|{n}" in summary["table"]]
             if pts:
                 xs = [p[0] for p in pts]
                 ax.errorbar(xs, [100 * p[1]["mean"] for p in pts], yerr=[100 * p[1]["std"] for p in pts],
-                            marker="o", capsize=3, label=label)
+                            marker="o", capsize=3, label=label, color=f"C{i % 10}")
         ax.set_xscale("log")
         ax.set_xticks(g["num_demos"], [str(n) for n in g["num_demos"]])
         ax.set_ylim(-5, 105)
         ax.set_title(task)
         ax.set_xlabel("demonstrations")
     axes[0][0].set_ylabel("success (%)")
-    axes[0][-1].legend(fontsize=7, loc="best")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
