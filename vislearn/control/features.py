@@ -10,7 +10,6 @@ edited .npy) is recomputed, never trusted. Both files are written atomically, th
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 
@@ -20,20 +19,13 @@ from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import write_json
 from vislearn.common.outputs import claim_folder, session
+from vislearn.common.weights import file_sha256
 
 from .demos import demos_info, load_demos
 from .encoders import EncoderSpec, build_encoder, encode_frames, parse_spec
 
 CACHE_FORMAT = "vislearn-control-features"
 CACHE_VERSION = 1
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def encoder_identity(spec: EncoderSpec, seed: int = 0) -> dict:
@@ -45,7 +37,7 @@ def encoder_identity(spec: EncoderSpec, seed: int = 0) -> dict:
         path = Path(spec.path)
         if not path.is_file():
             raise UserError(f"{path}: encoder file not found (encoder {spec})")
-        ident["file"] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        ident["file"] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
     if spec.kind == "random":
         ident["seed"] = int(seed)
     return ident
@@ -69,7 +61,7 @@ def _valid(npy: Path, sidecar: Path, expected: dict) -> np.ndarray | None:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or {k: meta.get(k) for k in expected} != expected:
             return None
-        if sha256_file(npy) != meta.get("sha256"):
+        if file_sha256(npy) != meta.get("sha256"):
             return None
         feats = np.load(npy, allow_pickle=False)
     except (OSError, ValueError, UnicodeDecodeError):
@@ -115,6 +107,6 @@ def cached_features(demos_dir: str | os.PathLike, spec: EncoderSpec | str, seed:
             return feats
         with atomic_path(npy) as tmp:
             np.save(tmp, feats)
-        write_json(sidecar, {**expected, "sha256": sha256_file(npy), "shape": list(feats.shape)}, indent=1)
+        write_json(sidecar, {**expected, "sha256": file_sha256(npy), "shape": list(feats.shape)}, indent=1)
     log(f"features of {spec}: {feats.shape[0]} frames x {feats.shape[1]} computed, cached in {npy}")
     return feats

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -65,51 +64,6 @@ def annotate(frame: np.ndarray, step: int, outcome: str | None = None, caption: 
     return np.asarray(img)
 
 
-class Mp4Writer:
-    """H.264 frames into `path` (atomic: the file appears only once it is complete). A small copy of the video
-    family's writer, which `control` may not import (DESIGN.md: families never import each other)."""
-
-    def __init__(self, path: Path, size: int, fps: int):
-        import av
-
-        from vislearn.common.files import atomic_path
-
-        self._atomic = atomic_path(path)
-        tmp = self._atomic.__enter__()
-        try:
-            self._container = av.open(str(tmp), mode="w")
-            self._stream = self._container.add_stream("libx264", rate=Fraction(fps, 1))
-            self._stream.width = self._stream.height = size
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": "23", "preset": "veryfast"}
-            self._stream.thread_count = 1
-        except BaseException as e:
-            self._atomic.__exit__(type(e), e, e.__traceback__)
-            raise
-        self.count = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        import av
-
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-            self._container.mux(packet)
-        self.count += 1
-
-    def __enter__(self) -> "Mp4Writer":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            self._container.close()
-        except BaseException as e:
-            self._atomic.__exit__(type(e), e, e.__traceback__)
-            raise
-        self._atomic.__exit__(exc_type, exc, tb)
-
-
 # ----------------------------------------------------------------------------- episodes
 def record_episode(env, act, seed: int, size: int, hold: int, write, caption: str = "") -> tuple[bool, int, np.ndarray]:
     """Run one episode from `seed`, writing each annotated frame (rendered at `size`) with `write`; returns
@@ -145,6 +99,7 @@ def actor(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from vislearn.common.files import input_file, new_output_file
+    from vislearn.common.video_writer import VideoWriter
     from vislearn.control.envs import SawyerTaskEnv
     from vislearn.control.envs.tasks import EVAL_SEEDS
 
@@ -168,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     env = SawyerTaskEnv(task, pixels=pixels, render=render)
     first_last = None
     try:
-        with Mp4Writer(Path(args.out), args.size, args.fps) as writer:
+        with VideoWriter(Path(args.out), args.size, args.size, fps=args.fps, crf=23) as writer:
             for k in range(args.episodes):
                 seed = seed_base + k
                 success, steps, last = record_episode(env, act, seed, args.size, hold, writer.write,
