@@ -224,3 +224,12 @@ def atomic_folder(path: PathLike, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_png(path: PathLike, image) -> None:
+    """An RGB (HxWx3) or grey (HxW) uint8 image as a PNG, atomically (PIL imported only here)."""
+    import numpy as np
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")

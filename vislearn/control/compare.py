@@ -18,7 +18,7 @@ import numpy as np
 
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path, write_text
+from vislearn.common.files import atomic_path, save_png, write_text
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.common.outputs import claim_folder
 from vislearn.common.validate import config_chain
@@ -219,8 +219,7 @@ def stills(grid: Grid, out: Path) -> list[Path]:
         for _ in range(20):
             obs, *_ = env.step(expert(obs["state"])[0])
         path = out / f"still_{task}.png"
-        with atomic_path(path) as tmp:
-            Image.fromarray(obs["pixels"]).resize((192, 192), Image.NEAREST).save(tmp, format="PNG")
+        save_png(path, np.asarray(Image.fromarray(obs["pixels"]).resize((192, 192), Image.NEAREST)))
         env.close()
         paths.append(path)
     return paths

@@ -7,12 +7,12 @@ libosmesa6, no EGL, a name MuJoCo does not know) is the one-line error of `envs/
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 
 from vislearn.common.cli import Parser, command, positive_int
+from vislearn.common.files import save_png
 
 STILL_STEPS = 15  # expert steps before the still: the arm has moved towards the object, nothing is solved yet
 SPEED_FRAMES = 10
@@ -82,15 +82,6 @@ def labelled_row(frames: list[np.ndarray], labels: list[str], gap: int = 4) -> n
         draw.text((x, gap), label, fill="black")
         canvas.paste(Image.fromarray(frame), (x, gap + strip))
     return np.asarray(canvas)
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    from PIL import Image
-
-    from vislearn.common.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def run(args: argparse.Namespace) -> int:

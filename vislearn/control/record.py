@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         env.close()
     print(f"wrote {args.out} ({writer.count} frames, {args.size}x{args.size}, {args.fps} fps)")
     if args.still:
-        from vislearn.control.envs_cli import save_png
+        from vislearn.common.files import save_png
 
         save_png(args.still, first_last)
         print(f"wrote {args.still}")

@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vislearn.common.files import atomic_path
+from vislearn.common.files import save_png  # noqa: F401 - segment modules import it from here
 
 GOLDEN = 0.618033988749895
 POINT_COLOURS = {1: (40, 220, 60), 0: (230, 40, 40)}  # foreground, background
@@ -58,12 +58,6 @@ def draw_overlay(image: np.ndarray, masks, points=None, labels=None, boxes=None,
             draw.ellipse([x - r, y - r, x + r, y + r], fill=POINT_COLOURS.get(int(lab), POINT_COLOURS[1]),
                          outline=(255, 255, 255), width=max(1, r // 3))
     return np.asarray(pil)
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """An RGB (HxWx3) or grey (HxW) uint8 image as a PNG, atomically."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
 
 
 def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
