@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UserError(f"--seed: expected 0 or more, got {args.seed}")
+    get_task(args.task, where="--task")
     render = RenderSettings(size=args.size, camera=args.camera, shadows=args.shadows).check()
     record_demos(args.task, args.episodes, args.out, render, args.seed, args.num_envs, args.overwrite,
                  progress=sys.stderr.isatty())
