@@ -13,6 +13,8 @@ COMMANDS = [
     Command("evaluate", "vislearn.control.evaluate", "success rate of a policy over seeded episodes"),
     Command("record", "vislearn.control.record", "an mp4 of a policy's episodes, success marked"),
     Command("compare", "vislearn.control.compare", "the encoder comparison: tasks x encoders x demos x seeds, one table"),
+    Command("humanoid", "vislearn.control.humanoid.__main__", "locomotion under domain randomisation: teacher, "
+            "transformer/LSTM/MLP students, held-out dynamics"),
 ]
 TITLE = "Control from pixels with frozen pretrained encoders (MVP): MuJoCo tasks, BC and PPO"
 
