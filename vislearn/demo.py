@@ -48,6 +48,8 @@ DEMOS = [
               "vislearn.segment.demo:quick_demo", "segment/synthetic", 120),
     QuickDemo("control", "MVP: behaviour cloning from pixels with frozen encoders (MuJoCo, Meta-World reach)",
               "vislearn.control.demo:quick_demo", "control/demos", 120),
+    QuickDemo("humanoid", "Locomotion with a causal transformer: shipped Walker2d students on held-out dynamics",
+              "vislearn.control.humanoid.demo:quick_demo", "control/humanoid", 90),
 ]
 
 

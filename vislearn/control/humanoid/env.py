@@ -73,7 +73,7 @@ class LocoEnvs:
         self.ctrl_lo, self.ctrl_hi = base.actuator_ctrlrange[:, 0].copy(), base.actuator_ctrlrange[:, 1].copy()
         self.stand = base.qpos0[self.qs].copy()
         self.feet = [b for b in range(base.nbody) if any(k in (base.body(b).name or "").lower()
-                                                        for k in ("foot", "ankle", "shin"))][:4]
+                                                        for k in ("foot", "ankle"))][:4]
         self.imu_dim = 3 if self.planar else 6  # planar: pitch rate, sin/cos pitch; free: angular velocity, gravity
         self.sensor_dim = self.imu_dim + 2 * self.n_joints
         self.obs_dim = self.sensor_dim + 1 + self.n_act
@@ -273,6 +273,9 @@ class LocoEnvs:
             self.reset(i, seed=int(st["seeds"][i]))  # the episode's dynamics and terrain, drawn again from its seed
             self.mj.mj_setState(self.models[i], self.datas[i], np.asarray(st["physics"][i]), full)
             self.mj.mj_forward(self.models[i], self.datas[i])
+            # mj_forward rewrites the solver's warm start (qacc_warmstart): set the state again, or the resumed
+            # physics drifts from the saved run's at the last bits (1e-13 after one step) and then diverges
+            self.mj.mj_setState(self.models[i], self.datas[i], np.asarray(st["physics"][i]), full)
             self.rngs[i].bit_generator.state = st["rng"][i]
         for k in ("episode", "seeds", "t", "ret", "err", "command", "prev_action", "ring", "obs", "priv"):
             getattr(self, k)[...] = st[k]  # obs as last returned (its noise was drawn then)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +48,7 @@ def make_envs(meta: dict, n: int, seeds: Sequence[int], condition: str, idle: np
 
 @torch.no_grad()
 def rollout(policy: Policy, meta: dict, seeds: Sequence[int], condition: str = "train", num_envs: int = 16,
-            change: str | None = None, change_at: float = 5.0, trace: bool = False,
-            on_step: Callable[[LocoEnvs, np.ndarray], None] | None = None) -> list[dict]:
+            change: str | None = None, change_at: float = 5.0, trace: bool = False) -> list[dict]:
     """One episode per seed with the policy's mean action; per episode: seed, success, fell, length (s), return,
     tracking error (mean |v - command|) and, with `trace`, the error at every step."""
     n = max(1, min(num_envs, len(seeds)))
@@ -72,8 +70,6 @@ def rollout(policy: Policy, meta: dict, seeds: Sequence[int], condition: str = "
                     envs.change_dynamics(i, change)
         was_idle = idle.copy()
         seeds_now = envs.seeds.copy()
-        if on_step is not None:
-            on_step(envs, actions)
         _, term, trunc, ended = envs.step(actions)
         for i in range(n):
             if not was_idle[i] and trace:

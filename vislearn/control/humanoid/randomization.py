@@ -4,8 +4,9 @@ and the held-out dynamics the evaluation uses (outside every training range).
 Each item and what it changes (checked by reading the compiled model in tests/control/test_hum_randomization.py):
   noise         sensor noise: Gaussian on each observed channel, std = scale x (joint angle 0.01 rad, joint velocity
                 0.15 rad/s, base angular velocity 0.2 rad/s, gravity direction 0.05); drawn each step
-  latency       the observation/action delay (seconds, one per episode): the policy sees the robot as it was that
-                many control steps before (rounded to the 50 Hz step)
+  latency       the table's observation/action delay (seconds, one per episode), applied to the observations: the
+                policy sees the robot as it was that many control steps before (rounded to the 50 Hz step); the
+                actions act at once (a loop latency either way)
   motor_offset  joint-encoder offset (radians, sign random per joint): observed angle = true + offset; with PD
                 control the targets are in the encoder's frame, so the motor tracks them off by the same amount
   strength      motor strength: each actuator's gear times a factor
@@ -188,7 +189,8 @@ class Stock:
         base = damping.copy()
         base[base == 0] = ZERO_DAMPING
         return cls(model.actuator_gear[:, 0].copy(), damping, base, model.body_mass.copy(), model.body_inertia.copy(),
-                   model.geom_friction.copy(), model.geom_solref.copy(), model.opt.gravity.copy(), 1)
+                   model.geom_friction.copy(), model.geom_solref.copy(), model.opt.gravity.copy(),
+                   int(model.jnt_bodyid[0]))  # the floating (or planar) base: the body of the first joint
 
 
 def apply_dynamics(model, stock: Stock, dyn: Dynamics, planar: bool) -> None:

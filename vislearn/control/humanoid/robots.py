@@ -40,18 +40,14 @@ class Robot:
     terrain_length: float = 60.0  # metres of height field ahead of the start
     integrator: str | None = None  # MuJoCo integrator and physics step replacing the MJCF's (None: keep them)
     timestep: float | None = None
-
-    @property
-    def planar(self) -> bool:
-        """Walker2d's base is three joints (slide x, slide z, hinge pitch); others are free joints."""
-        return self.name == "walker2d"
+    planar: bool = False  # Walker2d's base is three joints (slide x, slide z, hinge pitch); others a free joint
 
 
 BUILTIN = {
     # the stock models step RK4 at 2 ms (Walker2d) / 3 ms (Humanoid): implicitfast at 4 ms gives the same 50 Hz
     # control for a fifth of the work (bench/control/bench_humanoid.py), which decides what 2 cores can train
     "walker2d": Robot("walker2d", str(gymnasium_asset("walker2d_v5.xml")), frame_skip=5, min_height=0.8,
-                      max_tilt=1.0, command=(0.5, 1.5), integrator="implicitfast", timestep=0.004),
+                      max_tilt=1.0, command=(0.5, 1.5), integrator="implicitfast", timestep=0.004, planar=True),
     "humanoid": Robot("humanoid", str(gymnasium_asset("humanoid.xml")), frame_skip=5, min_height=1.0,
                       max_tilt=0.8, command=(0.3, 1.2), ctrl_cost=0.05, lateral_cost=0.5, integrator="implicitfast",
                       timestep=0.004),
@@ -130,10 +126,10 @@ def joint_slices(model, planar: bool) -> tuple[slice, slice]:
 
 def rough_heights(rng: np.random.Generator, nrow: int, ncol: int, height: float) -> np.ndarray:
     """Rough ground: uniform bumps on a 0.1 m grid smoothed over 3 cells, in [0, 1] (MuJoCo scales by the field's
-    elevation size; `height` sets it), the first 5 m (the start) flat."""
+    elevation size; `height` sets it), flat from its start (5 m behind the robot) to 1 m ahead of the robot."""
     z = rng.uniform(0.0, 1.0, size=(nrow + 2, ncol + 2))
     z = (z[:, :-2] + z[:, 1:-1] + z[:, 2:]) / 3.0
     z = (z[:-2] + z[1:-1] + z[2:]) / 3.0
     z = (z - z.min()) / max(float(np.ptp(z)), 1e-9)
-    z[:, : int(5.0 / HFIELD_CELL) + 5] = 0.0
+    z[:, : int(6.0 / HFIELD_CELL)] = 0.0
     return (z * (height > 0)).astype(np.float32)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from .env import EnvSettings, LocoEnvs
 from .policies import STUDENTS, ActorCritic, History, Policy, gaussian_kl
 from .policy_file import load_policy, policy_state, save_policy
 from .randomization import parse_randomization
+from .robots import compile_robot, get_robot
 
 RUN_FILES = ("config.json", "last.pt", "metrics.jsonl", "policy.pt", "results.json", "curves.png")
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "control" / "humanoid"
@@ -216,24 +216,39 @@ def ppo_update(ac: ActorCritic, optimizer, batch: dict, cfg: LocoConfig, lr: flo
 
 
 # --------------------------------------------------------------------------------------------------- the run
+def _tensors(x):
+    """NumPy arrays (the environments' state, the history windows) as tensors: last.pt must load with
+    weights_only=True, which refuses arrays; `LocoEnvs.restore` and the window take tensors as they are."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    if isinstance(x, dict):
+        return {k: _tensors(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_tensors(v) for v in x]
+    return x
+
+
 def seed_fn(cfg: LocoConfig):
     def seed_of(i: int, k: int) -> int:
         return TRAIN_SEEDS + cfg.seed * 10_000_000 + i * SEEDS_PER_ENV + k % SEEDS_PER_ENV
     return seed_of
 
 
-def train(cfg: LocoConfig, out: str | os.PathLike, resume: bool = False, overwrite: bool = False, log=print) -> dict:
-    """Train (or with `resume`, continue) the run in `out`; returns results.json's content."""
+def train(cfg: LocoConfig, out: str | os.PathLike, resume: bool = False, overwrite: bool = False, log=print,
+          source: str = "config") -> dict:
+    """Train (or with `resume`, continue) the run in `out`; returns results.json's content. `source` names where
+    the settings came from (the config file) in messages about them."""
     with session():
-        return _train(cfg, Path(out), resume, overwrite, log)
+        return _train(cfg, Path(out), resume, overwrite, log, source)
 
 
-def _setup(cfg: LocoConfig):
+def _setup(cfg: LocoConfig, source: str):
     from vislearn.common.device import resolve_device
 
     validate(cfg)
-    rand = parse_randomization(cfg.randomization, "randomization")
+    rand = parse_randomization(cfg.randomization, source)
     settings = env_settings(cfg)
+    compile_robot(get_robot(cfg.robot), rand.rough)  # a robot that does not compile: refused before --out is made
     teacher = None
     if cfg.role == "student":
         if not cfg.teacher:
@@ -243,14 +258,16 @@ def _setup(cfg: LocoConfig):
             raise UserError(f"{cfg.teacher}: a {meta['arch']} student's policy, not a teacher's")
         if meta["env"]["robot"] != cfg.robot:
             raise UserError(f"{cfg.teacher}: a teacher of {meta['env']['robot']}, not of {cfg.robot}")
-        teacher.eval()
-    return rand, settings, teacher, resolve_device(cfg.device)
+    dev = resolve_device(cfg.device)
+    if teacher is not None:
+        teacher.to(dev).eval()
+    return rand, settings, teacher, dev
 
 
-def _train(cfg: LocoConfig, out: Path, resume: bool, overwrite: bool, log) -> dict:
+def _train(cfg: LocoConfig, out: Path, resume: bool, overwrite: bool, log, source: str) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    rand, settings, teacher, dev = _setup(cfg)
+    rand, settings, teacher, dev = _setup(cfg, source)
     last = out / "last.pt"
     config = dataclasses.asdict(cfg)
     config["randomization"] = dataclasses.asdict(rand)  # every range, as used
@@ -334,8 +351,9 @@ def _train(cfg: LocoConfig, out: Path, resume: bool, overwrite: bool, log) -> di
         if (update + 1) % cfg.ckpt_every == 0 or stop:
             save_checkpoint({"model": ac.state_dict(), "optimizer": optimizer.state_dict(), "update": update + 1,
                              "metrics": metrics, "seconds": seconds, "lr": lr, "rng": rng_state(),
-                             "shuffle": shuffle.get_state(), "envs": envs.state(),
-                             "history": hist.buf.copy() if hist is not None else None, "config": config}, last)
+                             "shuffle": shuffle.get_state(), "envs": _tensors(envs.state()),
+                             "history": torch.from_numpy(hist.buf.copy()) if hist is not None else None,
+                             "config": config}, last)
             write_jsonl(out / "metrics.jsonl", metrics)
             ret, falls = row["mean_return"], row["falls"]
             log(f"update {update + 1}/{updates}: {row['steps']} steps, {seconds / 60:.1f} min, "
@@ -420,10 +438,14 @@ def cli(role: str):
         for key, flag in flags:
             if getattr(args, flag, None) is not None:
                 overrides.append(f"{key}={getattr(args, flag)}")
-        cfg = load_config(args.config or (default if default.is_file() else None), overrides)
+        config = args.config or (default if default.is_file() else None)
+        cfg = load_config(config, overrides)
+        source = str(config) if config else "config"
         if rand_overrides:
             cfg.randomization = {**cfg.randomization, **rand_overrides}
-        train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, log=lambda s: print(s, flush=True))
+            source = "command line"
+        train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, log=lambda s: print(s, flush=True),
+              source=source)
         return 0
 
     return command(build_parser, run)
