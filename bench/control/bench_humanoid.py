@@ -5,6 +5,8 @@
   stepped at the same control period), the cost of our layer;
 - policy actions/s at batch = number of environments: the transformer and LSTM students against the MLP student
   (and the teacher MLP), on the same 16-token windows;
+- rollout steps/s of training (the teacher acting on 32 environments) with the environments in 2 worker processes
+  against all in the training process;
 - PPO update time per update (5 epochs x 4 minibatches of the rollout), transformer against MLP student.
 
     nice -n 10 .venv/bin/python bench/control/bench_humanoid.py [--robot walker2d|humanoid] [--envs 32] [--steps 200]
@@ -87,6 +89,24 @@ def update_seconds(arch: str, envs: LocoEnvs, n: int) -> float:
     return time.perf_counter() - t
 
 
+def rollout_rate(robot: str, n: int, steps: int, workers: int) -> float:
+    from vislearn.control.humanoid.workers import ProcEnvs
+
+    cfg = T.LocoConfig(robot=robot, num_envs=n, num_steps=steps, workers=workers)
+    seed_of = T.seed_fn(cfg)
+    envs = ProcEnvs(EnvSettings(robot=robot), n, Randomization(), seed_of, workers) if workers else \
+        LocoEnvs(EnvSettings(robot=robot), n, Randomization(), seed_of)
+    try:
+        envs.start()
+        torch.manual_seed(0)
+        ac = ActorCritic(Policy("teacher", envs.obs_dim, envs.priv_dim, envs.n_act, 16), envs.priv_dim)
+        t = time.perf_counter()
+        T.collect(ac, envs, None, cfg, torch.device("cpu"))
+        return n * steps / (time.perf_counter() - t)
+    finally:
+        envs.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--robot", default="walker2d", choices=("walker2d", "humanoid"))
@@ -101,6 +121,8 @@ def main() -> None:
     gym_rate = gymnasium_rate(args.robot, n, args.steps // 4)
     print(f"env steps/s: randomisation off {off:7.0f}   on {on:7.0f}   ratio on/off {on / off:.2f}")
     print(f"env steps/s: gymnasium {args.robot} env {gym_rate:7.0f}   LocoEnvs (off) / gymnasium {off / gym_rate:.2f}")
+    r0, r2 = rollout_rate(args.robot, n, args.steps // 2, 0), rollout_rate(args.robot, n, args.steps // 2, 2)
+    print(f"training rollout steps/s (teacher acting): in-process {r0:7.0f}   2 workers {r2:7.0f}   ratio {r2 / r0:.2f}")
     envs = LocoEnvs(EnvSettings(robot=args.robot), 1, Randomization(enabled=False), lambda i, k: k)
     rates = {a: policy_rate(a, envs, n) for a in ("mlp", "teacher", "lstm", "transformer")}
     print("policy actions/s at batch " + str(n) + ": " + "   ".join(f"{a} {r:8.0f}" for a, r in rates.items()))

@@ -62,6 +62,7 @@ class LocoConfig:
     minutes: float = setting(0.0, min=0)  # training-time budget; 0: steps only
     snapshots: list = field(default_factory=list)  # minutes of training at which to keep policy-<M>min.pt too
     num_envs: int = setting(32, min=1)
+    workers: int = setting(0, min=0)  # processes stepping the environments (workers.py); 0: in this process
     num_steps: int = setting(64, min=2)  # per environment and update
     epochs: int = setting(5, min=1)
     minibatches: int = setting(16, min=1)  # 128 samples each with 32 x 64 steps
@@ -285,7 +286,19 @@ def _train(cfg: LocoConfig, out: Path, resume: bool, overwrite: bool, log, sourc
             raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])}); "
                             "resume with the run's values or choose another --out")
     write_json(out / "config.json", config, indent=1)
-    envs = LocoEnvs(settings, cfg.num_envs, rand, seed_fn(cfg))
+    if cfg.workers:
+        from .workers import ProcEnvs
+
+        envs = ProcEnvs(settings, cfg.num_envs, rand, seed_fn(cfg), cfg.workers)
+    else:
+        envs = LocoEnvs(settings, cfg.num_envs, rand, seed_fn(cfg))
+    try:
+        return _run(cfg, out, resume, log, rand, settings, teacher, dev, envs, config, last, snap_files)
+    finally:
+        envs.close()
+
+
+def _run(cfg, out, resume, log, rand, settings, teacher, dev, envs, config, last, snap_files) -> dict:
     arch = "teacher" if cfg.role == "teacher" else cfg.student
     torch.manual_seed(cfg.seed)
     policy = Policy(arch, envs.obs_dim, envs.priv_dim, envs.n_act, cfg.history, cfg.init_noise_std)
