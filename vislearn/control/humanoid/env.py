@@ -26,7 +26,7 @@ from .randomization import (PRIVILEGED_DYN, NOISE_STD, Dynamics, Randomization, 
                             sample_dynamics)
 from .robots import Robot, compile_robot, get_robot, joint_slices, rough_heights
 
-TRACK_SIGMA2 = 0.25  # tracking reward exp(-(v - command)^2 / sigma^2)
+TRACK_SIGMA2 = 0.25  # tracking reward exp(-(v - command)^2 / sigma^2): the default (legged_gym's); `track_sigma2`
 
 
 @dataclass
@@ -39,6 +39,7 @@ class EnvSettings:
     episode_seconds: float = 20.0
     command: list | None = None  # forward velocity range (m/s); None: the robot's
     track_weight: float = 2.0
+    track_sigma2: float = TRACK_SIGMA2
     alive_weight: float = 0.5
 
 
@@ -231,7 +232,7 @@ class LocoEnvs:
             v = self.forward_velocity(i)
             err = abs(v - self.command[i])
             self.last_velocity[i], self.last_command[i] = v, self.command[i]
-            r = self.settings.track_weight * np.exp(-err ** 2 / TRACK_SIGMA2) + self.settings.alive_weight \
+            r = self.settings.track_weight * np.exp(-err ** 2 / self.settings.track_sigma2) + self.settings.alive_weight \
                 - self.robot.ctrl_cost * float(np.sum(a ** 2))
             if not self.planar and self.robot.lateral_cost:
                 r -= self.robot.lateral_cost * float(d.qvel[1] ** 2 + d.qvel[5] ** 2)

@@ -70,6 +70,7 @@ class LocoConfig:
     gamma: float = setting(0.99, min=0, max=1)
     lam: float = setting(0.95, min=0, max=1)
     lr: float = setting(3e-4, above=0)
+    lr_schedule: str = setting("linear", choices=("linear", "constant"))  # linear: down to 0 at the budget's end
     desired_kl: float = setting(0.0, min=0)  # > 0: the step size adapted to keep the KL per update near it
     entropy_coef: float = setting(0.005, min=0)
     reward_scale: float = setting(0.05, above=0)  # returns of ~10, not ~200: the value clip (0.2) is in these units
@@ -83,6 +84,7 @@ class LocoConfig:
     pd_kd: float = setting(0.1, min=0)
     action_scale: float = setting(0.5, above=0)
     episode_seconds: float = setting(20.0, above=0)
+    track_sigma2: float = setting(1.0, above=0)  # width of the velocity-tracking reward (m/s squared)
     command: list = field(default_factory=list)  # [min, max] m/s; empty: the robot's
     randomization: dict = field(default_factory=dict)  # items of Table I (randomization.py); missing: its ranges
     eval_episodes: int = setting(50, min=0)
@@ -96,7 +98,7 @@ def env_settings(cfg: LocoConfig) -> EnvSettings:
     if cfg.command and (len(cfg.command) != 2 or cfg.command[0] > cfg.command[1]):
         raise UserError(f"command: expected [min, max] with min <= max, got {cfg.command!r}")
     return EnvSettings(cfg.robot, cfg.control, cfg.pd_kp, cfg.pd_kd, cfg.action_scale, cfg.episode_seconds,
-                       list(cfg.command) or None)
+                       list(cfg.command) or None, track_sigma2=cfg.track_sigma2)
 
 
 def load_config(path, overrides: Sequence[str] = ()) -> LocoConfig:
@@ -341,6 +343,10 @@ def _run(cfg, out, resume, log, rand, settings, teacher, dev, envs, config, last
         t0, c0 = time.perf_counter(), time.process_time()
         progress = max(update / updates, seconds / (cfg.minutes * 60) if cfg.minutes else 0.0)
         lam = kl_weight(cfg, progress) if teacher is not None else 0.0
+        if not cfg.desired_kl and cfg.lr_schedule == "linear":
+            lr = cfg.lr * max(0.0, 1.0 - progress)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
         ac.train()
         batch, ended = collect(ac, envs, hist, cfg, dev)
         t1 = time.perf_counter()
