@@ -44,7 +44,9 @@ def registry_commands() -> list[str]:
         for c in importlib.import_module(module).COMMANDS:
             m = importlib.import_module(c.module)
             subs = []
-            if hasattr(m, "build_parser"):
+            if isinstance(getattr(m, "COMMANDS", None), list):  # a group with its own dispatch (control humanoid)
+                subs = [s.name for s in m.COMMANDS]
+            elif hasattr(m, "build_parser"):
                 subs = [name for a in m.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
                         for name in a.choices]
             names += [f"{family} {c.name} {s}" for s in subs] if subs else [f"{family} {c.name}"]
@@ -369,6 +371,32 @@ CASES: dict[str, list[Case]] = {
         C("read-only", lambda e: ["--out", e.o / "cmp", "--demos-root", e.w / "demos", "--tasks", "reach",
                                   "--encoders", "state"], lambda e: e.o),
     ],
+    "control humanoid train-teacher": [
+        C("file", lambda e: [*HUM_TRAIN, "--out", e.f]),
+        C("file", lambda e: ["--robot", e.f, "--out", e.w / "run", *HUM_TRAIN]),
+        C("existing", lambda e: [*HUM_TRAIN, "--out", e.o], lambda e: e.o / "policy.pt"),
+        C("read-only", lambda e: [*HUM_TRAIN, "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "control humanoid train-student": [
+        C("file", lambda e: ["--teacher", e.f, "--out", e.w / "run", *HUM_TRAIN]),
+        C("folder", lambda e: ["--teacher", e.d, "--out", e.w / "run", *HUM_TRAIN]),
+        C("file", lambda e: ["--teacher", e.hum_teacher, "--out", e.f, *HUM_TRAIN]),
+        C("existing", lambda e: ["--teacher", e.hum_teacher, "--out", e.o, *HUM_TRAIN], lambda e: e.o / "config.json"),
+        C("read-only", lambda e: ["--teacher", e.hum_teacher, "--out", e.o / "run", *HUM_TRAIN], lambda e: e.o),
+    ],
+    "control humanoid evaluate": [
+        C("file", lambda e: [e.f, "--episodes", "1", "--out", e.w / "r.json"]),
+        C("folder", lambda e: [e.d, "--episodes", "1", "--out", e.w / "r.json"]),
+        C("folder", lambda e: [e.hum_teacher, "--episodes", "1", "--out", e.d]),
+        C("existing", lambda e: [e.hum_teacher, "--episodes", "1", "--out", e.o / "r.json"], lambda e: e.o / "r.json"),
+        C("read-only", lambda e: [e.hum_teacher, "--episodes", "1", "--out", e.o / "r.json"], lambda e: e.o),
+    ],
+    "control humanoid record": [
+        C("file", lambda e: [e.f, "--out", e.w / "v.mp4", *HUM_REC]),
+        C("folder", lambda e: [e.hum_teacher, "--out", e.d, *HUM_REC]),
+        C("existing", lambda e: [e.hum_teacher, "--out", e.o / "v.mp4", *HUM_REC], lambda e: e.o / "v.mp4"),
+        C("read-only", lambda e: [e.hum_teacher, "--out", e.o / "v.mp4", *HUM_REC], lambda e: e.o),
+    ],
     "demo": [
         C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
         C("file", lambda e: ["--out", e.f]),
@@ -413,7 +441,7 @@ def env(tmp_path_factory):
     e = SimpleNamespace(split=split, ann=ann, run=run, ckpt=run / "best.pt",
                         video=encode_video(root / "1000.mp4", coded_frames(12)), root=root, seg=root / "seg",
                         sam=root / "sam.pth", seg_image=root / "image.png", ctl_demos=root / "ctl_demos",
-                        ctl_policy=root / "policy.pt")
+                        ctl_policy=root / "policy.pt", hum_teacher=root / "hum_teacher.pt")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
         from vislearn.segment.data.generate import main as generate
@@ -422,6 +450,7 @@ def env(tmp_path_factory):
                          "--quiet"]) == 0, err.getvalue()
     make_segment_inputs(e)
     make_control_inputs(e)
+    make_humanoid_inputs(e)
     yield e
     torch.set_num_threads(old)
 
@@ -438,6 +467,25 @@ def make_segment_inputs(e) -> None:
                                window_size=2)
     save_sam(e.sam, build_sam(arch), arch)
     Image.new("RGB", (48, 40), (120, 30, 200)).save(e.seg_image)
+
+
+HUM_TRAIN = ["--steps", "64", "num_envs=2", "num_steps=32", "eval_episodes=0"]
+HUM_REC = ["--seconds", "0.2", "--width", "64", "--height", "64"]
+
+
+def make_humanoid_inputs(e) -> None:
+    """A teacher policy file of Walker2d with random weights (what train-teacher writes, untrained)."""
+    from vislearn.control.humanoid.env import EnvSettings, LocoEnvs
+    from vislearn.control.humanoid.policies import ActorCritic, Policy
+    from vislearn.control.humanoid.policy_file import policy_state, save_policy
+    from vislearn.control.humanoid.randomization import Randomization
+    from vislearn.control.humanoid.train import LocoConfig
+
+    settings, rand = EnvSettings(), Randomization()
+    envs = LocoEnvs(settings, 1, rand, lambda i, k: k)
+    policy = Policy("teacher", envs.obs_dim, envs.priv_dim, envs.n_act, 16)
+    ac = ActorCritic(policy, envs.priv_dim)
+    save_policy(e.hum_teacher, policy_state(policy, ac.critic, "teacher", envs, settings, rand, LocoConfig()))
 
 
 def make_control_inputs(e) -> None:
