@@ -45,7 +45,9 @@ def gymnasium_rate(robot: str, n: int, steps: int) -> float:
     from vislearn.control.humanoid.robots import get_robot
 
     name = {"walker2d": "Walker2d-v5", "humanoid": "Humanoid-v5"}[robot]
-    env = gym.make(name, frame_skip=get_robot(robot).frame_skip)
+    r = get_robot(robot)
+    stock_dt = gym.make(name).unwrapped.model.opt.timestep  # its own integrator's step (RK4 at 2 / 3 ms)
+    env = gym.make(name, frame_skip=max(1, round(r.timestep * r.frame_skip / stock_dt)))  # the same 20 ms per action
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     t = time.perf_counter()
