@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from .errors import UserError
@@ -87,6 +88,14 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) ->
     text = json.dumps(data, indent=indent)
     with atomic_file(path, "w") as f:
         f.write(text)
+
+
+def read_jsonl(path: str | os.PathLike) -> list:
+    """The rows of a JSON-lines file that `write_jsonl` wrote (blank lines skipped); [] when it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_jsonl(path: str | os.PathLike, rows: list) -> None:

@@ -2,10 +2,10 @@
 episodes against environment steps, with the final evaluation marked."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vislearn.common.files import atomic_path
+from vislearn.common.jsonio import read_jsonl
 
 
 def plot_success_curve(metrics: Path, out: Path, title: str = "", final: float | None = None) -> Path:
@@ -15,8 +15,7 @@ def plot_success_curve(metrics: Path, out: Path, title: str = "", final: float |
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("success_last100") is not None]  # None: no episode has ended yet
+    rows = [r for r in read_jsonl(metrics) if r.get("success_last100") is not None]  # None: no episode has ended yet
     steps = [r["steps"] for r in rows]
     success = [100 * r["success_last100"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))

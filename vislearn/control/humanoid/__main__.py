@@ -1,4 +1,4 @@
-"""`vislearn control humanoid COMMAND`: locomotion policies under domain randomisation, teacher then student."""
+"""`vislearn control humanoid COMMAND`: Locomotion policies under domain randomisation, teacher then student."""
 from __future__ import annotations
 
 import sys

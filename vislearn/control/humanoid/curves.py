@@ -2,12 +2,12 @@
 (tracking error against time since a mid-episode dynamics change, one line per policy)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from vislearn.common.files import atomic_path
+from vislearn.common.jsonio import read_jsonl
 
 
 def _plt():
@@ -28,8 +28,7 @@ def _save(fig, out: Path) -> Path:
 
 def plot_training(metrics: Path, out: Path, title: str = "") -> Path:
     plt = _plt()
-    rows = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("mean_return") is not None]
+    rows = [r for r in read_jsonl(metrics) if r.get("mean_return") is not None]
     steps = [r["steps"] / 1e6 for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
     a.plot(steps, [r["mean_return"] for r in rows])

@@ -14,7 +14,7 @@ import torch
 from vislearn.common.demo import DemoOutcome, Measure
 from vislearn.common.errors import UserError
 from vislearn.common.files import write_text
-from vislearn.common.jsonio import read_json, write_json
+from vislearn.common.jsonio import read_json, read_jsonl, write_json
 from vislearn.common.weights import file_sha256
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
@@ -59,9 +59,9 @@ def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
     last = run / "last.pt"
     res = train(cfg, run, resume=last.exists(), log=lambda *a: None) if not (run / "results.json").exists() \
         else read_json(run / "results.json")
-    kl = [r["kl_teacher"] for r in (read_json_lines(run / "metrics.jsonl")) if r.get("kl_teacher") is not None]
+    kl = [r["kl_teacher"] for r in read_jsonl(run / "metrics.jsonl") if r.get("kl_teacher") is not None]
     summary = {"episodes": EPISODES, "change": CHANGE, "change_at": CHANGE_AT, "students": rows,
-               "adaptation": {a: {k: v for k, v in c.items()} for a, c in curves.items()},
+               "adaptation": curves,
                "train": {"updates": res.get("updates"), "kl_teacher": kl}}
     write_json(out / "results.json", summary, indent=1)
 
@@ -89,12 +89,6 @@ def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:
         notes=["shipped policies: Walker2d, 15 CPU-minute teacher, students of the same step budget "
                "(shipped/README.md); 1 seed each: a demo, not the measurement (docs/control.md has it)"],
     )
-
-
-def read_json_lines(path: Path) -> list[dict]:
-    import json
-
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def _report(out: Path, rows: dict, curves: dict, after) -> Path:

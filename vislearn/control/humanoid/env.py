@@ -77,6 +77,10 @@ class LocoEnvs:
                                                         for k in ("foot", "ankle"))][:4]
         self.imu_dim = 3 if self.planar else 6  # planar: pitch rate, sin/cos pitch; free: angular velocity, gravity
         self.sensor_dim = self.imu_dim + 2 * self.n_joints
+        imu_std = [NOISE_STD["ang_vel"]] + [NOISE_STD["gravity"]] * 2 if self.planar else \
+            [NOISE_STD["ang_vel"]] * 3 + [NOISE_STD["gravity"]] * 3
+        self.noise_std = np.array(imu_std + [NOISE_STD["joint_pos"]] * self.n_joints
+                                  + [NOISE_STD["joint_vel"]] * self.n_joints)  # per sensor channel, times `noise`
         self.obs_dim = self.sensor_dim + 1 + self.n_act
         self.priv_dim = self.obs_dim + (2 if self.planar else 3) + 1 + len(self.feet) + PRIVILEGED_DYN
         self.max_latency = int(round(max(rand.latency) / self.control_dt)) if rand.enabled else 0
@@ -114,12 +118,12 @@ class LocoEnvs:
         dyn = sample_dynamics(self.rand, rng, self.n_joints, self.n_act, m.nv, m.nbody, self.control_dt)
         dyn = held_out(dyn, self.condition[i], self.total_mass)
         self._set_dynamics(i, dyn)
-        if self.rand.rough:
-            heights = rough_heights(np.random.default_rng([int(seed), 1]), int(m.hfield_nrow[0]),
-                                    int(m.hfield_ncol[0]), self.rand.rough_height)
-            if dyn.terrain != "rough":
-                heights[:] = 0.0
-            m.hfield_data[:] = heights.reshape(-1)
+        if self.rand.rough:  # the model has a height field: bumps this episode, or flat
+            if dyn.terrain == "rough":
+                m.hfield_data[:] = rough_heights(np.random.default_rng([int(seed), 1]), int(m.hfield_nrow[0]),
+                                                 int(m.hfield_ncol[0]), self.rand.rough_height).reshape(-1)
+            else:
+                m.hfield_data[:] = 0.0
             m.hfield_size[0, 2] = max(self.rand.rough_height, 1e-3)
         self.mj.mj_resetData(m, d)
         d.qpos[:] = m.qpos0 + rng.uniform(-0.005, 0.005, size=m.nq)
@@ -160,18 +164,12 @@ class LocoEnvs:
             jp = jp + off
         return np.concatenate([imu, jp, d.qvel[self.vs]])
 
-    def _noise_std(self) -> np.ndarray:
-        nj = self.n_joints
-        imu = [NOISE_STD["ang_vel"]] + [NOISE_STD["gravity"]] * 2 if self.planar else \
-            [NOISE_STD["ang_vel"]] * 3 + [NOISE_STD["gravity"]] * 3
-        return np.array(imu + [NOISE_STD["joint_pos"]] * nj + [NOISE_STD["joint_vel"]] * nj)
-
     def _observe(self, i: int) -> None:
         dyn, d = self.dyn[i], self.datas[i]
         clean = self.ring[i, -1]
         seen = self.ring[i, -1 - min(dyn.latency_steps, self.max_latency)]
         if dyn.noise:
-            seen = seen + self.rngs[i].normal(0.0, 1.0, size=seen.shape) * self._noise_std() * dyn.noise
+            seen = seen + self.rngs[i].normal(0.0, 1.0, size=seen.shape) * self.noise_std * dyn.noise
         cmd = [self.command[i]]
         self.obs[i] = np.concatenate([seen, cmd, self.prev_action[i]])
         vel = d.qvel[:2] if self.planar else d.qvel[:3]
@@ -224,8 +222,11 @@ class LocoEnvs:
         finished = []
         for i in range(self.n):
             m, d, a = self.models[i], self.datas[i], actions[i]
-            for _ in range(self.robot.frame_skip):
-                d.ctrl[:] = self._ctrl(i, a)
+            pd = self.settings.control == "pd"
+            d.ctrl[:] = self._ctrl(i, a)
+            for k in range(self.robot.frame_skip):
+                if pd and k:  # PD torques follow the joints every physics step; torques are held
+                    d.ctrl[:] = self._ctrl(i, a)
                 self.mj.mj_step(m, d)
             self.prev_action[i] = a
             self.t[i] += 1
@@ -242,7 +243,7 @@ class LocoEnvs:
             reward[i] = r
             self.ret[i] += r
             self.err[i] += err
-            self.ring[i] = np.roll(self.ring[i], -1, axis=0)
+            self.ring[i, :-1] = self.ring[i, 1:].copy()
             self.ring[i, -1] = self._sensors(i)
             self._observe(i)
             if term[i] or trunc[i]:
@@ -272,10 +273,9 @@ class LocoEnvs:
         self.condition = list(st["condition"])
         for i in range(self.n):
             self.reset(i, seed=int(st["seeds"][i]))  # the episode's dynamics and terrain, drawn again from its seed
-            self.mj.mj_setState(self.models[i], self.datas[i], np.asarray(st["physics"][i]), full)
-            self.mj.mj_forward(self.models[i], self.datas[i])
-            # mj_forward rewrites the solver's warm start (qacc_warmstart): set the state again, or the resumed
-            # physics drifts from the saved run's at the last bits (1e-13 after one step) and then diverges
+            # the saved integration state, solver warm start included (no mj_forward after it: that would rewrite the
+            # warm start, and the resumed physics would drift from the saved run's at the last bits); the
+            # observations are restored below as they were returned, and the next mj_step recomputes the rest
             self.mj.mj_setState(self.models[i], self.datas[i], np.asarray(st["physics"][i]), full)
             self.rngs[i].bit_generator.state = st["rng"][i]
         for k in ("episode", "seeds", "t", "ret", "err", "command", "prev_action", "ring", "obs", "priv"):

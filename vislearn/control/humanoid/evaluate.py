@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -78,7 +79,7 @@ def rollout(policy: Policy, meta: dict, seeds: Sequence[int], condition: str = "
             if was_idle[i] or seed != seeds_now[i]:
                 continue
             results[seed] = {"seed": seed, "success": not fell, "fell": fell, "seconds": length * envs.control_dt,
-                             "return": ret, "tracking_error": err}
+                             "return": ret, "tracking_error": err, "dt": envs.control_dt}
             if trace:
                 results[seed]["trace"] = traces[i]
             traces[i] = []
@@ -104,24 +105,22 @@ def evaluate_file(path, episodes: int, conditions: Sequence[str] = CONDITIONS, n
 
 def adaptation_curve(policy: Policy, meta: dict, episodes: int, change: str, change_at: float,
                      num_envs: int = 16, seed_base: int = EVAL_SEEDS) -> dict:
-    """Mean tracking error against time since the change (episodes still standing), and the share that fell."""
+    """Mean tracking error against time since the change, from 1 s before it, over the episodes still standing
+    (cut where fewer than a quarter stand); the error in the second before it, and the share that fell after it."""
     eps = rollout(policy, meta, list(range(seed_base, seed_base + episodes)), "train", num_envs, change,
                   change_at, trace=True)
-    robot_dt = make_envs(meta, 1, [0], "train", np.zeros(1, dtype=bool)).control_dt
-    start = int(round(change_at / robot_dt))
-    longest = max(len(e["trace"]) for e in eps)
+    dt = eps[0]["dt"]
+    start, second = int(round(change_at / dt)), int(round(1.0 / dt))
     t, err = [], []
-    for k in range(max(0, start - int(1.0 / robot_dt)), longest):
+    for k in range(max(0, start - second), max(len(e["trace"]) for e in eps)):
         vals = [e["trace"][k] for e in eps if len(e["trace"]) > k]
         if len(vals) < max(1, len(eps) // 4):
             break
-        t.append((k - start) * robot_dt)
+        t.append((k - start) * dt)
         err.append(float(np.mean(vals)))
-    fell_after = [e["fell"] and e["seconds"] > change_at for e in eps]
-    return {"t": t, "error": err, "falls": float(np.mean(fell_after)), "episodes": len(eps),
-            "before": float(np.mean([np.mean(e["trace"][max(0, start - 50):start]) for e in eps
-                                     if len(e["trace"]) > start])) if any(len(e["trace"]) > start for e in eps)
-            else None}
+    before = [np.mean(e["trace"][max(0, start - second):start]) for e in eps if len(e["trace"]) > start]
+    return {"t": t, "error": err, "falls": float(np.mean([e["fell"] and e["seconds"] > change_at for e in eps])),
+            "episodes": len(eps), "before": float(np.mean(before)) if before else None}
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -154,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"--conditions: {bad[0]!r}: not one of {', '.join(CONDITIONS)}")
     paths = [input_file(p, "policy file", "a policy.pt") for p in args.policies]
+    if args.change and Path(args.out).suffix.lower() == ".png":
+        raise UserError(f"--out: {args.out}: with --change the plot is written beside the JSON as .png; name the "
+                        "JSON otherwise (e.g. eval.json)")
     out = claim_file(args.out, overwrite=args.overwrite, inputs=paths)
+    png = claim_file(out.with_suffix(".png"), overwrite=args.overwrite, inputs=paths) if args.change else None
     loaded = [load_policy(p) for p in paths]
     robots = {m["env"]["robot"] for _, m in loaded}
     if len(robots) > 1:
@@ -176,10 +179,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{label}: " + ", ".join(f"{c} success {100 * row[c]['success']:.0f}% error "
                                       f"{row[c]['tracking_error']:.3f}" for c in conditions))
     write_json(out, report, indent=1)
-    if curves:
-        png = out.with_suffix(".png")
-        plot_adaptation(curves, claim_file(png, overwrite=args.overwrite, inputs=paths),
-                        f"{args.change} at {args.change_at:g} s ({args.episodes} episodes)")
+    if png is not None:
+        plot_adaptation(curves, png, f"{args.change} at {args.change_at:g} s ({args.episodes} episodes)")
         print(f"wrote {out} and {png}")
     else:
         print(f"wrote {out}")

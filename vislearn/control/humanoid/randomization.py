@@ -246,7 +246,5 @@ def held_out(dyn: Dynamics, condition: str, total_mass: float) -> Dynamics:
     if "friction" in change:
         d.friction = change["friction"]
     if "strength" in change:
-        d.strength = np.full_like(dyn.strength, change["strength"]) if dyn.strength is not None else None
-        if d.strength is None:
-            d.strength = np.array([change["strength"]])
+        d.strength = np.full(len(dyn.strength) if dyn.strength is not None else 1, change["strength"])
     return d

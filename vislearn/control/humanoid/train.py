@@ -251,6 +251,8 @@ def _setup(cfg: LocoConfig, source: str):
     from vislearn.common.device import resolve_device
 
     validate(cfg)
+    if any(isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0 for m in cfg.snapshots):
+        raise UserError(f"snapshots: expected minutes > 0, e.g. [15], got {cfg.snapshots!r}")
     rand = parse_randomization(cfg.randomization, source)
     settings = env_settings(cfg)
     compile_robot(get_robot(cfg.robot), rand.rough)  # a robot that does not compile: refused before --out is made
