@@ -15,6 +15,8 @@ COMMANDS = [
     Command("compare", "vislearn.control.compare", "the encoder comparison: tasks x encoders x demos x seeds, one table"),
     Command("humanoid", "vislearn.control.humanoid.__main__", "locomotion under domain randomisation: teacher, "
             "transformer/LSTM/MLP students, held-out dynamics"),
+    Command("cycles", "vislearn.control.cycles.__main__", "cross-domain transfer by dynamics cycle-consistency: "
+            "other physics, bodies or sensors"),
 ]
 TITLE = "Control from pixels with frozen pretrained encoders (MVP): MuJoCo tasks, BC and PPO"
 
