@@ -50,6 +50,8 @@ DEMOS = [
               "vislearn.control.demo:quick_demo", "control/demos", 120),
     QuickDemo("humanoid", "Locomotion with a causal transformer: shipped Walker2d students on held-out dynamics",
               "vislearn.control.humanoid.demo:quick_demo", "control/humanoid", 90),
+    QuickDemo("cycles", "Dynamics cycles: a policy carried to a robot with other physics through learned maps",
+              "vislearn.control.cycles.demo:quick_demo", "control/cycles", 90),
 ]
 
 

@@ -41,8 +41,8 @@ class PairConfig:
     # maps
     map_hidden: list[int] = setting(factory=lambda: [256, 256])
     disc_hidden: list[int] = setting(factory=lambda: [256, 64])
-    rounds: int = setting(3, min=1)
-    steps_per_phase: int = setting(2000, min=1)
+    rounds: int = setting(2, min=1)
+    steps_per_phase: int = setting(1000, min=1)
     batch_size: int = setting(256, min=8)
     lr: float = setting(1e-4, min=0.0)
     lr_forward: float = setting(1e-3, min=0.0)
