@@ -143,3 +143,20 @@ def resolve_weights(spec: str | os.PathLike) -> Path:
             verify(path, weights)
     check_name_hash(path)
     return path
+
+
+def shipped_file(folder: str | os.PathLike, name: str) -> Path:
+    """A file shipped inside the package (`folder/name`), checked against the sha256 in `folder/manifest.json`
+    before use: one line naming the file when it is missing or changed."""
+    from .errors import UserError
+    from .jsonio import read_json
+
+    folder = Path(folder)
+    manifest = read_json(folder / "manifest.json")
+    path = folder / name
+    if name not in manifest or not path.is_file():
+        raise UserError(f"{path}: the shipped file is missing (see {folder / 'README.md'})")
+    digest = file_sha256(path)
+    if digest != manifest[name]["sha256"]:
+        raise UserError(f"{path}: sha256 {digest[:12]}... is not the shipped file's {manifest[name]['sha256'][:12]}...")
+    return path

@@ -11,9 +11,8 @@ from pathlib import Path
 import torch
 
 from vislearn.common.demo import DemoOutcome, Measure
-from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
-from vislearn.common.weights import file_sha256
+from vislearn.common.weights import shipped_file
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 PAIR = "cheetah_armature3"
@@ -23,14 +22,7 @@ EPISODES = 3
 
 def shipped(name: str) -> Path:
     """A shipped file, checked against the sha256 in shipped/manifest.json."""
-    manifest = read_json(SHIPPED / "manifest.json")
-    path = SHIPPED / name
-    if name not in manifest or not path.is_file():
-        raise UserError(f"{path}: the shipped file is missing (see {SHIPPED / 'README.md'})")
-    digest = file_sha256(path)
-    if digest != manifest[name]["sha256"]:
-        raise UserError(f"{path}: sha256 {digest[:12]}... is not the shipped file's {manifest[name]['sha256'][:12]}...")
-    return path
+    return shipped_file(SHIPPED, name)
 
 
 def quick_demo(data: Path, out: Path, jobs: int = 2) -> DemoOutcome:

@@ -3,24 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vislearn.common.files import atomic_path
+from vislearn.common.figures import pyplot as _plt
+from vislearn.common.figures import save_figure as _save
 from vislearn.common.jsonio import read_jsonl
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: Path) -> Path:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    _plt().close(fig)
-    return Path(out)
 
 
 def plot_policy_curve(metrics: Path, out: Path, title: str) -> Path:

@@ -6,24 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vislearn.common.files import atomic_path
+from vislearn.common.figures import pyplot as _plt
+from vislearn.common.figures import save_figure as _save
 from vislearn.common.jsonio import read_jsonl
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: Path) -> Path:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    _plt().close(fig)
-    return Path(out)
 
 
 def plot_training(metrics: Path, out: Path, title: str = "") -> Path:
