@@ -115,7 +115,7 @@ def subtree_bodies(model, body: int) -> list[int]:
 def test_a_copied_leg_has_the_originals_settings_and_leaves_the_robot_unchanged(pair):
     import mujoco
 
-    J, B, A = mujoco.mjtObj.mjOBJ_JOINT, mujoco.mjtObj.mjOBJ_BODY, mujoco.mjtObj.mjOBJ_ACTUATOR
+    J, B = mujoco.mjtObj.mjOBJ_JOINT, mujoco.mjtObj.mjOBJ_BODY
     d = load_pair(pair)[0].domain("target")
     (spec,) = d.copy_body
     stock, var = stock_model(d.task), variant_model(d)
