@@ -11,7 +11,7 @@
 No target reward and no pairing is used. With `eval_every` and --policy, the transfer's target return is measured
 every so many steps for the curve only: the maps kept are always the last ones (no selection on the return).
 
-Exact resume: `last.pt` (every 250 steps) holds every network, the optimisers, the batch generator's state and the
+Exact resume: `last.pt` (every 500 steps) holds every network, the optimisers, the batch generator's state and the
 metrics so far; a killed fit continued with --resume ends with the weights of one never stopped."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from .pairs import PairConfig, Sizes, assignments
 
 KIND = "control cycles"
 FIT_FILES = ("last.pt", "maps.pt", "fit_metrics.jsonl", "fit.json", "fit_curves.png")
-CHECKPOINT_EVERY = 250
+CHECKPOINT_EVERY = 500  # a multiple of LOG_EVERY: a resumed run logs the same rows
 LOG_EVERY = 100
 
 
@@ -164,6 +164,10 @@ def _fit(cfg: PairConfig, sizes: Sizes, run: Path, policy_path, resume: bool, lo
         opt_action.load_state_dict(ckpt["opt_action"])
         opt_disc.load_state_dict(ckpt["opt_disc"])
         g.set_state(ckpt["generator"])
+        if ckpt.get("config") != dataclasses.asdict(cfg):
+            changed = sorted(k for k, v in dataclasses.asdict(cfg).items() if ckpt.get("config", {}).get(k) != v)
+            raise UserError(f"{run / 'last.pt'}: the fit ran with other settings ({', '.join(changed)}); resume "
+                            "with the same key=value settings")
         metrics, step, forward_info, cpu0 = ckpt["metrics"], ckpt["step"], ckpt["forward"], ckpt["cpu_seconds"]
         for m in corr.forward_models():
             for p in m.parameters():
@@ -200,8 +204,9 @@ def _fit(cfg: PairConfig, sizes: Sizes, run: Path, policy_path, resume: bool, lo
             sums[k] = sums.get(k, 0.0) + float(v.detach()) if torch.is_tensor(v) else sums.get(k, 0.0) + float(v)
         step += 1
         bar.update(1)
-        if step % LOG_EVERY == 0:
-            row = {"step": step, "phase": phase, **{k: v / LOG_EVERY for k, v in sums.items()}}
+        if step % LOG_EVERY == 0 or step == total:
+            n = LOG_EVERY if step % LOG_EVERY == 0 else step % LOG_EVERY
+            row = {"step": step, "phase": phase, **{k: v / n for k, v in sums.items()}}
             sums = {}
             if evaluator is not None and step % cfg.eval_every == 0:
                 row["eval_return"] = evaluator(corr)
@@ -210,6 +215,7 @@ def _fit(cfg: PairConfig, sizes: Sizes, run: Path, policy_path, resume: bool, lo
             save_checkpoint({"model": corr.state_dict(), "opt_state": opt_state.state_dict(),
                              "opt_action": opt_action.state_dict(), "opt_disc": opt_disc.state_dict(),
                              "generator": g.get_state(), "metrics": metrics, "step": step, "forward": forward_info,
+                             "config": dataclasses.asdict(cfg),
                              "cpu_seconds": cpu0 + time.process_time() - start}, run / "last.pt")
             write_jsonl(run / "fit_metrics.jsonl", metrics)
     bar.close()

@@ -59,6 +59,8 @@ class _Recording:
 
         self.env, self.frames, self.episode = env, frames, 0
         model = env.unwrapped.model
+        model.vis.quality.offsamples = 0  # DESIGN.md: MuJoCo's 4096 shadow map and 4x multisampling cost ~5x
+        model.vis.quality.shadowsize = 512
         self.renderer = renderer(model, height, width)
         self.camera = "track" if any(model.camera(i).name == "track" for i in range(model.ncam)) else -1
 
