@@ -397,6 +397,41 @@ CASES: dict[str, list[Case]] = {
         C("existing", lambda e: [e.hum_teacher, "--out", e.o / "v.mp4", *HUM_REC], lambda e: e.o / "v.mp4"),
         C("read-only", lambda e: [e.hum_teacher, "--out", e.o / "v.mp4", *HUM_REC], lambda e: e.o),
     ],
+    "control cycles collect": [
+        C("file", lambda e: ["cheetah_armature2", "--out", e.f]),
+        C("existing", lambda e: ["cheetah_armature2", "--out", e.o], lambda e: e.o / "config.json"),
+        C("read-only", lambda e: ["cheetah_armature2", "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "control cycles train-policy": [
+        C("file", lambda e: ["cheetah_armature2", "--side", "source", "--out", e.f]),
+        C("existing", lambda e: ["cheetah_armature2", "--side", "source", "--out", e.o], lambda e: e.o / "policy.pt"),
+        C("read-only", lambda e: ["cheetah_armature2", "--side", "source", "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "control cycles fit": [
+        C("file", lambda e: ["--run", e.f]),
+        C("input", lambda e: ["--run", e.d]),
+        C("existing", lambda e: ["--run", e.o], lambda e: e.o / "maps.pt", setup=lambda e: cyc_copy(e, e.o)),
+        C("read-only", lambda e: ["--run", e.o / "run"], lambda e: e.o / "run",
+          setup=lambda e: cyc_copy(e, e.o / "run")),
+    ],
+    "control cycles transfer": [
+        C("file", lambda e: ["--run", e.f, "--policy", e.cyc_policy, "--episodes", "1"]),
+        C("file", lambda e: ["--run", e.cyc_run, "--policy", e.f, "--episodes", "1"]),
+        C("folder", lambda e: ["--run", e.cyc_run, "--policy", e.d, "--episodes", "1"]),
+        C("folder", lambda e: ["--run", e.cyc_run, "--policy", e.cyc_policy, "--episodes", "1", "--out", e.d]),
+        C("existing", lambda e: ["--run", e.cyc_run, "--policy", e.cyc_policy, "--episodes", "1",
+                                 "--video", e.o / "v.mp4"], lambda e: e.o / "v.mp4"),
+        C("read-only", lambda e: ["--run", e.cyc_run, "--policy", e.cyc_policy, "--episodes", "1",
+                                  "--out", e.o / "r.json"], lambda e: e.o),
+    ],
+    "control cycles evaluate": [
+        C("file", lambda e: ["--runs", e.f, "--policy", e.cyc_policy, "--out", e.w / "ev"]),
+        C("folder", lambda e: ["--runs", e.cyc_run, "--policy", e.d, "--out", e.w / "ev"]),
+        C("file", lambda e: ["--runs", e.cyc_run, "--policy", e.cyc_policy, "--out", e.f]),
+        C("existing", lambda e: ["--runs", e.cyc_run, "--policy", e.cyc_policy, "--out", e.o],
+          lambda e: e.o / "results.md"),
+        C("read-only", lambda e: ["--runs", e.cyc_run, "--policy", e.cyc_policy, "--out", e.o / "ev"], lambda e: e.o),
+    ],
     "demo": [
         C("file", lambda e: ["--data", e.f, "--out", e.w / "demo"]),
         C("file", lambda e: ["--out", e.f]),
@@ -441,7 +476,8 @@ def env(tmp_path_factory):
     e = SimpleNamespace(split=split, ann=ann, run=run, ckpt=run / "best.pt",
                         video=encode_video(root / "1000.mp4", coded_frames(12)), root=root, seg=root / "seg",
                         sam=root / "sam.pth", seg_image=root / "image.png", ctl_demos=root / "ctl_demos",
-                        ctl_policy=root / "policy.pt", hum_teacher=root / "hum_teacher.pt")
+                        ctl_policy=root / "policy.pt", hum_teacher=root / "hum_teacher.pt",
+                        cyc_run=root / "cyc_run", cyc_policy=root / "cyc_policy.pt")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         assert main([str(a) for a in train_args(e, run)]) == 0, err.getvalue()
         from vislearn.segment.data.generate import main as generate
@@ -451,6 +487,7 @@ def env(tmp_path_factory):
     make_segment_inputs(e)
     make_control_inputs(e)
     make_humanoid_inputs(e)
+    make_cycles_inputs(e)
     yield e
     torch.set_num_threads(old)
 
@@ -486,6 +523,44 @@ def make_humanoid_inputs(e) -> None:
     policy = Policy("teacher", envs.obs_dim, envs.priv_dim, envs.n_act, 16)
     ac = ActorCritic(policy, envs.priv_dim)
     save_policy(e.hum_teacher, policy_state(policy, ac.critic, "teacher", envs, settings, rand, LocoConfig()))
+
+
+CYC_PAIR = """base: {defaults}
+name: sweep
+source: {{task: Swimmer-v5}}
+target: {{task: Swimmer-v5, armature: 2.0}}
+collect_steps: 1000
+episode_steps: 100
+forward_steps: 5
+forward_hidden: [8]
+map_hidden: [8]
+disc_hidden: [8]
+rounds: 1
+steps_per_phase: 2
+batch_size: 8
+"""
+
+
+def make_cycles_inputs(e) -> None:
+    """A collected and fitted Swimmer pair (tiny networks) and a source policy file with random weights."""
+    from vislearn.control.cycles.collect import collect_run
+    from vislearn.control.cycles.domains import Domain, variant_xml
+    from vislearn.control.cycles.fit import fit_run
+    from vislearn.control.cycles.pairs import CONFIGS, load_pair
+    from vislearn.control.cycles.policy import Actor, save_policy
+
+    (e.root / "cyc_pair.yaml").write_text(CYC_PAIR.format(defaults=CONFIGS / "defaults.yaml"))
+    cfg, source = load_pair(e.root / "cyc_pair.yaml")
+    collect_run(cfg, e.cyc_run, source, log=lambda *a: None)
+    fit_run(e.cyc_run, log=lambda *a: None, progress=False)
+    domain = Domain(task="Swimmer-v5")
+    save_policy(e.cyc_policy, Actor(8, 2), domain, variant_xml(domain), {})
+
+
+def cyc_copy(e, dest: Path) -> None:
+    """The collected run without its fit (so that `fit` would run there), copied to `dest`."""
+    shutil.copytree(e.cyc_run, dest, ignore=shutil.ignore_patterns("*.lock", ".lock*", "last.pt", "maps.pt",
+                                                                     "fit*"))
 
 
 def make_control_inputs(e) -> None:

@@ -59,8 +59,8 @@ def summarise(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
 
 
-def evaluate(runs: list[Path], policy: Path, oracle: Path | None, episodes: int, video: Path | None = None,
-             log=print) -> dict:
+def load_inputs(runs: list[Path], policy: Path, oracle: Path | None) -> tuple:
+    """The fitted maps of every run, the source policy and the oracle, each checked (one line otherwise)."""
     actor, _ = load_policy(policy)
     maps = []
     for run in runs:
@@ -71,12 +71,25 @@ def evaluate(runs: list[Path], policy: Path, oracle: Path | None, episodes: int,
     names = {PairConfig(**d["pair"]).name for _, d in maps}
     if len(names) > 1:
         raise UserError(f"--runs: runs of different pairs ({', '.join(sorted(names))}); one pair per table")
-    corr0, data0 = maps[0]
-    cfg = PairConfig(**data0["pair"])
-    target, xml = cfg.domain("target"), data0["xml"]["target"]
+    corr0 = maps[0][0]
     if actor.obs_mean.numel() != corr0.meta["source_obs"] or actor.head.out_features != corr0.meta["source_act"]:
         raise UserError(f"{policy}: not a policy of the pair's source ({corr0.meta['source_obs']} observations, "
                         f"{corr0.meta['source_act']} actions)")
+    o_actor = None
+    if oracle is not None:
+        o_actor, _ = load_policy(oracle)
+        want = corr0.meta["target_obs"] if not corr0.image else corr0.meta["source_obs"]
+        if o_actor.obs_mean.numel() != want:
+            raise UserError(f"{oracle}: not a policy of the pair's target ({want} observations)")
+    return actor, maps, o_actor
+
+
+def evaluate(runs: list[Path], policy: Path, oracle: Path | None, episodes: int, video: Path | None = None,
+             log=print, inputs: tuple | None = None) -> dict:
+    actor, maps, o_actor = inputs or load_inputs(runs, policy, oracle)
+    corr0, data0 = maps[0]
+    cfg = PairConfig(**data0["pair"])
+    target, xml = cfg.domain("target"), data0["xml"]["target"]
     rows: dict[str, dict] = {}
     per_seed = []
     for i, (corr, _) in enumerate(maps):
@@ -89,12 +102,9 @@ def evaluate(runs: list[Path], policy: Path, oracle: Path | None, episodes: int,
     rows["maps"] = summarise(per_seed)
     if not corr0.image:
         rows["direct"] = summarise(transfer_returns(corr0.without_learning(), actor, target, xml, episodes))
-    if oracle is not None:
-        o_actor, o_meta = load_policy(oracle)
+    if o_actor is not None:
         o_domain = target if not corr0.image else cfg.domain("source")
         o_xml = xml if not corr0.image else data0["xml"]["source"]
-        if o_actor.obs_mean.numel() != (corr0.meta["target_obs"] if not corr0.image else corr0.meta["source_obs"]):
-            raise UserError(f"{oracle}: not a policy of the pair's target ({corr0.meta['target_obs']} observations)")
         rows["oracle"] = summarise(policy_returns(o_actor, o_domain, o_xml, episodes))
     rows["random"] = summarise(random_returns(target, xml, episodes))
     result = {"pair": cfg.name, "target": target.describe(), "episodes": episodes, "seeds": len(runs),
@@ -185,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     runs = [Path(r) for r in args.runs]
     out = Path(args.out)
+    oracle = Path(args.oracle) if args.oracle else None
+    inputs = load_inputs(runs, Path(args.policy), oracle)
     with session():
         claim = claim_folder(out, kind=KIND, lock=True, overwrite=args.overwrite)
         claim.check(OUT_FILES, args.overwrite, [args.policy, args.oracle])
-        result = evaluate(runs, Path(args.policy), Path(args.oracle) if args.oracle else None, args.episodes,
-                          video=out / "transfer.mp4", log=lambda s: print(s, flush=True))
+        result = evaluate(runs, Path(args.policy), oracle, args.episodes, video=out / "transfer.mp4",
+                          log=lambda s: print(s, flush=True), inputs=inputs)
         write_json(out / "results.json", result, indent=1)
         page = report(result, runs, out)
     print(markdown(result))

@@ -44,6 +44,8 @@ LOG_EVERY = 100
 
 def read_run(run: Path, overrides=()) -> tuple[PairConfig, Sizes, dict]:
     cfg_path = run / "config.json"
+    if run.is_file():
+        raise UserError(f"{run}: is a file; --run expects the run folder `collect` wrote")
     if not cfg_path.is_file():
         raise UserError(f"{run}: no config.json; collect the data first (vislearn control cycles collect PAIR "
                         f"--out {run})")
@@ -133,7 +135,7 @@ def fit_run(run: Path, overrides=(), policy: str | None = None, resume: bool = F
             log=print, progress: bool = True) -> dict:
     cfg, sizes, config = read_run(run, overrides)
     with session():
-        claim = claim_folder(run, kind=KIND, lock=True, overwrite=overwrite)
+        claim = claim_folder(run, kind=KIND, lock=True, overwrite=overwrite, flag="--run")
         last = run / "last.pt"
         if last.exists() and not resume:
             raise UserError(f"{run}: already holds a fit (last.pt); pass --resume to continue it, or collect into "
