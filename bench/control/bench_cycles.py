@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from vislearn.control.cycles import data as datamod  # noqa: E402
 from vislearn.control.cycles.domains import make_env, variant_xml  # noqa: E402
-from vislearn.control.cycles.fit import build, disc_loss, map_losses  # noqa: E402
+from vislearn.control.cycles.fit import build, map_step  # noqa: E402
 from vislearn.control.cycles.pairs import CONFIGS, check_pair, domain_xmls, load_pair  # noqa: E402
 
 
@@ -91,16 +91,8 @@ def map_rate(pair: str, steps: int, transitions: int, batch: int, overrides=()) 
     opt = torch.optim.Adam(corr.state_parameters(), lr=cfg.lr)
     opt_d = torch.optim.Adam([p for d in corr.discriminators() for p in d.parameters()], lr=cfg.lr)
 
-    def map_step():
-        s, t = src.sample(batch, g), tgt.sample(batch, g)
-        losses = map_losses(corr, s, t, cfg)
-        opt.zero_grad()
-        losses["total"].backward()
-        opt.step()
-        d = disc_loss(corr, s, t)
-        opt_d.zero_grad()
-        d.backward()
-        opt_d.step()
+    def one_map_step():
+        map_step(corr, src.sample(batch, g), tgt.sample(batch, g), cfg, opt, opt_d)
 
     def timed(fn, n):
         fn()
@@ -112,7 +104,7 @@ def map_rate(pair: str, steps: int, transitions: int, batch: int, overrides=()) 
     corr.T_x.requires_grad_(True)
     f = timed(forward_step, steps)
     corr.T_x.requires_grad_(False)
-    return timed(map_step, steps), f
+    return timed(one_map_step, steps), f
 
 
 def main() -> None:

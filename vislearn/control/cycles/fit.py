@@ -126,6 +126,21 @@ def disc_loss(corr: Correspondence, src, tgt) -> torch.Tensor:
     return loss
 
 
+def map_step(corr: Correspondence, src, tgt, cfg: PairConfig, opt, opt_disc, also_zero=()) -> dict:
+    """One step of the maps (`opt`: the phase's optimiser; `also_zero`: the other phase's, whose gradients are
+    dropped) and one of the discriminators, on a source and a target batch; returns the losses."""
+    losses = map_losses(corr, src, tgt, cfg)
+    for o in (opt, *also_zero):
+        o.zero_grad()
+    losses["total"].backward()
+    opt.step()
+    d = disc_loss(corr, src, tgt)
+    opt_disc.zero_grad()
+    d.backward()
+    opt_disc.step()
+    return {**losses, "disc": d}
+
+
 def phases(cfg: PairConfig) -> list[str]:
     names = ["state", "action"] if cfg.learn_actions else ["state"]
     return [p for _ in range(cfg.rounds) for p in names]
@@ -191,18 +206,10 @@ def _fit(cfg: PairConfig, sizes: Sizes, run: Path, policy_path, resume: bool, lo
     sums: dict[str, float] = {}
     while step < total:
         phase = schedule[step // cfg.steps_per_phase]
-        opt = opt_state if phase == "state" else opt_action
-        s_batch, t_batch = src.sample(cfg.batch_size, g), tgt.sample(cfg.batch_size, g)
-        losses = map_losses(corr, s_batch, t_batch, cfg)
-        opt_state.zero_grad()
-        opt_action.zero_grad()
-        losses["total"].backward()
-        opt.step()
-        d = disc_loss(corr, s_batch, t_batch)
-        opt_disc.zero_grad()
-        d.backward()
-        opt_disc.step()
-        for k, v in {**losses, "disc": d}.items():
+        opt, other = (opt_state, opt_action) if phase == "state" else (opt_action, opt_state)
+        losses = map_step(corr, src.sample(cfg.batch_size, g), tgt.sample(cfg.batch_size, g), cfg, opt, opt_disc,
+                          (other,))
+        for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) if torch.is_tensor(v) else sums.get(k, 0.0) + float(v)
         step += 1
         bar.update(1)
