@@ -184,3 +184,43 @@ def test_collect_fit_transfer_evaluate(fitted, source_policy, tmp_path):
         assert (tmp_path / "eval" / name).stat().st_size > 100, name
     assert "maps" in (tmp_path / "eval" / "results.md").read_text()
     assert decode(tmp_path / "eval" / "transfer.mp4").shape[1:] == (240, 320, 3)
+
+
+# ----------------------------------------------------------------------------- what --resume may and may not replace
+@pytest.mark.parametrize("name", ["source.xml", "config.json"])
+def test_collect_resume_never_replaces_a_file_vislearn_did_not_write(fitted, tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
+    (run / name).write_text("the user's own")
+    line = error_line(*call(collect_main, "hopper_mass", "--out", run, "--resume", *TINY)[::2])
+    assert f"{run / name}: exists and was not written by vislearn" in line
+    assert (run / name).read_text() == "the user's own"
+
+
+def test_fit_resume_never_replaces_a_file_vislearn_did_not_write(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run, ignore=shutil.ignore_patterns("*.lock", ".lock*", "last.pt", "maps.pt", "fit*"))
+    (run / "fit.json").write_text("the user's own")
+    line = error_line(*call(fit_main, "--run", run, "--resume")[::2])
+    assert f"{run / 'fit.json'}: exists and was not written by vislearn" in line
+    assert (run / "fit.json").read_text() == "the user's own" and not (run / "last.pt").exists()
+
+
+def test_fit_refuses_a_bad_policy_and_data_settings_before_the_work(fitted, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run, ignore=shutil.ignore_patterns("*.lock", ".lock*", "last.pt", "maps.pt", "fit*"))
+    save_policy(tmp_path / "cheetah.pt", Actor(17, 6), Domain(), "", {})
+    line = error_line(*call(fit_main, "--run", run, "--policy", tmp_path / "cheetah.pt", "eval_every=10")[::2])
+    assert "cheetah.pt: a policy of 17 observations and 6 actions; the pair's source has 11 and 3" in line
+    line = error_line(*call(fit_main, "--run", run, "collect_steps=5000")[::2])
+    assert "collect_steps: set when the run's data was collected" in line
+    assert not (run / "last.pt").exists() and not (run / "fit_metrics.jsonl").exists()
+
+
+def test_train_policy_resume_never_replaces_a_file_vislearn_did_not_write(source_policy, tmp_path):
+    out = tmp_path / "source"
+    shutil.copytree(source_policy, out, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
+    (out / "curve.png").write_text("the user's own")
+    line = error_line(*call(policy_main, "hopper_mass", "--side", "source", "--out", out, "--resume")[::2])
+    assert f"{out / 'curve.png'}: exists and was not written by vislearn" in line
+    assert (out / "curve.png").read_text() == "the user's own"

@@ -22,7 +22,8 @@ from vislearn.control.cycles.correspondence import load_maps
 from vislearn.control.cycles.domains import Domain, make_env
 from vislearn.control.cycles.fit import main as fit_main
 from vislearn.control.cycles.policy import Actor, rollout_returns, save_policy
-from vislearn.control.cycles.transfer import EVAL_SEED, policy_returns, transfer_returns
+from vislearn.control.cycles.policy import EVAL_SEED, policy_returns
+from vislearn.control.cycles.transfer import transfer_returns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_helpers import call  # noqa: E402

@@ -48,7 +48,7 @@ def collect_run(cfg: PairConfig, out: Path, source: str = "config", resume: bool
     sizes = check_pair(cfg, xmls)
     with session():
         claim = claim_folder(out, kind=KIND, lock=True, overwrite=overwrite)
-        claim.check(RUN_FILES, overwrite or resume)
+        claim.check(RUN_FILES, overwrite)
         config = {"pair": dataclasses.asdict(cfg), "config_source": source, "sizes": dataclasses.asdict(sizes)}
         if resume and (out / "config.json").exists():
             old = read_json(out / "config.json")

@@ -197,7 +197,7 @@ def write_domain_xml(domain: Domain, folder: str | os.PathLike, name: str, where
     return path
 
 
-class ImageObservation(gym.ObservationWrapper):
+class ImageObservation(gym.Wrapper):
     """The task's tracking camera in grey: the last `frames` frames stacked, uint8 [frames, size, size]. The task's
     own observation (the state) is kept in `info["state"]` for measuring estimates, never shown to a policy."""
 
@@ -239,9 +239,6 @@ class ImageObservation(gym.ObservationWrapper):
         self.state = obs
         info["state"] = obs
         return self.stack.copy(), reward, term, trunc, info
-
-    def observation(self, observation):  # the stack is built in reset/step
-        return observation
 
     def close(self):
         self.renderer.close()

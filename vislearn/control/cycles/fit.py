@@ -38,6 +38,9 @@ from .pairs import PairConfig, Sizes, assignments
 
 KIND = "control cycles"
 FIT_FILES = ("last.pt", "maps.pt", "fit_metrics.jsonl", "fit.json", "fit_curves.png")
+# what the run's data was collected with: a fit cannot change it
+DATA_KEYS = ("name", "source", "target", "state_assignment", "action_assignment", "collect_steps", "episode_steps",
+             "heldout_steps")
 CHECKPOINT_EVERY = 500  # a multiple of LOG_EVERY: a resumed run logs the same rows
 LOG_EVERY = 100
 
@@ -55,6 +58,11 @@ def read_run(run: Path, overrides=()) -> tuple[PairConfig, Sizes, dict]:
         sizes = Sizes(**config["sizes"])
     except (KeyError, TypeError) as e:
         raise UserError(f"{cfg_path}: not a dynamics-cycles run's config ({e})") from None
+    fixed = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0] in DATA_KEYS]
+    if fixed:
+        raise UserError(f"{fixed[0]}: set when the run's data was collected; collect another run to change it "
+                        "(fit settings: forward_*, map_hidden, disc_hidden, rounds, steps_per_phase, batch_size, lr*, "
+                        "lambda_*, learn_actions, eval_*, seed)")
     cfg = load_settings(cfg, None, list(overrides))
     return cfg, sizes, config
 
@@ -149,13 +157,21 @@ def phases(cfg: PairConfig) -> list[str]:
 def fit_run(run: Path, overrides=(), policy: str | None = None, resume: bool = False, overwrite: bool = False,
             log=print, progress: bool = True) -> dict:
     cfg, sizes, config = read_run(run, overrides)
+    if policy is not None:  # checked before the work (and only read when eval_every > 0)
+        from .policy import load_policy
+
+        actor, _ = load_policy(policy)
+        if actor.obs_mean.numel() != sizes.source_obs or actor.head.out_features != sizes.source_act:
+            raise UserError(f"{policy}: a policy of {actor.obs_mean.numel()} observations and "
+                            f"{actor.head.out_features} actions; the pair's source has {sizes.source_obs} and "
+                            f"{sizes.source_act}")
     with session():
         claim = claim_folder(run, kind=KIND, lock=True, overwrite=overwrite, flag="--run")
         last = run / "last.pt"
         if last.exists() and not resume:
             raise UserError(f"{run}: already holds a fit (last.pt); pass --resume to continue it, or collect into "
                             "another run folder")
-        claim.check(FIT_FILES, overwrite or resume, [policy])
+        claim.check(FIT_FILES, overwrite, [policy])
         return _fit(cfg, sizes, run, policy, resume, log, progress)
 
 
@@ -210,7 +226,7 @@ def _fit(cfg: PairConfig, sizes: Sizes, run: Path, policy_path, resume: bool, lo
         losses = map_step(corr, src.sample(cfg.batch_size, g), tgt.sample(cfg.batch_size, g), cfg, opt, opt_disc,
                           (other,))
         for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) if torch.is_tensor(v) else sums.get(k, 0.0) + float(v)
+            sums[k] = sums.get(k, 0.0) + v.item()
         step += 1
         bar.update(1)
         if step % LOG_EVERY == 0 or step == total:
@@ -260,8 +276,8 @@ def _evaluator(cfg: PairConfig, run: Path, policy_path):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn control cycles fit",
-               description=__doc__.split("\n\n")[0].split(": ", 1)[1] + " Forward models first, then the state and "
-               "action maps by dynamics cycle-consistency (x20), back-translation and adversarial losses, in "
+               description="The correspondence of a pair from its unpaired random-action data (no target reward). "
+               "Forward models first, then the state and action maps by dynamics cycle-consistency (x20), back-translation and adversarial losses, in "
                "alternating phases. Writes RUN/maps.pt, fit_metrics.jsonl, fit_curves.png, fit.json; a killed fit "
                "continues exactly with --resume.")
     p.add_argument("--run", required=True, help="the run folder `collect` wrote")

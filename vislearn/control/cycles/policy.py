@@ -44,6 +44,7 @@ ZOO = {
                        learning_rate=3e-4, clip_range=0.2, max_grad_norm=0.5, vf_coef=0.5),
 }
 HIDDEN = [256, 256]
+EVAL_SEED = 10_000  # evaluation episodes' seeds 10,000.. (collect's are seed * 2,000,000 + episode (+1,000,000))
 CLIP_OBS = 10.0
 
 
@@ -108,22 +109,27 @@ def load_policy(path) -> tuple[Actor, dict]:
     return actor.eval(), meta
 
 
-def rollout_returns(env, act, episodes: int, seed: int, max_steps: int | None = None,
-                    frames: list | None = None) -> list[float]:
+def rollout_returns(env, act, episodes: int, seed: int) -> list[float]:
     """Undiscounted returns of `episodes` episodes (seeds seed, seed+1, ...) with `act(obs) -> action`."""
     out = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
-        total, t, done = 0.0, 0, False
+        total, done = 0.0, False
         while not done:
             obs, r, term, trunc, _ = env.step(act(obs))
             total += float(r)
-            t += 1
-            done = term or trunc or (max_steps is not None and t >= max_steps)
-            if frames is not None and k == 0:
-                frames.append(env.unwrapped.render() if env.unwrapped.render_mode else None)
+            done = term or trunc
         out.append(total)
     return out
+
+
+def policy_returns(actor: Actor, domain: Domain, xml: str, episodes: int, seed: int = EVAL_SEED) -> list[float]:
+    """A policy's returns in a domain on the evaluation episodes."""
+    env = make_env(domain, xml)
+    try:
+        return rollout_returns(env, actor.act, episodes, seed)
+    finally:
+        env.close()
 
 
 def train_policy(domain: Domain, xml: str, out: Path, steps: int, minutes: float, seed: int, resume: bool,
@@ -176,9 +182,7 @@ def train_policy(domain: Domain, xml: str, out: Path, steps: int, minutes: float
     write_jsonl(out / "metrics.jsonl", metrics)
     actor = export_actor(model, venv, venv.envs[0])
     venv.close()
-    env = make_env(domain, xml)
-    rets = rollout_returns(env, actor.act, 10, seed=10_000)
-    env.close()
+    rets = policy_returns(actor, domain, xml, 10)
     results = {"steps": int(model.num_timesteps), "cpu_minutes": metrics[-1]["cpu_minutes"] if metrics else 0.0,
                "return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)), "returns": rets,
                "eval_seeds": "10000..10009", "domain": domain.describe()}

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if (out / "last.zip").exists() and not args.resume:
             raise UserError(f"{out}: already holds a run (last.zip); pass --resume to continue it or choose another "
                             "--out")
-        claim.check(RUN_FILES, args.overwrite or args.resume)
+        claim.check(RUN_FILES, args.overwrite)
         config = {"pair": dataclasses.asdict(cfg), "side": args.side, "config_source": source}
         if args.resume and (out / "config.json").exists():
             old = read_json(out / "config.json")

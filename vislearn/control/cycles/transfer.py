@@ -17,9 +17,7 @@ from vislearn.common.outputs import claim_file, session
 
 from .correspondence import Correspondence, load_maps
 from .domains import Domain, make_env
-from .policy import Actor, load_policy, rollout_returns
-
-EVAL_SEED = 10_000  # evaluation episodes: seeds 10,000.. (collect uses seed * 1,000,000 + episode, seed >= 0)
+from .policy import EVAL_SEED, Actor, load_policy, rollout_returns
 
 
 def transfer_returns(corr: Correspondence, actor: Actor, target: Domain, xml: str, episodes: int,
@@ -39,14 +37,6 @@ def random_returns(target: Domain, xml: str, episodes: int, seed: int = EVAL_SEE
     low, high = env.action_space.low, env.action_space.high
     try:
         return rollout_returns(env, lambda obs: rng.uniform(low, high).astype(np.float32), episodes, seed)
-    finally:
-        env.close()
-
-
-def policy_returns(actor: Actor, domain: Domain, xml: str, episodes: int, seed: int = EVAL_SEED) -> list[float]:
-    env = make_env(domain, xml)
-    try:
-        return rollout_returns(env, actor.act, episodes, seed)
     finally:
         env.close()
 
@@ -98,7 +88,11 @@ def write_video(path: Path, frames: list, fps: int = 30) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="vislearn control cycles transfer", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    p = Parser(prog="vislearn control cycles transfer",
+               description="The source policy acting in the target domain through the learned maps "
+                           "(a_y = G(H(y), pi(H(y)))), with no target reward and no fine-tuning: its returns on seeded "
+                           "episodes, and with --video an mp4 of the first one. --direct runs it through the fixed "
+                           "joint assignment instead (direct transfer).")
     p.add_argument("--run", required=True, help="a fitted run folder (its maps.pt)")
     p.add_argument("--policy", required=True, help="the source domain's policy.pt (train-policy --side source)")
     p.add_argument("--episodes", type=positive_int, default=10, help="evaluation episodes (default 10)")
