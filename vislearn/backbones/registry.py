@@ -22,6 +22,7 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 
 from . import vit
+from .dense import MULTISCALE
 from .i3d_resnet import build_i3d_trunk
 from .mobilenet import MobileNetV2Video, mobilenet_v2_2d
 from .video_trunks import TORCHVISION_TRUNKS, Small3D
@@ -57,6 +58,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "i3d_resnet50": build_i3d_trunk,
     **{arch: _torchvision_trunk(arch) for arch in TORCHVISION_TRUNKS},
     "small3d": Small3D,
+    **MULTISCALE,
 }
 
 # the input each backbone is measured on: images (C,H,W), clips (C,T,H,W)
@@ -70,6 +72,7 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     **{arch: (3, 8, 112, 112) for arch in TORCHVISION_TRUNKS},
     "mvit_v1_b": (3, 16, 224, 224),  # its position encoding has a fixed size
     "small3d": (3, 8, 112, 112),
+    **{name: (3, 224, 224) for name in MULTISCALE},
 }
 
 

@@ -113,6 +113,22 @@ def normalise(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> tor
     return (x - m) / s
 
 
+def sample_box(rng: np.random.Generator, side: int, scale: tuple[float, float] = (0.2, 1.0),
+               ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box in a side x side image: (left, top, width, height) in whole pixels, area a
+    `scale` fraction of the image and aspect within `ratio` (the whole image after 10 failed draws)."""
+    for _ in range(10):
+        area = side * side * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        w, h = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+        if 0 < w <= side and 0 < h <= side:
+            break
+    else:
+        w = h = side
+    top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
+    return left, top, w, h
+
+
 def random_crops(bank: np.ndarray, indices: np.ndarray, size: int, rng: np.random.Generator,
                  scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
     """RandomResizedCrop + horizontal flip of bank frames `indices` -> uint8 [B,3,size,size], drawn from `rng`
@@ -120,15 +136,7 @@ def random_crops(bank: np.ndarray, indices: np.ndarray, size: int, rng: np.rando
     side = bank.shape[1]
     out = torch.empty(len(indices), 3, size, size, dtype=torch.uint8)
     for j, i in enumerate(indices):
-        for _ in range(10):
-            area = side * side * rng.uniform(*scale)
-            aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
-            w, h = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
-            if 0 < w <= side and 0 < h <= side:
-                break
-        else:
-            w = h = side
-        top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
+        left, top, w, h = sample_box(rng, side, scale, ratio)
         # np.array copies: the bank may be a read-only memory map
         crop = torch.from_numpy(np.array(bank[i, top:top + h, left:left + w])).permute(2, 0, 1)
         crop = torch.nn.functional.interpolate(crop[None].float(), size=(size, size), mode="bilinear",
