@@ -111,14 +111,14 @@ def contact_sheet(queries: Items, gallery: Items, idx: np.ndarray) -> np.ndarray
 
 
 def retrieve(run: Path, query: Path, gallery: str | None, top_k: int, out: Path, overwrite: bool = False) -> dict:
-    if not run.is_dir():
-        raise UserError(f"{run}: run folder not found (a `vislearn pretrain metric --out RUN` folder)")
     path = run / "embedder.pt"
-    if not path.exists():
-        raise UserError(f"{path}: not found; the run has not finished (`vislearn pretrain metric ... --resume`)")
-    out = claim_file(out, overwrite=overwrite, inputs=[query, path])
+    out = claim_file(out, overwrite=overwrite, inputs=[query, path])  # refused before anything is read
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: the contact sheet is a .png file")
+    if not run.is_dir():
+        raise UserError(f"{run}: run folder not found (a `vislearn pretrain metric --out RUN` folder)")
+    if not path.exists():
+        raise UserError(f"{path}: not found; the run has not finished (`vislearn pretrain metric ... --resume`)")
     emb = load_embedder(path)
     queries = read_items(Path(query), emb, "--query")
     gal = gallery_items(gallery or f"{emb.data}:test", emb)
