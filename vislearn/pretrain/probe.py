@@ -15,10 +15,12 @@ backbone, arguments and normalisation), `random:BACKBONE` (the same architecture
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,13 +31,16 @@ from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, load_encode
 from vislearn.backbones.imagesets import LabelledImages, load_images
 from vislearn.common.cli import Parser, command
 from vislearn.common.jsonio import write_json
-from vislearn.common.outputs import claim_file
+from vislearn.common.files import write_text
+from vislearn.common.outputs import claim_file, claim_folder
 
+from .contrastive.tasks import TASKS, task_splits
 from .frames import normalise
 
 CS = (0.01, 0.1, 1.0, 10.0)
 MOBILENET = "mobilenet_v2_imagenet"
 MOBILENET_SIZE = 128
+REPORT_FILES = ("results.json", "index.html")
 
 
 @dataclass
@@ -59,10 +64,16 @@ class _MobileNetFeatures(nn.Module):
 
 
 def load_encoder(spec: str, img_size: int = 64, seed: int = 0, pool: str = "token") -> Encoder:
-    """`spec`: an encoder checkpoint file, `random:BACKBONE`, or `mobilenet_v2_imagenet` (see the module)."""
+    """`spec`: an encoder checkpoint file, `random:BACKBONE`, `mobilenet_v2_imagenet` (see the module), or RUN@SPACE
+    (an embedding space of a moco / resim / looc run: `contrastive/spaces.py`)."""
     if spec == MOBILENET:
         net = create_backbone("mobilenet_v2", pretrained=MOBILENET)
         return Encoder(_MobileNetFeatures(net).eval(), MOBILENET_SIZE, IMAGENET_MEAN, IMAGENET_STD, spec)
+    if "@" in spec:  # a contrastive run's embedding space (`contrastive/spaces.py`)
+        from .contrastive.spaces import space_encoder  # noqa: PLC0415
+
+        module, size, _ = space_encoder(spec)
+        return Encoder(module, size, IMAGENET_MEAN, IMAGENET_STD, spec)
     if spec.startswith("random:"):
         torch.manual_seed(seed)
         name = spec.split(":", 1)[1]
@@ -134,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", action="append", required=True,
                    help=f"RUN/encoder.pth, random:BACKBONE or {MOBILENET} (repeat to compare)")
     p.add_argument("--data", default="objects", help="objects | digits | a folder | an .npz (default objects)")
+    p.add_argument("--task", action="append", choices=TASKS, help="instead of --data, a task made from the object "
+                   "set (repeat to compare): objects, colours (6 classes that differ only in colour), rotation "
+                   "(4-way); see vislearn/pretrain/contrastive/tasks.py")
+    p.add_argument("--report", help="a folder for results.json and index.html, the comparison table (encoders x "
+                   "tasks)")
     p.add_argument("--img-size", type=int, default=64, help="image set size (default 64)")
     p.add_argument("--pool", choices=("token", "avg"), default="token", help="ViT feature: class token or mean")
     p.add_argument("--seed", type=int, default=0)
@@ -143,18 +159,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [e.split("@")[0] for e in args.encoder if os.path.exists(e.split("@")[0])]
     if args.out:  # refused before the work: a folder, a file vislearn did not write, an unwritable folder
-        claim_file(args.out, overwrite=args.overwrite, inputs=[e for e in args.encoder if os.path.exists(e)])
-    splits = load_splits(args.data, args.img_size)
+        claim_file(args.out, overwrite=args.overwrite, inputs=inputs)
+    if args.report:
+        claim_folder(args.report, kind="pretrain probe", overwrite=args.overwrite, flag="--report").check(
+            REPORT_FILES, args.overwrite, inputs)
+    tasks = args.task or [args.data]
+    encoders = [load_encoder(spec, args.img_size, args.seed, args.pool) for spec in args.encoder]
     results = []
-    for spec in args.encoder:
-        r = probe(load_encoder(spec, args.img_size, args.seed, args.pool), splits, args.seed)
-        results.append(r)
-        print(f"{spec}: test error {r['test_error']:.4f} (val {r['val_error']:.4f}, C={r['C']})")
+    for task in tasks:
+        splits = task_splits(task, args.img_size) if args.task else load_splits(args.data, args.img_size)
+        for spec, encoder in zip(args.encoder, encoders):
+            r = {"task": task, **probe(encoder, splits, args.seed)}
+            results.append(r)
+            print(f"{task}: {spec}: test error {r['test_error']:.4f} (val {r['val_error']:.4f}, C={r['C']})")
     if args.out:
         write_json(args.out, {"data": args.data, "img_size": args.img_size, "results": results}, indent=1)
+    if args.report:
+        write_probe_report(Path(args.report), results, vars(args))
     sys.stdout.flush()
     return 0
+
+
+def write_probe_report(folder: Path, results: list[dict], args: dict) -> None:
+    """results.json and index.html: one row per encoder, one column per task (test error, val error and C)."""
+    tasks = list(dict.fromkeys(r["task"] for r in results))
+    encoders = list(dict.fromkeys(r["encoder"] for r in results))
+    cell = {(r["encoder"], r["task"]): r for r in results}
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in tasks)
+    rows = "".join("<tr><td>{}</td>{}</tr>".format(html.escape(e), "".join(
+        f"<td>{100 * cell[e, t]['test_error']:.1f}% <small>(val {100 * cell[e, t]['val_error']:.1f}%, "
+        f"C={cell[e, t]['C']})</small></td>" for t in tasks)) for e in encoders)
+    write_json(folder / "results.json", {"args": {k: v for k, v in args.items() if k != "overwrite"},
+                                         "results": results}, indent=1)
+    write_text(folder / "index.html", f"""<!doctype html><meta charset="utf-8"><title>linear probes</title>
+<h1>Linear probes: test error (lower is better)</h1>
+<p>Logistic regression on standardised frozen features; C chosen on val from {list(CS)}; test error at that C.</p>
+<table border="1" cellpadding="4"><tr><th>encoder</th>{head}</tr>{rows}</table>
+""")
 
 
 main = command(build_parser, run)

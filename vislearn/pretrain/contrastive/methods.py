@@ -34,9 +34,9 @@ class LearnerSpec:
     method: str
     dim: int = 128
     hidden: int = 512
-    queue: int = 4096
+    queue: int = 1024
     temperature: float = 0.2
-    momentum: float = 0.99
+    momentum: float = 0.9
     key_chunks: int = 2
     spaces: tuple[str, ...] = ()  # looc: the augmentations that get a space of their own
     max_windows: int = 8  # resim: windows per image and level at most
