@@ -91,12 +91,14 @@ class ContrastiveLearner(nn.Module):
         return {"backbone": pooled, **{s: F.normalize(h(pooled), dim=1) for s, h in self.heads.items()}}
 
 
-def _key_pass(learner: ContrastiveLearner, x: torch.Tensor, generator: torch.Generator,
+def _key_pass(learner: ContrastiveLearner, x: torch.Tensor, generator: torch.Generator, spaces: list[str],
               maps: bool = False) -> dict[str, torch.Tensor]:
+    """The key network (encoder and the heads of `spaces`, as MoCo's whole key encoder) on shuffled parts of x:
+    {space: normalised key projections} and, with `maps`, the key feature maps."""
     def fn(part):
-        if maps:
-            return learner.key_encoder.features(part)
-        return {"pooled": learner.key_encoder(part)}
+        feats = learner.key_encoder.features(part) if maps else {"pooled": learner.key_encoder(part)}
+        return {**{s: F.normalize(learner.key_heads[s](feats["pooled"]), dim=1) for s in spaces},
+                **({lv: feats[lv] for lv in learner.region_heads} if maps else {})}
     return shuffled_forward(fn, x, learner.spec.key_chunks, generator)
 
 
@@ -105,7 +107,7 @@ def moco_loss(learner: ContrastiveLearner, xq: torch.Tensor, xk: torch.Tensor, g
     spec = learner.spec
     q = F.normalize(learner.heads[GENERAL](learner.encoder(xq)), dim=1)
     with torch.no_grad():
-        k = F.normalize(learner.key_heads[GENERAL](_key_pass(learner, xk, generator)["pooled"]), dim=1)
+        k = _key_pass(learner, xk, generator, [GENERAL])[GENERAL]
     loss, acc = info_nce(q, k, learner.negatives(GENERAL), spec.temperature)
     learner.queues[GENERAL].push(k)
     return loss, {"loss_global": float(loss.detach()), "acc_global": float(acc)}
@@ -117,8 +119,8 @@ def resim_loss(learner: ContrastiveLearner, xq: torch.Tensor, xk: torch.Tensor, 
     fq = learner.encoder.features(xq)
     q = F.normalize(learner.heads[GENERAL](fq["pooled"]), dim=1)
     with torch.no_grad():
-        fk = _key_pass(learner, xk, generator, maps=True)
-        k = F.normalize(learner.key_heads[GENERAL](fk["pooled"]), dim=1)
+        fk = _key_pass(learner, xk, generator, [GENERAL], maps=True)
+        k = fk[GENERAL]
     loss, acc = info_nce(q, k, learner.negatives(GENERAL), spec.temperature)
     learner.queues[GENERAL].push(k)
     stats = {"loss_global": float(loss.detach()), "acc_global": float(acc)}
@@ -143,13 +145,13 @@ def looc_loss(learner: ContrastiveLearner, xq: torch.Tensor, xkeys: list[torch.T
     spec = learner.spec
     pooled = learner.encoder(xq)
     b = len(xq)
+    pairs = looc_pairs(spec.spaces)
     with torch.no_grad():
-        hk = _key_pass(learner, torch.cat(xkeys), generator)["pooled"].view(len(xkeys), b, -1)
+        keys = _key_pass(learner, torch.cat(xkeys), generator, list(pairs))
     total, stats = 0.0, {}
-    for space, (positives, negatives) in looc_pairs(spec.spaces).items():
+    for space, (positives, negatives) in pairs.items():
         q = F.normalize(learner.heads[space](pooled), dim=1)
-        with torch.no_grad():
-            k = F.normalize(learner.key_heads[space](hk), dim=2)  # [n+1, B, D]
+        k = keys[space].view(len(xkeys), b, -1)  # [n+1, B, D]
         extra = k[negatives].transpose(0, 1) if negatives else None  # [B, M, D]
         queue = learner.negatives(space)
         parts = [info_nce(q, k[j], queue, spec.temperature, extra) for j in positives]
@@ -158,4 +160,4 @@ def looc_loss(learner: ContrastiveLearner, xq: torch.Tensor, xkeys: list[torch.T
         total = total + loss
         stats[f"loss_{space}"] = float(loss.detach())
         stats[f"acc_{space}"] = float(sum(p[1] for p in parts) / len(parts))
-    return total / len(looc_pairs(spec.spaces)), stats
+    return total / len(pairs), stats
