@@ -282,6 +282,26 @@ CASES: dict[str, list[Case]] = {
         C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "results.md"),
         C("read-only", lambda e: ["--data", e.d, "--out", e.o / "compare"], lambda e: e.o),
     ],
+    **{f"pretrain {method}": [
+        C("file", lambda e: ["--data", e.d, "--out", e.f]),
+        C("existing", lambda e: ["--data", e.d, "--out", e.o], lambda e: e.o / "encoder.pth"),
+        C("read-only", lambda e: ["--data", e.d, "--out", e.o / "run"], lambda e: e.o),
+    ] for method in ("moco", "resim", "looc")},
+    "pretrain convert": [
+        C("folder", lambda e: [e.ckpt, "--out", e.d]),
+        C("existing", lambda e: [e.ckpt, "--out", e.o / "encoder.pth"], lambda e: e.o / "encoder.pth"),
+        C("read-only", lambda e: [e.ckpt, "--out", e.o / "encoder.pth"], lambda e: e.o),
+    ],
+    "pretrain metric": [
+        C("file", lambda e: ["--data", "digits-modes", "--out", e.f]),
+        C("existing", lambda e: ["--data", "digits-modes", "--out", e.o], lambda e: e.o / "results.json"),
+        C("read-only", lambda e: ["--data", "digits-modes", "--out", e.o / "run"], lambda e: e.o),
+    ],
+    "pretrain retrieve": [
+        C("folder", lambda e: ["--run", e.o, "--query", e.d, "--out", e.d]),
+        C("existing", lambda e: ["--run", e.o, "--query", e.d, "--out", e.o / "sheet.png"], lambda e: e.o / "sheet.png"),
+        C("read-only", lambda e: ["--run", e.o, "--query", e.d, "--out", e.o / "sheet.png"], lambda e: e.o),
+    ],
     "segment generate-data": [
         C("file", lambda e: ["--out", e.f, *GENERATE]),
         C("existing", lambda e: ["--out", e.o, *GENERATE], lambda e: e.o / "notes.txt"),

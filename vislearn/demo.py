@@ -44,6 +44,8 @@ DEMOS = [
     QuickDemo("mae", "MAE pre-training (MVP's encoder) on hand-object frames, linear probe",
               "vislearn.pretrain.demo:quick_demo", "video/synthetic", 120,
               prepare="vislearn.video.actions.table:demo_data"),
+    QuickDemo("repr", "ReSim, LooC and metric learning against their baselines (tiny budget)",
+              "vislearn.pretrain.contrastive.demo:quick_demo", "pretrain", 180),
     QuickDemo("segment", "Segment Anything: promptable masks on renders with parts (ICCV 2023)",
               "vislearn.segment.demo:quick_demo", "segment/synthetic", 120),
     QuickDemo("control", "MVP: behaviour cloning from pixels with frozen encoders (MuJoCo, Meta-World reach)",
