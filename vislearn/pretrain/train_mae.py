@@ -33,10 +33,11 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import read_json, write_json, write_jsonl
-from vislearn.common.outputs import claim_folder, session
+from vislearn.common.outputs import session
 from vislearn.common.validate import setting, validate
 
 from .frames import bank_side, build_frame_bank, normalise, random_crops
+from .runs import add_config_flags, add_run_flags, open_run
 from .mae import MaskedAutoencoder
 
 KIND = "pretrain mae"
@@ -192,21 +193,10 @@ def _pretrain(cfg: MAEConfig, resume: bool, log, progress: bool, overwrite: bool
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     last = out / "last.pt"
-    claim = claim_folder(out, kind=KIND, lock=True, flag="--out", overwrite=overwrite)
-    if last.exists() and not resume:
-        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    claim.check(RUN_FILES, overwrite or (resume and last.exists()), [cfg.data])
+    done = open_run(cfg, KIND, RUN_FILES, resume, overwrite, lambda ckpt: ckpt["epoch"] + 1 >= cfg.epochs, [cfg.data])
+    if done is not None:
+        return done
     config = dataclasses.asdict(cfg)
-    if resume and (out / "config.json").exists():
-        saved = read_json(out / "config.json")
-        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in config.items()
-                if k not in ("out", "threads") and saved.get(k) != v]
-        if diff:
-            raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])});"
-                            " resume with the run's values or choose another --out")
-        if (out / "results.json").exists() and last.exists() and load_checkpoint(last)["epoch"] + 1 >= cfg.epochs:
-            return read_json(out / "results.json")
-    write_json(out / "config.json", config, indent=1)
     bank = load_bank(cfg, out, log)
     torch.manual_seed(cfg.seed)
     model = build_mae(cfg)
@@ -285,21 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                "folder of images, videos or frame folders. Writes RUN/encoder.pth for every family to load.")
     p.add_argument("--data", required=True, help="folder (or file) of images / videos, searched recursively")
     p.add_argument("--out", required=True, help="run folder")
-    d = MAEConfig()
-    for f in dataclasses.fields(MAEConfig):
-        if f.name in ("data", "out"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(d, f.name),
-                           help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
-            p.add_argument(flag, type=kind, default=getattr(d, f.name),
-                           help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace files of the run's names in --out that vislearn "
-                   "did not write")
+    add_config_flags(p, MAEConfig(), HELP, skip=("data", "out"))
+    add_run_flags(p)
     return p
 
 

@@ -38,10 +38,11 @@ from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path
 from vislearn.common.jsonio import read_json, write_json, write_jsonl
-from vislearn.common.outputs import claim_folder, session
+from vislearn.common.outputs import session
 from vislearn.common.validate import setting, validate
 
-from ..frames import bank_side, build_frame_bank, normalise
+from ..frames import bank_side, build_frame_bank
+from ..runs import add_config_flags, add_run_flags, open_run
 from .methods import METHODS, ContrastiveLearner, LearnerSpec, looc_loss, moco_loss, resim_loss
 from .views import AUGMENTATIONS, AugmentConfig, draw_view, render_views
 
@@ -218,22 +219,11 @@ def _pretrain(cfg: ContrastConfig, resume: bool, log, progress: bool, overwrite:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     last = out / "last.pt"
-    claim = claim_folder(out, kind=f"pretrain {cfg.method}", lock=True, flag="--out", overwrite=overwrite)
-    if last.exists() and not resume:
-        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    claim.check(RUN_FILES, overwrite or (resume and last.exists()),
-                [cfg.data] if cfg.data not in IMAGE_SETS else [])
+    done = open_run(cfg, f"pretrain {cfg.method}", RUN_FILES, resume, overwrite,
+                    lambda ckpt: ckpt["epoch"] + 1 >= cfg.epochs, [cfg.data] if cfg.data not in IMAGE_SETS else [])
+    if done is not None:
+        return done
     config = dataclasses.asdict(cfg)
-    if resume and (out / "config.json").exists():
-        saved = read_json(out / "config.json")
-        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in config.items()
-                if k not in ("out", "threads") and saved.get(k) != v]
-        if diff:
-            raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])});"
-                            " resume with the run's values or choose another --out")
-        if (out / "results.json").exists() and last.exists() and load_checkpoint(last)["epoch"] + 1 >= cfg.epochs:
-            return read_json(out / "results.json")
-    write_json(out / "config.json", config, indent=1)
     bank = load_bank(cfg, out, log)
     learner = build_learner(cfg)
     steps = cfg.steps_per_epoch or max(1, len(bank) // cfg.batch_size)
@@ -303,8 +293,7 @@ HELP = {
     "fpn_channels": "a feature pyramid of this width over C3-C5 (0: none); ReSim's regions are then pooled from it, "
                     "and a detector with the same width loads it (the detector's default is 128)",
     "img_size": "view size in pixels",
-    "augment": "optional augmentations, comma-separated, of colour, rotation, texture (default: the method's: "
-               f"{DEFAULT_AUGMENT})",
+    "augment": "optional augmentations, comma-separated, of colour, rotation, texture (crop and flip are always on)",
     "epochs": "epochs (of --steps-per-epoch steps)",
     "steps_per_epoch": "steps per epoch (0: one pass over the images)",
     "batch_size": "images per step",
@@ -340,17 +329,9 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder (or file) of images / videos, searched recursively, or an "
                    f"image set: {', '.join(IMAGE_SETS)} (its train split)")
     p.add_argument("--out", required=True, help="run folder")
-    d = ContrastConfig(method=method)
-    for f in dataclasses.fields(ContrastConfig):
-        if f.name in ("method", "data", "out"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        p.add_argument(flag, type=kind, default=getattr(d, f.name), help=f"{HELP[f.name]} (default "
-                       f"{getattr(d, f.name) if f.name != 'augment' else DEFAULT_AUGMENT[method]})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace files of the run's names in --out that vislearn "
-                   "did not write")
+    add_config_flags(p, ContrastConfig(method=method), HELP, skip=("method", "data", "out"),
+                     shown={"augment": DEFAULT_AUGMENT[method]})
+    add_run_flags(p)
     return p
 
 

@@ -28,10 +28,11 @@ import torch
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
-from vislearn.common.jsonio import read_json, write_json, write_jsonl
-from vislearn.common.outputs import claim_folder, session
+from vislearn.common.jsonio import write_json, write_jsonl
+from vislearn.common.outputs import session
 from vislearn.common.validate import COMMAND_LINE, setting, validate
 
+from ..runs import add_config_flags, add_run_flags, open_run
 from .data import MODE_SETS, ModeSplit, load_split, mode_set, trunk_features
 from .miners import POSITIVES, make_miner
 from .model import Embedder, build_head, head_for, pixels, save_embedder, trunk_embedder
@@ -154,21 +155,10 @@ def _train(cfg: MetricConfig, resume: bool, log, overwrite: bool) -> dict:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     last = out / "last.pt"
-    claim = claim_folder(out, kind=KIND, lock=True, flag="--out", overwrite=overwrite)
-    if last.exists() and not resume:
-        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    claim.check(RUN_FILES, overwrite or (resume and last.exists()))
+    done = open_run(cfg, KIND, RUN_FILES, resume, overwrite, lambda ckpt: ckpt["step"] >= cfg.steps)
+    if done is not None:
+        return done
     config = dataclasses.asdict(cfg)
-    if resume and (out / "config.json").exists():
-        saved = read_json(out / "config.json")
-        diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in config.items()
-                if k not in ("out", "threads") and saved.get(k) != v]
-        if diff:
-            raise UserError(f"{out / 'config.json'}: the run was started with other settings ({'; '.join(diff[:4])});"
-                            " resume with the run's values or choose another --out")
-        if (out / "results.json").exists() and last.exists() and load_checkpoint(last)["step"] >= cfg.steps:
-            return read_json(out / "results.json")
-    write_json(out / "config.json", config, indent=1)
     prep = prepare(cfg, log)
     spec = mode_set(cfg.data)
     torch.manual_seed(cfg.seed)
@@ -252,16 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Writes RUN/embedder.pt (for `vislearn pretrain retrieve`), results.json and index.html.")
     p.add_argument("--data", required=True, help=f"sub-cluster set: {' | '.join(MODE_SETS)}")
     p.add_argument("--out", required=True, help="run folder")
-    d = MetricConfig()
-    for f in dataclasses.fields(MetricConfig):
-        if f.name in ("data", "out"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        p.add_argument(flag, type=kind, default=getattr(d, f.name), help=f"{HELP[f.name]} (default {getattr(d, f.name)})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace files of the run's names in --out that vislearn "
-                   "did not write")
+    add_config_flags(p, MetricConfig(), HELP, skip=("data", "out"))
+    add_run_flags(p)
     return p
 
 
