@@ -6,7 +6,9 @@ train-detector`, FCOS) from each encoder and from random weights, and report hel
 
 Every run is a CLI call (the commands a user would type, printed), two at a time on one thread each; finished runs
 are kept and a rerun continues (`--resume`). Writes OUT/table.json and OUT/table.md. Nothing is chosen on the
-held-out videos: every setting is fixed before the runs and the AP is read once, after the last epoch.
+held-out videos: every setting is fixed before the runs and the AP is read once, after the last epoch. Rows: random
+init, MoCo-v2, ReSim (body and the pyramid its region losses trained), ReSim's body only (pyramid at random, as
+MoCo-v2's).
 """
 from __future__ import annotations
 
@@ -66,6 +68,20 @@ def detector(name: str, weights: str, seed: int, data: Path, split: Path, out: P
             **{k: v for k, v in final.items() if k.startswith(("ap50_", "ap75_"))}}
 
 
+def body_only(encoder: Path) -> Path:
+    """The encoder file without its pyramid (the detector's pyramid then starts at random, as from MoCo-v2's, whose
+    pyramid no loss trains)."""
+    import torch  # noqa: PLC0415
+
+    out = encoder.with_name("encoder_body.pth")
+    if not out.exists():
+        ckpt = torch.load(encoder, map_location="cpu", weights_only=False)
+        ckpt["model"] = {k: v for k, v in ckpt["model"].items() if not k.startswith("fpn.")}
+        ckpt["backbone_args"] = {**ckpt["backbone_args"], "fpn_channels": 0}
+        torch.save(ckpt, out)
+    return out
+
+
 def summarise(rows: list[dict]) -> dict:
     table = {}
     for name in dict.fromkeys(r["init"] for r in rows):
@@ -96,6 +112,8 @@ def main() -> int:
         jobs = [pool.submit(detector, "random", "none", s, data, split, out, args.detector_epochs) for s in seeds]
         jobs += [pool.submit(lambda m=m, s=s: detector(m, str(encoders[m, s].result()), s, data, split, out,
                                                         args.detector_epochs)) for s in seeds for m in ("moco", "resim")]
+        jobs += [pool.submit(lambda s=s: detector("resim_body", str(body_only(encoders["resim", s].result())), s, data,
+                                                  split, out, args.detector_epochs)) for s in seeds]
         rows = [j.result() for j in jobs]
     table = summarise(rows)
     (out / "table.json").write_text(json.dumps({"rows": rows, "table": table, "args": vars(args)}, indent=1))
