@@ -36,13 +36,13 @@ from vislearn.backbones.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderInfo
 from vislearn.common.checkpoint import load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from vislearn.common.cli import Parser, command
 from vislearn.common.errors import UserError
-from vislearn.common.files import atomic_path
-from vislearn.common.jsonio import read_json, write_json, write_jsonl
+from vislearn.common.jsonio import write_json, write_jsonl
 from vislearn.common.outputs import session
 from vislearn.common.validate import setting, validate
 
-from ..frames import bank_side, build_frame_bank
+from ..frames import bank_side
 from ..runs import add_config_flags, add_run_flags, open_run
+from ..train_mae import load_bank as run_frame_bank
 from .methods import METHODS, ContrastiveLearner, LearnerSpec, looc_loss, moco_loss, resim_loss
 from .views import AUGMENTATIONS, AugmentConfig, draw_view, render_views
 
@@ -117,20 +117,7 @@ def load_bank(cfg: ContrastConfig, out: Path, log) -> np.ndarray:
 
         images = load_images(cfg.data, "train", size=side, seed=0).images
         return images.permute(0, 2, 3, 1).contiguous().numpy()
-    bank_path, info_path = out / "frames.npy", out / "frames.json"
-    recipe = {"root": cfg.data, "side": side, "frames_per_video": cfg.frames_per_video,
-              "max_frames": cfg.max_frames, "seed": cfg.seed}
-    if bank_path.exists() and info_path.exists():
-        info = read_json(info_path)
-        if all(info.get(k) == v for k, v in recipe.items()):
-            return np.load(bank_path, mmap_mode="r")
-    bank, info = build_frame_bank(cfg.data, cfg.img_size, cfg.frames_per_video, cfg.max_frames, cfg.seed)
-    with atomic_path(bank_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, bank)
-    write_json(info_path, info, indent=1)
-    log(f"frames: {info['frames']} from {info['images']} images and {info['videos']} videos under {cfg.data}")
-    return bank
+    return run_frame_bank(cfg, out, log)  # decoded once into the run folder, as MAE's
 
 
 def batch_views(bank: np.ndarray, idx: np.ndarray, cfg: ContrastConfig, aug: AugmentConfig,
