@@ -23,6 +23,14 @@ part computes depends on one frame and never changes, so `video.actions.feature_
 frame and keeps it on disk; training then runs only the temporal blocks. `frozen_blocks=0` (the
 `configs/video/ssv2` recipes) fine-tunes the whole trunk as the paper does.
 
+`output_stride` = 16 (or 8) makes the map finer the DeepLab way (Chen et al., 2017), for models that read
+regions of it (STRG's RoIAlign: 8x8 cells at 128 px instead of 4x4): the stride-2 block that would take
+the map past that stride (block 14, the first of the 160-channel stage, at 16; block 7 too at 8) gets
+stride 1, and the depthwise convolutions after it dilation 2 (4 after the second) with matching padding.
+No weight changes shape or meaning, so ImageNet and trained weights of any output stride load into any
+other; the blocks before the first changed one compute exactly what they did, so a trunk with
+`frozen_blocks` <= 14 at output stride 16 shares the feature cache of the output-stride-32 trunk.
+
 State-dict keys equal torchvision's `features.*`, so an ImageNet file loads by name.
 """
 from __future__ import annotations
@@ -129,6 +137,35 @@ def _inflate_(module: nn.Module, temporal_kernel: int, inflation: str) -> None:
             _inflate_(child, temporal_kernel, inflation)
 
 
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def dilate_features_(features: nn.Sequential, output_stride: int) -> int:
+    """Turn the stride-2 kxk convolutions that would take the map past `output_stride` into stride 1, and
+    dilate every kxk convolution after them (padding kept 'same'), in place, as torchvision's ResNet does
+    with `replace_stride_with_dilation`. Returns the index of the first changed block (len(features) if none).
+    """
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, got {output_stride}")
+    stride, dilation, first = 1, 1, len(features)
+    for i, block in enumerate(features):
+        for conv in (m for m in block.modules() if isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1):
+            s = conv.stride[0]
+            if s > 1 and stride * s > output_stride:
+                conv.stride = (1, 1)  # this conv keeps the dilation before it; the later ones get s times more
+                if hasattr(block, "stride"):
+                    block.stride = 1
+                first = min(first, i)
+                d, dilation = dilation, dilation * s
+            else:
+                stride, d = stride * s, dilation
+            if d > 1:
+                conv.dilation = (d, d)
+                conv.padding = tuple(d * (k - 1) // 2 for k in conv.kernel_size)
+                first = min(first, i)
+    return first
+
+
 def _frames_2d(x: torch.Tensor) -> torch.Tensor:
     b, c, t, h, w = x.shape
     return x.transpose(1, 2).reshape(b * t, c, h, w)
@@ -140,7 +177,7 @@ def _clips_5d(x: torch.Tensor, t: int) -> torch.Tensor:
 
 
 class MobileNetV2Video(nn.Module):
-    """MobileNetV2 `features` on clips: frames [B,3,T,H,W] -> map [B,1280,T,H/32,W/32].
+    """MobileNetV2 `features` on clips: frames [B,3,T,H,W] -> map [B,1280,T,H/s,W/s], s = `output_stride`.
 
     `frame_features` runs the frozen per-frame blocks, `temporal_features` the rest (shifted or
     inflated); `forward` is both. See the module docstring.
@@ -149,7 +186,7 @@ class MobileNetV2Video(nn.Module):
     out_dim = 1280
 
     def __init__(self, net2d: MobileNetV2, temporal: str = "tsm", frozen_blocks: int = 0, shift_div: int = 8,
-                 temporal_kernel: int = 3, inflation: str = "mean"):
+                 temporal_kernel: int = 3, inflation: str = "mean", output_stride: int = 32):
         super().__init__()
         if temporal not in ("tsm", "i3d"):
             raise ValueError(f"temporal must be 'tsm' or 'i3d', got {temporal!r}")
@@ -160,6 +197,8 @@ class MobileNetV2Video(nn.Module):
             raise ValueError(f"shift_div must be >= 2 (1/shift_div of the channels move each way), got {shift_div}")
         self.features = net2d.features
         self.temporal, self.frozen_blocks, self.shift_div = temporal, frozen_blocks, shift_div
+        self.output_stride = output_stride
+        self.dilated_from = dilate_features_(self.features, output_stride)  # before inflation: 3D convs copy it
         self.shift_blocks: tuple[int, ...] = ()
         if temporal == "tsm":
             self.shift_blocks = tuple(i for i in range(frozen_blocks, n)
@@ -188,7 +227,10 @@ class MobileNetV2Video(nn.Module):
 
     def frozen_digest(self) -> str:
         """sha256 over the frozen blocks' weights and statistics: what a cache of `frame_features` is keyed by."""
-        h = hashlib.sha256(f"mobilenet_v2 features[:{self.frozen_blocks}]".encode())
+        head = f"mobilenet_v2 features[:{self.frozen_blocks}]"
+        if self.frozen_blocks > self.dilated_from:  # the frozen part itself computes differently: another key
+            head += f" output_stride {self.output_stride}"
+        h = hashlib.sha256(head.encode())
         for name, t in self.frozen_part().state_dict().items():
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())

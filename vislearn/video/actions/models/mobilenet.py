@@ -23,16 +23,18 @@ def mobilenet_v2_scene(
     head: str = "mean",
     num_frames: int = 8,
     frame_dim: int = 128,
+    output_stride: int = 32,
 ) -> SceneModel:
     """MobileNetV2 video trunk (`temporal`: "tsm" shifts channels in time, `shift_div`; "i3d" inflates the
     kxk kernels to `temporal_kernel` x k x k, `inflation`) -> pooling (`SceneModel` head) -> 512 -> classes.
-    An option of the other kind of trunk is refused rather than ignored."""
+    `output_stride` 16 (or 8) dilates the later blocks for a finer map (STRG's regions; the backbone module
+    explains it). An option of the other kind of trunk is refused rather than ignored."""
     other = {"tsm": {"temporal_kernel": temporal_kernel, "inflation": inflation}, "i3d": {"shift_div": shift_div}}
     given = [k for k, v in other.get(temporal, {}).items() if v is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: not an option of the {temporal} MobileNetV2")
     trunk = MobileNetV2Video(mobilenet_v2_2d(pretrained), temporal, frozen_blocks, shift_div=shift_div or 8,
-                             temporal_kernel=temporal_kernel or 3, inflation=inflation or "mean")
+                             temporal_kernel=temporal_kernel or 3, inflation=inflation or "mean", output_stride=output_stride)
     return SceneModel(trunk, num_classes, feature_dim, dropout, head, num_frames, frame_dim)
 
 

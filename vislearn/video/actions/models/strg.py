@@ -20,7 +20,10 @@ so box and feature map share coordinates by construction. The mask is STIN's slo
 A video with no box at all is classified from the global feature alone.
 
 Submodule names `backbone` / `proj` / `frame_head` equal those of `SceneModel`, so a trained scene stream
-initialises STRG directly (`create_model("strg", ..., scene_checkpoint=...)`).
+initialises STRG directly (`create_model("strg", ..., scene_checkpoint=...)`). RoIAlign needs a map with
+more than a cell or two per box: on the TSM MobileNetV2 trunk STRG runs at `output_stride: 16` (8x8 cells
+at 128 px; the dilated trunk takes the weights of a stride-32 scene run as they are, see
+`vislearn.backbones.mobilenet`).
 """
 
 from __future__ import annotations
