@@ -40,16 +40,19 @@ from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, output_folder, write_text
 from vislearn.common.outputs import check_writable, claim_folder
 from vislearn.common.jsonio import read_json, write_json
-from vislearn.common.paths import config_dir
 
-from .config import TrainConfig, load_config
+from .config import TrainConfig
+from .crossfit import fold_splits
+from .table_crossfit import fitted_ensemble, fitted_fewshot
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
 from .models import fuse_scores
 from vislearn.common.tables import format_table
 from .report import report_at_end
 from .jobs import Job, JobResult, run_jobs
-from .table_rows import ENSEMBLES, ROW_ORDER, STREAMS, STRG_STREAMS, TRACKED, TRACKED_SPLITS, Stream
+from .table_rows import run_config
+from .table_rows import (CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER,
+                         STREAMS, STRG_STREAMS, TRACKED, TRACKED_SPLITS, Stream)
 from .train import train
 
 
@@ -127,12 +130,10 @@ def make_data(data: Path, args) -> None:
 
 
 # --------------------------------------------------------------------------- training and scoring
-def run_config(config: str, overrides: list[str]) -> TrainConfig:
-    return load_config(config_dir("video") / "synthetic" / config, overrides)
-
-
 def finished(cfg: TrainConfig) -> bool:
-    return (Path(cfg.out) / "results.json").exists() and (Path(cfg.out) / "scores.npz").exists()
+    out = Path(cfg.out)
+    return ((out / "results.json").exists() and (out / "scores.npz").exists()
+            and (cfg.holdout_fraction == 0 or (out / "holdout_scores.npz").exists()))
 
 
 def train_job(config: str, overrides: list[str]) -> dict:
@@ -162,9 +163,33 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
             for s in streams]
 
 
+def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
+              seed: int) -> list[Job]:
+    """K-fold cross-fitting of the streams in CROSSFIT_KEYS (video.actions.crossfit): a run per stream and
+    fold into root/folds/<key>/fold<i>, and the cross-fitted feature fusion over them."""
+    crossfit = [s for s in streams if s.key in CROSSFIT_KEYS]
+    if folds < 2 or not crossfit:
+        return []
+    from .table_crossfit import crossfit_fusion_job
+
+    splits = fold_splits(split, root / "folds", folds, seed)
+    jobs, per_stream = [], []
+    for s in crossfit:
+        overrides = [common + [f"split={f}", f"out={root / 'folds' / s.key / f'fold{i}'}"] for i, f in enumerate(splits)]
+        per_stream.append((s.config, overrides))
+        jobs += [Job(f"{prefix}/folds/{s.key}/fold{i}", train_job, (s.config, o), log=root / "folds" / f"{s.key}_fold{i}.log")
+                 for i, o in enumerate(overrides)]
+    if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
+        jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
+                        (per_stream, [str(f) for f in splits], str(split), str(root / CROSSFIT_FUSION[0]), seed),
+                        after=tuple(j.name for j in jobs), log=root / f"{CROSSFIT_FUSION[0]}.log"))
+    return jobs
+
+
 def with_overrides(job: Job, *more: str, after: tuple[str, ...] = ()) -> Job:
     """`job` with more `key=value` overrides (its args are (config, overrides, ...)) and more jobs before it."""
-    return Job(job.name, job.fn, (job.args[0], [*job.args[1], *more], *job.args[2:]), (*after, *job.after), job.log)
+    args = (job.args[0], [*job.args[1], *more], *job.args[2:]) if more else job.args
+    return Job(job.name, job.fn, args, (*after, *job.after), job.log)
 
 
 def plan(jobs: list[Job], parallel: int, user_overrides: list[str]) -> list[Job]:
@@ -176,7 +201,6 @@ def plan(jobs: list[Job], parallel: int, user_overrides: list[str]) -> list[Job]
     every other job reads its data in its own process (`workers=0`: from the cache that is cheap, and a loader
     process per job would put four busy processes on two cores), unless the overrides set `workers`."""
     first = next((j.name for j in jobs if j.name.endswith("/scene")), None)
-    pixels = ("/scene", "/fusion", "/strg", "/fusion_strg")
     own_loader = parallel > 1 and not any(o.startswith("workers=") for o in user_overrides)
     ordered = [j for j in jobs if j.name == first] + [j for j in jobs if j.name != first]
     out = []
@@ -184,8 +208,10 @@ def plan(jobs: list[Job], parallel: int, user_overrides: list[str]) -> list[Job]
         if j.name == first:
             out.append(with_overrides(j, "threads=2"))
             continue
-        wait = (first,) if first and j.name.split("/finetune")[0].endswith(pixels) and first not in j.after else ()
-        out.append(with_overrides(j, *(["workers=0"] if own_loader else []), after=wait))
+        reads_pixels = any(part in PIXEL_KEYS for part in j.name.split("/"))
+        wait = (first,) if first and reads_pixels and first not in j.after else ()
+        runs = j.fn in (train_job, finetune_job)  # jobs whose args are (config, overrides, ...)
+        out.append(with_overrides(j, *(["workers=0"] if own_loader and runs else []), after=wait))
     return out
 
 
@@ -206,8 +232,9 @@ def fused(score_files: list[Path]) -> dict:
     return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5), "videos": len(ids)}
 
 
-def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str], args) -> list[Job]:
-    """Base training on the few-shot split's base classes, then last-layer fine-tuning per k and draw."""
+def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str], args, seed: int) -> list[Job]:
+    """Base training on the few-shot split's base classes, then last-layer fine-tuning per k and draw; with
+    --folds, the base streams cross-fitted too (the learned ensemble's weights come from the base classes)."""
     folder = data / "splits" / "fewshot"
     files = {n: folder / n for n in ("base_labels.json", "base_training_set.json", "base_validation_set.json")}
     base_split = stage_split(root / "base_split", *files.values())
@@ -218,10 +245,12 @@ def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str
         overrides = base.args[1]
         jobs.append(Job(f"{base.name}/finetune", finetune_job, (s.config, overrides, folder, list(args.shots), args.draws),
                         after=(base.name,), log=root / f"{s.key}_finetune.log"))
-    return jobs
+    folds = [j for j in fold_jobs(streams, common, root, prefix, base_split, args.folds, seed) if "/folds/" in j.name]
+    return jobs + folds
 
 
-def fewshot_rows(streams: list[Stream], ensembles: list[str], root: Path, done: dict, args) -> dict[str, dict]:
+def fewshot_rows(streams: list[Stream], ensembles: list[str], fitted: list[str], root: Path, done: dict, args
+                 ) -> dict[str, dict]:
     """The few-shot columns of one seed from its finished jobs, the score ensembles of each draw added."""
     prefix = f"fewshot/{root.name}"
     out: dict[str, dict] = {s.key: {"base": done[f"{prefix}/{s.key}"].value["evaluation"]["top1"],
@@ -233,12 +262,18 @@ def fewshot_rows(streams: list[Stream], ensembles: list[str], root: Path, done: 
             stages = sorted((root / a / "finetune" / f"{k}shot").glob("draw_*"))
             out[key]["shots"][k] = [fused([st / "scores.npz", root / b / "finetune" / f"{k}shot" / st.name /
                                            "scores.npz"])["top1"] for st in stages]
+    for key in fitted:
+        out[key] = fitted_fewshot(root, FITTED[key][1], list(args.shots))
     return out
 
 
 # --------------------------------------------------------------------------- the table
+COMBINED = ("fusion", "fusion_joint", "fusion_crossfit", "ensemble", "ensemble_fit")
+STRG_STIN = ("fusion_strg", "ensemble_strg", "ensemble_strg_fit")
+
+
 def findings(table: dict, few: dict, splits: list[str], shots: list[int]) -> list[str]:
-    """The paper's three qualitative findings, checked on the measured means."""
+    """The paper's qualitative findings (and issue 31's goals), checked on the measured means."""
     lines = []
     mean = {k: {s: float(np.mean([v[0] for v in table[k][s]])) for s in splits if s in table[k]} for k in table}
     if {"compositional", "shuffled"} <= set(splits) and {"stin", "scene"} <= set(mean):
@@ -246,17 +281,28 @@ def findings(table: dict, few: dict, splits: list[str], shots: list[int]) -> lis
         lines.append(f"- the scene stream loses more than STIN from shuffled to compositional: "
                      f"{'yes' if gap['scene'] > gap['stin'] else 'no'} "
                      f"(gap {100 * gap['scene']:.1f} vs {100 * gap['stin']:.1f} points)")
-    if "compositional" in splits and {"stin", "scene", "fusion"} <= set(mean):
-        best = max(mean["stin"]["compositional"], mean["scene"]["compositional"])
-        lines.append(f"- feature fusion at least the best single stream on the compositional split: "
-                     f"{'yes' if mean['fusion']['compositional'] >= best else 'no'} "
-                     f"({100 * mean['fusion']['compositional']:.1f} vs {100 * best:.1f})")
+    comp = {k: v["compositional"] for k, v in mean.items() if "compositional" in v}
+    if {"stin", "scene"} <= set(comp):
+        best = max(comp["stin"], comp["scene"])
+        for key in (k for k in COMBINED if k in comp):
+            lines.append(f"- {key} at least the best single stream on the compositional split: "
+                         f"{'yes' if comp[key] >= best else 'no'} ({100 * comp[key]:.1f} vs {100 * best:.1f})")
+    if {"strg", "scene"} <= set(comp):
+        lines.append(f"- STRG beats the scene stream on the compositional split: "
+                     f"{'yes' if comp['strg'] > comp['scene'] else 'no'} "
+                     f"({100 * comp['strg']:.1f} vs {100 * comp['scene']:.1f})")
+    if any(k in comp for k in STRG_STIN):
+        top = max(comp, key=comp.get)
+        lines.append(f"- an STRG + STIN row is the best row on the compositional split: "
+                     f"{'yes' if top in STRG_STIN else 'no'} (best {top} {100 * comp[top]:.1f})")
     if few and "ensemble" in few:
         for k in shots:
             means = {key: float(np.mean(v["shots"][k])) for key, v in few.items() if v["shots"].get(k)}
             top = max(means, key=means.get)
-            lines.append(f"- the ensemble best on the novel classes at {k} shots: {'yes' if top == 'ensemble' else 'no'} "
-                         f"(ensemble {100 * means['ensemble']:.1f}, best {top} {100 * means[top]:.1f})")
+            ens = {key: means[key] for key in means if key.startswith("ensemble")}
+            lines.append(f"- an ensemble best on the novel classes at {k} shots: "
+                         f"{'yes' if top.startswith('ensemble') else 'no'} (best ensemble {max(ens, key=ens.get)} "
+                         f"{100 * max(ens.values()):.1f}, best row {top} {100 * means[top]:.1f})")
     return lines
 
 
@@ -296,6 +342,10 @@ def demo(args) -> int:
     clock = Clock()
     if args.fewshot_seeds is None:
         args.fewshot_seeds = args.seeds[:1]
+    if args.folds is None:
+        args.folds = 5 if args.full else 0
+    if args.folds == 1:
+        raise UserError("--folds must be 0 (no cross-fitting) or at least 2")
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     if args.draws < 1 or args.videos < 1:
         raise UserError("--draws and --videos must be at least 1")
@@ -320,12 +370,13 @@ def demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "demo.json", fingerprint, indent=1)
     print(f"data ready in {clock.total():.0f}s")
-    streams = STREAMS + (STRG_STREAMS if args.full else [])
+    streams = STREAMS + (JOINT_STREAMS + STRG_STREAMS if args.full else [])
     ensembles = ["ensemble"] + (["ensemble_strg"] if args.full else [])
+    fitted = ["ensemble_fit"] + (["ensemble_strg_fit"] if args.full else [])
     base = [f"boxes={data / 'annotations.json'}", f"videos={data / 'videos'}",
             f"frame_size=[{args.width},{args.height}]"]
     front_ends: dict = {}
-    if args.full:
+    if args.full and not args.no_tracked:
         from .detected_boxes import front_end
 
         for split in (sp for sp in args.splits if sp in TRACKED_SPLITS):
@@ -338,11 +389,12 @@ def demo(args) -> int:
             common = base + [f"split={data / 'splits' / split}", f"seed={seed}"] + list(args.overrides)
             root = out / split / f"seed{seed}"
             jobs += stream_jobs(streams, common, root, f"{split}/seed{seed}")
+            jobs += fold_jobs(streams, common, root, f"{split}/seed{seed}", data / "splits" / split, args.folds, seed)
             if split in front_ends:
                 jobs += stream_jobs([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, f"{split}/seed{seed}")
     for seed in (args.fewshot_seeds if args.shots else []):
         jobs += fewshot_jobs(streams, data, out / "fewshot" / f"seed{seed}", base + [f"seed={seed}"] + list(args.overrides),
-                             args)
+                             args, seed)
 
     def progress(r: JobResult) -> None:
         clock.parts[r.name] = r.seconds
@@ -352,27 +404,36 @@ def demo(args) -> int:
 
     done = run_jobs(plan(jobs, args.jobs, list(args.overrides)), args.jobs, progress)
     table: dict = {}
+    fits: dict = {}  # the fitted ensembles' weights per row, split and seed (results.json)
     for split in args.splits:
         for seed in args.seeds:
             root = out / split / f"seed{seed}"
-            keys_here = [s.key for s in streams] + ([TRACKED.key] if split in front_ends else [])
+            keys_here = ([s.key for s in streams] + ([TRACKED.key] if split in front_ends else [])
+                         + ([CROSSFIT_FUSION[0]] if f"{split}/seed{seed}/{CROSSFIT_FUSION[0]}" in done else []))
             for key in keys_here:
                 r = done[f"{split}/seed{seed}/{key}"].value["evaluation"]
                 table.setdefault(key, {}).setdefault(split, []).append((r["top1"], r["top5"]))
             for key in ensembles:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
+            for key in fitted:
+                ens = fitted_ensemble(root, FITTED[key][1])
+                table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
+                fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
     few: dict = {}
     for seed in (args.fewshot_seeds if args.shots else []):
-        part = fewshot_rows(streams, ensembles, out / "fewshot" / f"seed{seed}", done, args)
+        part = fewshot_rows(streams, ensembles, fitted, out / "fewshot" / f"seed{seed}", done, args)
         for key, v in part.items():
+            if "fit" in v:
+                fits.setdefault(key, {}).setdefault("fewshot", []).append({"seed": seed, **v["fit"]})
             few.setdefault(key, {"base": [], "shots": {k: [] for k in args.shots}})
             few[key]["base"].append(v["base"])
             for k in args.shots:
                 few[key]["shots"][k] += v["shots"].get(k, [])
 
     keys = [k for k in ROW_ORDER if k in table or k in few]
-    titles = {s.key: s.title for s in STREAMS + STRG_STREAMS + [TRACKED]} | {k: v[0] for k, v in ENSEMBLES.items()}
+    titles = ({s.key: s.title for s in STREAMS + JOINT_STREAMS + STRG_STREAMS + [TRACKED]}
+              | {k: v[0] for k, v in {**ENSEMBLES, **FITTED}.items()} | {CROSSFIT_FUSION[0]: CROSSFIT_FUSION[1]})
     header = ["model"] + [f"{s} {m}" for s in args.splits for m in ("top-1", "top-5")]
     if args.shots:
         header += ["few-shot base top-1"] + [f"novel {k}-shot top-1" for k in args.shots]
@@ -443,6 +504,7 @@ def demo(args) -> int:
         plot_gap(out / "compositional_gap.png", [(k, titles[k]) for k in keys
                                                  if {"compositional", "shuffled"} <= set(table.get(k, {}))], table)
     summary["findings"] = checks
+    summary["fitted"] = fits
     summary["wall_seconds"] = clock.total()
     summary["seconds"] = {k: round(v, 1) for k, v in clock.parts.items()}
     summary["args"], summary["ensembles"] = vars(args), {k: list(ENSEMBLES[k][1]) for k in ensembles}  # for the report
@@ -505,7 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=2, help="processes for data generation (default 2)")
     p.add_argument("--jobs", type=positive_int, default=2,
                    help="trainings at once, each a process with one thread (default 2: one per core)")
-    p.add_argument("--full", action="store_true", help="also train and report the STRG rows (make table-full)")
+    p.add_argument("--full", action="store_true",
+                   help="also the joint fine-tuning, cross-fitted and STRG rows and the tracked-box row (make table-full)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="K-fold cross-fitting of STIN and the scene stream for the learned combinations (default 5 "
+                        "with --full, else 0: the fitted ensemble then uses the runs' held-out slice)")
+    p.add_argument("--no-tracked", action="store_true",
+                   help="with --full, leave out the tracked-box row (its detector and tracks take about 16 minutes)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")
     return p
 

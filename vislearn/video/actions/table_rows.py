@@ -6,8 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vislearn.common.paths import config_dir
+
+from .config import TrainConfig, load_config
+
 # the model_args key through which a stream starts from an earlier run's best.pt
 _CHECKPOINT_ARG = {"scene": "scene_checkpoint", "strg": "scene_checkpoint", "stin": "stin_checkpoint"}
+
+
+def run_config(config: str, overrides: list[str]) -> TrainConfig:
+    """A row's run configuration: its file in configs/video/synthetic with the table's overrides."""
+    return load_config(config_dir("video") / "synthetic" / config, overrides)
 
 
 @dataclass(frozen=True)
@@ -29,14 +38,27 @@ STREAMS = [
     Stream("scene", "Scene stream (pixels)", "scene.yaml"),
     Stream("fusion", "STIN+OIE+NL + scene (feature fusion)", "fusion.yaml", needs=("scene", "stin")),
 ]
+# --full: the paper's way of training fusion, both streams fine-tuned with the head
+JOINT_STREAMS = [
+    Stream("fusion_joint", "STIN+OIE+NL + scene (feature fusion, joint fine-tuning)", "fusion_joint.yaml",
+           needs=("scene", "stin")),
+]
+# streams cross-fitted in K folds (--folds): out-of-fold scores and features for the learned combinations
+CROSSFIT_KEYS = ("stin", "scene")
 STRG_STREAMS = [
     Stream("strg", "STRG (regions of the scene trunk)", "strg.yaml", needs=("scene",)),
     Stream("fusion_strg", "STIN+OIE+NL + STRG (feature fusion)", "fusion_strg.yaml", needs=("strg", "stin")),
 ]
 ENSEMBLES = {"ensemble": ("Scene, STIN+OIE+NL (score fusion)", ("scene", "stin")),
              "ensemble_strg": ("STRG, STIN+OIE+NL (score fusion)", ("strg", "stin"))}
+# score ensembles whose per-stream weights are fitted on out-of-fold scores (video.actions.combine)
+FITTED = {"ensemble_fit": ("Scene, STIN+OIE+NL (score fusion, weights fitted out of fold)", ("scene", "stin")),
+          "ensemble_strg_fit": ("STRG, STIN+OIE+NL (score fusion, weights fitted out of fold)", ("strg", "stin"))}
+CROSSFIT_FUSION = ("fusion_crossfit", "STIN+OIE+NL + scene (feature fusion, cross-fitted head)")
 # --full: the paper's detected-box setting (video.actions.detected_boxes), on the compositional split only: the
 # detector trains on its training videos, which the shuffled split's validation side contains
 TRACKED = Stream("stin_tracked", "STIN+OIE+NL (tracked boxes)", "stin_oie_nl.yaml")
 TRACKED_SPLITS = ("compositional",)
-ROW_ORDER = ["stin", "scene", "fusion", "ensemble", "strg", "fusion_strg", "ensemble_strg", "stin_tracked"]
+ROW_ORDER = ["stin", "scene", "fusion", "fusion_joint", "fusion_crossfit", "ensemble", "ensemble_fit", "strg",
+             "fusion_strg", "ensemble_strg", "ensemble_strg_fit", "stin_tracked"]
+PIXEL_KEYS = ("scene", "fusion", "fusion_joint", "strg", "fusion_strg")  # runs that read the frame-feature cache

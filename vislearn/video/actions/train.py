@@ -41,12 +41,13 @@ from .config import TrainConfig, load_config, save_config, to_dict, with_data_fr
 from .data import Data, build_data, eval_loader, model_inputs, train_loader, use_feature_cache
 from .distributed import cleanup_distributed, init_distributed, synchronize_batchnorm
 from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
+from .evaluate import save_scores
 from .metrics import summarize, topk_accuracy
 from .models import STIN, create_model
 
 EXIT_NAN = 3
-RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "curves.png",
-             "per_class.png", "confusion.png", "report.html")
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "holdout_scores.npz",
+             "curves.png", "per_class.png", "confusion.png", "report.html")
 
 
 def seed_everything(seed: int) -> None:
@@ -284,13 +285,18 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         results["evaluation"] = {"set": cfg.eval_set, "checkpoint": f"epoch {ckpt['epoch']}",
                                  "views": list(cfg.eval_views), **summary}
         if dist.is_main:
-            with atomic_path(out / "scores.npz") as tmp:
-                np.savez_compressed(tmp, video_id=np.array(ids), scores=scores, label=labels,
-                                    class_names=np.array(data.class_names))
+            save_scores(out / "scores.npz", ids, scores, labels, data.class_names)
             figures.plot_per_class(summary["per_class"], out / "per_class.png", f"{cfg.model}: {cfg.eval_set}")
             figures.plot_confusion(summary["confusion"], data.class_names, out / "confusion.png")
         log(f"{cfg.eval_set}: top-1 {summary['top1']:.4f} top-5 {summary['top5']:.4f} over {summary['videos']} videos "
             f"(checkpoint of epoch {ckpt['epoch'] + 1}, {chosen_on(data)})")
+        if data.holdout is not None and len(data.holdout):
+            # the chosen checkpoint's scores on the held-out part of train: out-of-fold scores on which score
+            # ensembles fit their weights (video.actions.combine), never on the evaluated set
+            ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
+                                          amp_cpu=cfg.amp_cpu, desc="held-out", progress=sys.stderr.isatty())
+            if dist.is_main:
+                save_scores(out / "holdout_scores.npz", ids, scores, labels, data.class_names)
     if dist.is_main:
         write_json(out / "results.json", results, indent=1)
         figures.plot_curves(figures.read_metrics(out / "metrics.jsonl"), out / "curves.png")

@@ -1,0 +1,142 @@
+"""Out-of-fold predictions: what a combination of streams may learn from without a stacking leak.
+
+A fusion head or ensemble weights fitted on the videos the streams trained on learn the streams' training
+accuracy, not their accuracy on new videos (the scene stream is right on 60% of its own training videos and
+on 30% held out), and trust the overconfident stream. Two sources of honest scores on training videos:
+
+- **K-fold cross-fitting** (`fold_splits`, `out_of_fold`): the training list is cut into K class-stratified
+  folds; fold run k trains on the other K-1 folds (choosing its checkpoint on a held-out part of those) and
+  scores fold k, written as the split folder's validation side so that the ordinary trainer's scores.npz
+  *is* the out-of-fold part. Costs K extra trainings per stream, each on (K-1)/K of the videos.
+- **The held-out slice** every run already keeps for choosing its checkpoint (`holdout_fraction`, the same
+  videos for every stream of a seed): `holdout_scores.npz`, free, but about a tenth of the videos, and the
+  epoch was chosen on them.
+
+`out_of_fold` checks by video id that every score comes from a model that did not train on that video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vislearn.common.errors import UserError
+from vislearn.common.jsonio import read_json, write_json
+from vislearn.video.data.split_layout import LABELS, TRAIN, VALIDATION, split_files
+
+HOLDOUT_SCORES = "holdout_scores.npz"
+
+
+@dataclass
+class Scores:
+    """Softmax scores of a set of videos, in the order of `ids`."""
+
+    ids: list[str]
+    scores: np.ndarray  # [N, K]
+    labels: np.ndarray  # [N]
+    source: str = ""
+
+    def take(self, ids: list[str]) -> "Scores":
+        pos = {v: i for i, v in enumerate(self.ids)}
+        missing = [v for v in ids if v not in pos]
+        if missing:
+            raise UserError(f"{self.source}: no scores of {len(missing)} videos (e.g. {missing[:3]})")
+        sel = [pos[v] for v in ids]
+        return Scores(list(ids), self.scores[sel], self.labels[sel], self.source)
+
+
+def read_scores(path: Path) -> Scores:
+    """A scores.npz as the trainer and `evaluate` write it."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such scores file")
+    z = np.load(path)
+    return Scores([str(v) for v in z["video_id"].tolist()], z["scores"], z["label"], str(path))
+
+
+def common_ids(parts: list[Scores]) -> list[str]:
+    """Videos scored by every part, sorted; the parts must agree on their labels."""
+    ids = sorted(set.intersection(*(set(p.ids) for p in parts)))
+    labels = [p.take(ids).labels for p in parts]
+    if any(not np.array_equal(labels[0], other) for other in labels[1:]):
+        raise UserError(f"{', '.join(p.source for p in parts)}: the score files disagree on the labels of their videos")
+    return ids
+
+
+def assign_folds(items: list[dict], k: int, seed: int) -> dict[str, int]:
+    """video id -> fold in 0..k-1: each class's videos shuffled (seeded) and dealt round the folds in turn,
+    so every fold holds about 1/k of each class."""
+    if k < 2:
+        raise UserError(f"--folds must be at least 2 for cross-fitting, got {k}")
+    rng = np.random.default_rng([seed, 104729])
+    by_class: dict[str, list[str]] = {}
+    for item in items:
+        by_class.setdefault(str(item["template"]), []).append(str(item["id"]))
+    folds, start = {}, 0
+    for name in sorted(by_class):
+        ids = sorted(by_class[name])
+        for i, j in enumerate(rng.permutation(len(ids))):
+            folds[ids[j]] = (start + i) % k
+        start += len(ids)  # the next class starts where this one stopped: fold sizes stay level
+    return folds
+
+
+def fold_splits(split: Path, root: Path, k: int, seed: int) -> list[Path]:
+    """root/fold<i>/split for i < k: the split's labels, training list minus fold i, and fold i as the
+    validation side. Written once; an existing fold folder must hold the same lists (same split, k, seed)."""
+    files = split_files(split)
+    items = read_json(files.train)
+    folds = assign_folds(items, k, seed)
+    labels = read_json(files.labels)
+    out = []
+    for i in range(k):
+        folder = root / f"fold{i}" / "split"
+        want = {LABELS: labels, TRAIN: [it for it in items if folds[str(it["id"])] != i],
+                VALIDATION: [it for it in items if folds[str(it["id"])] == i]}
+        if (folder / VALIDATION).exists():
+            if any(read_json(folder / name) != value for name, value in want.items()):
+                raise UserError(f"{folder}: holds other fold lists (another split, --folds or seed); "
+                                f"choose another --out or remove it")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, value in want.items():  # validation last: its presence marks a complete folder
+                write_json(folder / name, value)
+        out.append(folder)
+    return out
+
+
+def fold_ids(folder: Path) -> tuple[set[str], set[str]]:
+    """(training ids, out-of-fold ids) of one fold's split folder."""
+    return ({str(r["id"]) for r in read_json(folder / TRAIN)}, {str(r["id"]) for r in read_json(folder / VALIDATION)})
+
+
+def out_of_fold(runs: list[Path], splits: list[Path]) -> Scores:
+    """The fold runs' scores put together: each training video scored once, by the run of its own fold.
+
+    Refused (one line) when a run's scores are not exactly its fold's videos, when a run trained on a video
+    it scored, or when two folds score the same video: each would leak training fit into the combination."""
+    parts, seen = [], set()
+    for run, folder in zip(runs, splits):
+        part = read_scores(run / "scores.npz")
+        trained, held = fold_ids(folder)
+        ids = set(part.ids)
+        if ids & trained:
+            raise UserError(f"{run}: scores {len(ids & trained)} videos its run trained on (e.g. {sorted(ids & trained)[:3]})")
+        if ids != held:
+            raise UserError(f"{run}: scores {len(ids)} videos, but its fold ({folder / VALIDATION}) holds {len(held)}")
+        if ids & seen:
+            raise UserError(f"{run}: scores videos another fold scored already (e.g. {sorted(ids & seen)[:3]})")
+        seen |= ids
+        parts.append(part)
+    ids = [v for p in parts for v in p.ids]
+    return Scores(ids, np.concatenate([p.scores for p in parts]), np.concatenate([p.labels for p in parts]),
+                  f"out-of-fold scores of {runs[0].parent}")
+
+
+def held_out_scores(run: Path) -> Scores:
+    """A run's scores on its own held-out slice of training (the checkpoint it chose)."""
+    path = run / HOLDOUT_SCORES
+    if not path.is_file():
+        raise UserError(f"{path}: missing (the run kept no held-out videos, holdout_fraction=0, or an older "
+                        f"version trained it); rerun it with holdout_fraction > 0")
+    return read_scores(path)

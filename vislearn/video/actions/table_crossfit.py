@@ -1,0 +1,123 @@
+"""The table's learned combinations: score ensembles with weights fitted out of fold, and the cross-fitted
+feature fusion head (`combine`), from the fold runs and held-out slices of `crossfit`.
+
+Where the out-of-fold scores come from, per ensemble: the K fold runs when every stream of it was
+cross-fitted (`--folds`), else the held-out slice each run kept to choose its checkpoint. The few-shot
+ensemble takes its weights from the base models on the base classes by the same rule and applies them to
+the novel-class scores: nothing about the novel classes' validation videos is looked at.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vislearn.common.jsonio import read_json, write_json
+from vislearn.video.data.split_layout import VALIDATION, split_files
+from vislearn.video.data.ssv2 import class_names, load_labels, load_records
+
+from .checkpoints import load_model_checkpoint, model_from_checkpoint
+from .combine import fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
+from .crossfit import Scores, common_ids, held_out_scores, out_of_fold, read_scores
+from .distributed import pick_device
+from .evaluate import save_scores
+from .metrics import summarize, topk_accuracy
+from .table_rows import run_config
+
+
+def fold_folders(root: Path) -> list[Path]:
+    """root/folds/fold<i>/split in fold order (empty when the streams were not cross-fitted)."""
+    folders = sorted((root / "folds").glob("fold*/split"), key=lambda p: int(p.parent.name[4:]))
+    return folders
+
+
+def oof_parts(root: Path, keys: tuple[str, ...]) -> tuple[list[Scores], str]:
+    """Out-of-fold scores of each stream over the same training videos, and which rule gave them."""
+    folders = fold_folders(root)
+    if folders and all(all((root / "folds" / k / f.parent.name / "scores.npz").is_file() for f in folders)
+                       for k in keys):
+        parts = [out_of_fold([root / "folds" / k / f.parent.name for f in folders], folders) for k in keys]
+        rule = f"{len(folders)}-fold cross-fitting"
+    else:
+        parts, rule = [held_out_scores(root / k) for k in keys], "the runs' held-out slice of training"
+    ids = common_ids(parts)
+    return [p.take(ids) for p in parts], rule
+
+
+def fit_weights(root: Path, keys: tuple[str, ...]) -> dict:
+    """Per-stream weights of the log-linear pool fitted on the streams' out-of-fold scores."""
+    parts, rule = oof_parts(root, keys)
+    w, fit = fit_pool_weights(log_scores(parts), parts[0].labels)
+    return {"weights": {k: float(v) for k, v in zip(keys, w)}, "rule": rule, **fit}
+
+
+def pooled(files: list[Path], weights: list[float]) -> dict:
+    """Top-1/top-5 of the weighted log-linear pool of several scores.npz (videos in common)."""
+    parts = [read_scores(f) for f in files]
+    ids = common_ids(parts)
+    parts = [p.take(ids) for p in parts]
+    probs = pool(log_scores(parts), np.asarray(weights))
+    labels = parts[0].labels
+    return {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5), "videos": len(ids)}
+
+
+def fitted_ensemble(root: Path, keys: tuple[str, ...]) -> dict:
+    """The validation top-1/top-5 of the pool with weights fitted out of fold, and the fit."""
+    fit = fit_weights(root, keys)
+    return {**pooled([root / k / "scores.npz" for k in keys], list(fit["weights"].values())), "fit": fit}
+
+
+def fitted_fewshot(root: Path, keys: tuple[str, ...], shots: list[int]) -> dict:
+    """Few-shot: weights fitted on the base models' out-of-fold scores (base classes), applied to the
+    fine-tuned novel-class scores of every draw. {"base": top-1, "shots": {k: [top-1 per draw]}, "fit": ...}."""
+    fit = fit_weights(root, keys)
+    w = list(fit["weights"].values())
+    out = {"base": pooled([root / k / "scores.npz" for k in keys], w)["top1"], "shots": {}, "fit": fit}
+    a, *rest = keys
+    for k in shots:
+        stages = sorted((root / a / "finetune" / f"{k}shot").glob("draw_*"))
+        out["shots"][k] = [pooled([st / "scores.npz", *(root / b / "finetune" / f"{k}shot" / st.name / "scores.npz"
+                                                        for b in rest)], w)["top1"] for st in stages]
+    return out
+
+
+def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[str], split: str, out: str,
+                        seed: int) -> dict:
+    """The cross-fitted feature fusion of one (split, seed) (a worker process's job): features of every fold
+    model on its own fold and on the validation videos, the head fitted on the out-of-fold rows, validation
+    scored by the mean over folds. `streams`: (config, [overrides of fold i]) per stream. Writes
+    out/{scores.npz, results.json}; a finished one is read back."""
+    out_dir = Path(out)
+    if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
+        return read_json(out_dir / "results.json")
+    from .fewshot import penultimate_features
+
+    files = split_files(split)
+    labels = load_labels(files.labels)
+    names = class_names(labels)
+    evaluated = load_records(files.sets["validation"], labels)
+    x_oof, y_oof, groups, x_eval = [], [], [], []
+    for i, fold in enumerate(folds):
+        held = load_records(Path(fold) / VALIDATION, labels)
+        oof_feats, eval_feats = [], []
+        for config, per_fold in streams:
+            cfg = run_config(config, per_fold[i])
+            device = pick_device(cfg.device)
+            model = model_from_checkpoint(load_model_checkpoint(Path(cfg.out) / "best.pt"), device)
+            feats = penultimate_features(model, cfg, held + evaluated, labels, device)
+            oof_feats.append(np.stack([feats[r.id] for r in held]))
+            eval_feats.append(np.stack([feats[r.id] for r in evaluated]))
+        x_oof.append(np.concatenate(oof_feats, 1))
+        x_eval.append(np.concatenate(eval_feats, 1))
+        y_oof += [labels[r.class_name] for r in held]
+        groups += [i] * len(held)
+    head, fit = fit_crossfit_head(np.concatenate(x_oof), np.array(y_oof), np.array(groups), len(names), seed)
+    probs = predict_crossfit(head, x_eval)
+    y_eval = np.array([labels[r.class_name] for r in evaluated])
+    summary = summarize(probs, y_eval, names)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_scores(out_dir / "scores.npz", [r.id for r in evaluated], probs, y_eval, names)
+    results = {"model": "cross-fitted fusion head", "folds": len(folds), "head": fit,
+               "evaluation": {"set": "validation", **summary}}
+    write_json(out_dir / "results.json", results, indent=1)
+    return results
