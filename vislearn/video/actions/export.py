@@ -22,10 +22,11 @@ replicate padding, temporal shift, window attention) export as they are.
 
 After writing, the exported file is run on example batches of two sizes other than the traced one and
 compared with the eager model (`--tolerance`, default 1e-4 on the logits); the file is kept only if it
-matches. TorchScript is traced (`torch.jit.trace`), and ONNX uses torch's TorchScript-based exporter
-(`dynamo=False`, opset 17): both are deprecated upstream in favour of `torch.export` but work on the
-pinned torch 2.14, need no extra package besides `onnx`, and take a second (the dynamo exporter also
-exports STIN, in ~11 s, with `onnxscript` installed).
+matches; a model the tracer or exporter cannot take is one line naming the checkpoint and the exporter's
+reason (exit 2), not torch's traceback and graph dump. TorchScript is traced (`torch.jit.trace`), and ONNX
+uses torch's TorchScript-based exporter (`dynamo=False`, opset 17): both are deprecated upstream in favour
+of `torch.export` but work on the pinned torch 2.14, need no extra package besides `onnx`, and take a
+second (the dynamo exporter also exports STIN, in ~11 s, with `onnxscript` installed).
 """
 from __future__ import annotations
 
@@ -125,6 +126,27 @@ def quiet_tracing():
         yield
 
 
+@contextlib.contextmanager
+def native_stdout_dropped():
+    """The TorchScript-based ONNX exporter writes its whole graph (hundreds of lines) to the process's stdout
+    from C++ when a node fails to export (its log is always on: torch's `setup_onnx_logging`); the user
+    gets the one-line error instead. File descriptor 1 goes to /dev/null meanwhile (Python's own prints are
+    flushed first and are not affected)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def metadata(ckpt: dict, model_name: str, specs: list[Input], fmt: str, source: str, needs: dict) -> dict:
     return {"format": FORMAT, "version": VERSION, "runtime": fmt, "checkpoint": source, "model_name": model_name,
             "model_args": without_weight_sources(dict(ckpt.get("model_args", {}))),
@@ -145,7 +167,7 @@ def write_onnx(wrapper: BatchModel, example: tuple, path: Path, meta: dict, name
     except ImportError:
         raise UserError("--format onnx needs the `onnx` package: pip install onnx onnxruntime") from None
     axes = {n: {0: "batch"} for n in [*names, "logits"]}
-    with torch.no_grad(), quiet_tracing():
+    with torch.no_grad(), quiet_tracing(), native_stdout_dropped():
         torch.onnx.export(wrapper, example, str(path), input_names=names, output_names=["logits"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
     proto = onnx.load(str(path))
@@ -263,11 +285,16 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, tole
     meta = metadata(ckpt, str(ckpt["model_name"]), specs, fmt, str(checkpoint), model_inputs(model))
     wrapper = BatchModel(model, names).eval()
     with atomic_path(out) as tmp:
-        if fmt == "torchscript":
-            write_torchscript(wrapper, example, tmp, meta)
-        else:
-            write_onnx(wrapper, example, tmp, meta, names)
-        diff = max_difference(load_exported(tmp, fmt), model, specs)
+        try:
+            if fmt == "torchscript":
+                write_torchscript(wrapper, example, tmp, meta)
+            else:
+                write_onnx(wrapper, example, tmp, meta, names)
+            diff = max_difference(load_exported(tmp, fmt), model, specs)
+        except (UserError, OSError):
+            raise
+        except Exception as e:  # the tracer's / exporter's / runtime's own errors: a model part that does not export
+            raise UserError(f"{checkpoint}: {ckpt['model_name']} cannot be exported as {fmt}: {failure(e)}") from None
         if not diff <= tolerance:
             raise ExportMismatch(f"{out}: the exported model's logits differ from the eager model's by {diff:.3g} "
                                  f"(tolerance {tolerance:g}); nothing was written")
@@ -275,6 +302,12 @@ def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, tole
     log(f"wrote {out}: {ckpt['model_name']} as {fmt}, inputs {', '.join(names)} (batch size dynamic), "
         f"{size / 2**20:.1f} MiB; checked against the eager model: max |logit difference| {diff:.2g} at batch 1 and 3")
     return {**meta, "checked_max_difference": diff}
+
+
+def failure(e: Exception) -> str:
+    """One line about why an export failed: the exception's type and its message's first line, shortened."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0][:300] if lines else 'no message'}"
 
 
 class ExportMismatch(Exception):

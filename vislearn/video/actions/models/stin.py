@@ -102,7 +102,10 @@ class NonLocal1d(nn.Module):
     def _layer_norm(self, p: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Normalise each video's [K,C] block (over its real tracks only, with a mask)."""
         if mask is None:
-            return F.layer_norm(p, p.shape[1:], eps=self.eps)
+            shape = p.shape[1:]
+            if torch.jit.is_tracing():  # ONNX's LayerNormalization needs a constant shape: (K, C) are the
+                shape = [int(s) for s in shape]  # checkpoint's (slots, features), fixed in the exported graph
+            return F.layer_norm(p, shape, eps=self.eps)
         w = mask[:, :, None].to(p.dtype)
         count = (w.sum((1, 2), keepdim=True) * p.shape[2]).clamp(min=1)
         mean = (p * w).sum((1, 2), keepdim=True) / count
