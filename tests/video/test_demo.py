@@ -31,12 +31,13 @@ def test_every_column_filled(demo_run):
                       "few-shot base top-1", "novel 1-shot top-1", "novel 2-shot top-1"]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
     assert [r[0] for r in rows] == ["STIN+OIE+NL (boxes)", "Scene stream (pixels)",
-                                    "STIN+OIE+NL + scene (feature fusion)", "Scene, STIN+OIE+NL (score fusion)"]
+                                    "STIN+OIE+NL + scene (feature fusion)", "Scene, STIN+OIE+NL (score fusion)",
+                                    "Scene, STIN+OIE+NL (score fusion, weights fitted out of fold)"]
     for r in rows:
         for cell in r[1:]:
             assert re.fullmatch(r"\d+\.\d( ± \d+\.\d)?", cell), (r[0], cell)
     res = json.loads((out / "results.json").read_text())
-    for key in ("stin", "scene", "fusion", "ensemble"):
+    for key in ("stin", "scene", "fusion", "ensemble", "ensemble_fit"):
         row = res["rows"][key]
         assert len(row["compositional"]["top1"]) == 2 and len(row["shuffled"]["top5"]) == 2  # 2 seeds
         for k in ("1", "2"):
@@ -44,6 +45,11 @@ def test_every_column_filled(demo_run):
     assert "noun_bias" in res and "fewshot/seed0/stin/finetune" in res["seconds"]  # seconds per job
     assert (out / "compositional_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "The paper's qualitative findings" in text
+    # without --folds the fitted ensemble's weights come from the runs' held-out slice, one fit per split and seed
+    fits = res["fitted"]["ensemble_fit"]
+    assert len(fits["compositional"]) == 2 and len(fits["fewshot"]) == 1
+    assert all(f["rule"] == "the runs' held-out slice of training" and min(f["weights"].values()) >= 0
+               for f in fits["compositional"])
 
 
 def test_fewshot_tunes_only_the_last_layer_on_novel_classes(demo_run):
@@ -171,7 +177,20 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
             "--workers", "1", "--full"]
     assert main(OVERRIDES + ["--data", str(data), "--out", str(out)] + args) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {"strg", "fusion_strg", "ensemble_strg", "stin_tracked"} <= set(rows)
+    assert {"strg", "fusion_strg", "ensemble_strg", "stin_tracked", "fusion_joint", "fusion_crossfit", "ensemble_fit",
+            "ensemble_strg_fit"} <= set(rows)
+    # --full cross-fits STIN and the scene stream in 5 folds: every fold run scored exactly its own fold,
+    # none of the videos it trained on (by id)
+    from vislearn.video.actions.crossfit import fold_ids, read_scores
+
+    root = out / "compositional" / "seed0"
+    for key in ("stin", "scene"):
+        for i in range(5):
+            trained, held = fold_ids(root / "folds" / f"fold{i}" / "split")
+            ids = set(read_scores(root / "folds" / key / f"fold{i}" / "scores.npz").ids)
+            assert ids == held and not ids & trained
+    fits = json.loads((out / "results.json").read_text())["fitted"]
+    assert fits["ensemble_fit"]["compositional"][0]["rule"] == "5-fold cross-fitting"
     assert set(rows["stin_tracked"]) >= {"compositional"} and "shuffled" not in rows["stin_tracked"]
     front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
     assert 0.0 < front["detector"]["ap50_hand"] <= 1.0

@@ -438,6 +438,10 @@ def demo_command(results: dict) -> list[str] | None:
         argv += ["--fewshot-seeds", *args["fewshot_seeds"]]
     if args.get("full"):
         argv.append("--full")
+    if args.get("folds"):
+        argv += ["--folds", args["folds"]]
+    if args.get("no_tracked"):
+        argv.append("--no-tracked")
     return [str(a) for a in argv + list(args.get("overrides") or [])]
 
 
