@@ -120,3 +120,33 @@ def test_fusion_strg_config_builds_strg_yaml_architecture():
     fused = load_config(CONFIG_DIR / "video/synthetic/fusion_strg.yaml").model_args["scene_kwargs"]
     assert {k: v for k, v in strg.items() if k != "scene_checkpoint"} == fused
     assert strg["scene_kwargs"]["output_stride"] == 16 and strg["scene_kwargs"]["frozen_blocks"] <= 14
+
+
+@pytest.mark.parametrize("size", [8, 6])  # 6: not a multiple of dilation 4, the plain conv runs
+def test_dilated_depthwise_convs_train_as_the_plain_convolution(size):
+    """The space-to-batch path the dilated blocks train through gives the dilated conv's values and gradients,
+    in 2D (TSM) and with the inflated temporal taps (I3D)."""
+    from torch import nn
+    from vislearn.backbones.i3d_resnet import Conv3dReplicateT
+    from vislearn.backbones.mobilenet import DepthwiseConv3dReplicateT, DilatedDepthwiseConv2d
+
+    g = torch.Generator().manual_seed(0)
+    for d in (2, 4):
+        plain = nn.Conv2d(12, 12, 3, padding=d, dilation=d, groups=12)
+        fast = DilatedDepthwiseConv2d(12, 12, 3, padding=d, dilation=d, groups=12)
+        plain3 = Conv3dReplicateT(12, 12, (3, 3, 3), padding=(0, d, d), dilation=(1, d, d), groups=12, temporal_pad=1)
+        fast3 = DepthwiseConv3dReplicateT(12, 12, (3, 3, 3), padding=(0, d, d), dilation=(1, d, d), groups=12,
+                                          temporal_pad=1)
+        fast.load_state_dict(plain.state_dict())
+        fast3.load_state_dict(plain3.state_dict())
+        for a, b, shape in ((plain, fast, (3, 12, size, size)), (plain3, fast3, (2, 12, 4, size, size))):
+            x = torch.randn(*shape, generator=g)
+            xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+            ya, yb = a(xa), b(xb)
+            torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-5)
+            w = torch.randn(ya.shape, generator=g)
+            (ya * w).sum().backward()
+            (yb * w).sum().backward()
+            torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(b.weight.grad, a.weight.grad, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(b.bias.grad, a.bias.grad, rtol=1e-4, atol=1e-4)
