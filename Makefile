@@ -30,7 +30,7 @@ table-full: $(STAMP)
 	$(PY) -m vislearn video table --full --data $(DATA)/video/synthetic --out runs/table-full
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -7,7 +7,7 @@ import pytest
 
 from vislearn.common.errors import UserError
 from vislearn.video.actions.combine import fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
-from vislearn.video.actions.crossfit import Scores, fold_ids, fold_splits, out_of_fold
+from vislearn.video.actions.crossfit import Scores, assign_folds, fold_ids, fold_splits, out_of_fold
 from vislearn.video.actions.evaluate import save_scores
 
 CLASSES = [f"Doing thing {i}" for i in range(6)]
@@ -25,7 +25,7 @@ def write_split(folder, per_class=(10, 9, 7, 12, 5, 8)):
 
 def test_folds_partition_training_by_id_and_are_stratified(tmp_path):
     items = write_split(tmp_path / "split")
-    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=0)
+    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=0, by="video")
     every = {it["id"] for it in items}
     held_all = []
     for folder in folders:
@@ -36,9 +36,24 @@ def test_folds_partition_training_by_id_and_are_stratified(tmp_path):
             n = sum(1 for v in held if v.startswith(str(c)))
             assert abs(n - sum(1 for v in every if v.startswith(str(c))) / 3) <= 1
     assert sorted(held_all) == sorted(every)  # each video out of fold exactly once
-    assert fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=0) == folders  # written once, same lists
+    assert fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=0, by="video") == folders  # written once
     with pytest.raises(UserError, match="other fold lists"):
-        fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=1)
+        fold_splits(tmp_path / "split", tmp_path / "folds", 3, seed=1, by="video")
+
+
+def test_combination_folds_keep_each_action_object_combination_together():
+    rng = np.random.default_rng(0)
+    items = [{"id": str(i), "template": CLASSES[i % 6], "placeholders": [f"noun {rng.integers(0, 8)}"]}
+             for i in range(300)]
+    folds = assign_folds(items, 5, seed=0, by="combination")
+    where: dict = {}
+    for it in items:
+        where.setdefault((it["template"], it["placeholders"][0]), set()).add(folds[it["id"]])
+    assert all(len(f) == 1 for f in where.values())  # a fold model never saw the combinations it scores
+    sizes = np.bincount(list(folds.values()), minlength=5)
+    assert sizes.min() >= 0.6 * sizes.mean()  # and the folds stay about level
+    for c in CLASSES:  # every class in at least 4 of the 5 folds
+        assert len({folds[it["id"]] for it in items if it["template"] == c}) >= 4
 
 
 def fake_run(run, ids, rng):
@@ -49,7 +64,7 @@ def fake_run(run, ids, rng):
 
 def test_out_of_fold_scores_checked_by_id(tmp_path):
     write_split(tmp_path / "split")
-    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 2, seed=0)
+    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 2, seed=0, by="video")
     rng = np.random.default_rng(0)
     runs = [tmp_path / "runs" / f"fold{i}" for i in range(2)]
     for run, folder in zip(runs, folders):

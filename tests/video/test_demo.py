@@ -179,18 +179,18 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert {"strg", "fusion_strg", "ensemble_strg", "stin_tracked", "fusion_joint", "fusion_crossfit", "ensemble_fit",
             "ensemble_strg_fit"} <= set(rows)
-    # --full cross-fits STIN and the scene stream in 5 folds: every fold run scored exactly its own fold,
-    # none of the videos it trained on (by id)
+    # --full cross-fits STIN and the scene stream in 5 folds of whole action-object combinations: every fold run
+    # scored exactly its own fold, none of the videos it trained on (by id)
     from vislearn.video.actions.crossfit import fold_ids, read_scores
 
     root = out / "compositional" / "seed0"
     for key in ("stin", "scene"):
         for i in range(5):
-            trained, held = fold_ids(root / "folds" / f"fold{i}" / "split")
-            ids = set(read_scores(root / "folds" / key / f"fold{i}" / "scores.npz").ids)
+            trained, held = fold_ids(root / "folds_combination" / f"fold{i}" / "split")
+            ids = set(read_scores(root / "folds_combination" / key / f"fold{i}" / "scores.npz").ids)
             assert ids == held and not ids & trained
     fits = json.loads((out / "results.json").read_text())["fitted"]
-    assert fits["ensemble_fit"]["compositional"][0]["rule"] == "5-fold cross-fitting"
+    assert fits["ensemble_fit"]["compositional"][0]["rule"] == "5-fold cross-fitting (folds_combination)"
     assert set(rows["stin_tracked"]) >= {"compositional"} and "shuffled" not in rows["stin_tracked"]
     front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
     assert 0.0 < front["detector"]["ap50_hand"] <= 1.0

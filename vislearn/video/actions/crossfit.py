@@ -5,7 +5,7 @@ accuracy, not their accuracy on new videos (the scene stream is right on 60% of 
 on 30% held out), and trust the overconfident stream. Two sources of honest scores on training videos:
 
 - **K-fold cross-fitting** (`fold_splits`, `out_of_fold`): the training list is cut into K class-stratified
-  folds; fold run k trains on the other K-1 folds (choosing its checkpoint on a held-out part of those) and
+  folds (by default whole action-object combinations, `assign_folds`); fold run k trains on the other K-1 folds (choosing its checkpoint on a held-out part of those) and
   scores fold k, written as the split folder's validation side so that the ordinary trainer's scores.npz
   *is* the out-of-fold part. Costs K extra trainings per stream, each on (K-1)/K of the videos.
 - **The held-out slice** every run already keeps for choosing its checkpoint (`holdout_fraction`, the same
@@ -63,30 +63,49 @@ def common_ids(parts: list[Scores]) -> list[str]:
     return ids
 
 
-def assign_folds(items: list[dict], k: int, seed: int) -> dict[str, int]:
-    """video id -> fold in 0..k-1: each class's videos shuffled (seeded) and dealt round the folds in turn,
-    so every fold holds about 1/k of each class."""
+FOLD_RULES = ("combination", "video")
+FOLDS_DIR = {"combination": "folds_combination", "video": "folds"}
+
+
+def assign_folds(items: list[dict], k: int, seed: int, by: str = "combination") -> dict[str, int]:
+    """video id -> fold in 0..k-1, each fold holding about 1/k of each class's videos.
+
+    by="video": each class's videos shuffled (seeded) and dealt round the folds. by="combination": the videos
+    of one action-object combination (template and placeholders) stay together, so a fold model scores
+    combinations it never saw, with verbs and nouns it saw in other combinations: the compositional split's
+    own construction, and what its validation side asks of a stream. Out-of-fold scores then show how much a
+    stream loses on new combinations (the scene stream's noun shortcut), which video-level folds hide."""
     if k < 2:
         raise UserError(f"--folds must be at least 2 for cross-fitting, got {k}")
+    if by not in FOLD_RULES:
+        raise ValueError(f"fold rule {by!r}: valid {', '.join(FOLD_RULES)}")
     rng = np.random.default_rng([seed, 104729])
-    by_class: dict[str, list[str]] = {}
+    groups: dict[str, dict[tuple, list[str]]] = {}
     for item in items:
-        by_class.setdefault(str(item["template"]), []).append(str(item["id"]))
-    folds, start = {}, 0
-    for name in sorted(by_class):
-        ids = sorted(by_class[name])
-        for i, j in enumerate(rng.permutation(len(ids))):
-            folds[ids[j]] = (start + i) % k
-        start += len(ids)  # the next class starts where this one stopped: fold sizes stay level
+        key = (str(item["id"]),) if by == "video" else tuple(sorted(map(str, item.get("placeholders") or [])))
+        groups.setdefault(str(item["template"]), {}).setdefault(key, []).append(str(item["id"]))
+    folds: dict[str, int] = {}
+    total = np.zeros(k, int)
+    for name in sorted(groups):
+        members = sorted(groups[name].values())
+        order = sorted(rng.permutation(len(members)), key=lambda i: -len(members[i]))  # big groups first
+        per_class = np.zeros(k, int)
+        for i in order:
+            f = min(range(k), key=lambda j: (per_class[j], total[j], j))  # the emptiest fold of this class
+            for v in members[i]:
+                folds[v] = f
+            per_class[f] += len(members[i])
+            total[f] += len(members[i])
     return folds
 
 
-def fold_splits(split: Path, root: Path, k: int, seed: int) -> list[Path]:
+def fold_splits(split: Path, root: Path, k: int, seed: int, by: str = "combination") -> list[Path]:
     """root/fold<i>/split for i < k: the split's labels, training list minus fold i, and fold i as the
-    validation side. Written once; an existing fold folder must hold the same lists (same split, k, seed)."""
+    validation side. Written once; an existing fold folder must hold the same lists (same split, k, seed,
+    rule)."""
     files = split_files(split)
     items = read_json(files.train)
-    folds = assign_folds(items, k, seed)
+    folds = assign_folds(items, k, seed, by)
     labels = read_json(files.labels)
     out = []
     for i in range(k):

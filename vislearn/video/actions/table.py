@@ -42,7 +42,7 @@ from vislearn.common.outputs import check_writable, claim_folder
 from vislearn.common.jsonio import read_json, write_json
 
 from .config import TrainConfig
-from .crossfit import fold_splits
+from .crossfit import FOLD_RULES, FOLDS_DIR, fold_splits
 from .table_crossfit import fitted_ensemble, fitted_fewshot
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
@@ -164,25 +164,27 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
 
 
 def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
-              seed: int) -> list[Job]:
-    """K-fold cross-fitting of the streams in CROSSFIT_KEYS (video.actions.crossfit): a run per stream and
-    fold into root/folds/<key>/fold<i>, and the cross-fitted feature fusion over them."""
+              seed: int, by: str) -> list[Job]:
+    """K-fold cross-fitting (folds `by` combination or video) of the streams in CROSSFIT_KEYS
+    (video.actions.crossfit): a run per stream and fold into root/<folds dir>/<key>/fold<i>, and the
+    cross-fitted feature fusion over them into root/<folds dir>/fusion."""
     crossfit = [s for s in streams if s.key in CROSSFIT_KEYS]
     if folds < 2 or not crossfit:
         return []
     from .table_crossfit import crossfit_fusion_job
 
-    splits = fold_splits(split, root / "folds", folds, seed)
+    where = FOLDS_DIR[by]
+    splits = fold_splits(split, root / where, folds, seed, by)
     jobs, per_stream = [], []
     for s in crossfit:
-        overrides = [common + [f"split={f}", f"out={root / 'folds' / s.key / f'fold{i}'}"] for i, f in enumerate(splits)]
+        overrides = [common + [f"split={f}", f"out={root / where / s.key / f'fold{i}'}"] for i, f in enumerate(splits)]
         per_stream.append((s.config, overrides))
-        jobs += [Job(f"{prefix}/folds/{s.key}/fold{i}", train_job, (s.config, o), log=root / "folds" / f"{s.key}_fold{i}.log")
+        jobs += [Job(f"{prefix}/{where}/{s.key}/fold{i}", train_job, (s.config, o), log=root / where / f"{s.key}_fold{i}.log")
                  for i, o in enumerate(overrides)]
     if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
         jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
-                        (per_stream, [str(f) for f in splits], str(split), str(root / CROSSFIT_FUSION[0]), seed),
-                        after=tuple(j.name for j in jobs), log=root / f"{CROSSFIT_FUSION[0]}.log"))
+                        (per_stream, [str(f) for f in splits], str(split), str(root / where / "fusion"), seed),
+                        after=tuple(j.name for j in jobs), log=root / where / "fusion.log"))
     return jobs
 
 
@@ -245,7 +247,8 @@ def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str
         overrides = base.args[1]
         jobs.append(Job(f"{base.name}/finetune", finetune_job, (s.config, overrides, folder, list(args.shots), args.draws),
                         after=(base.name,), log=root / f"{s.key}_finetune.log"))
-    folds = [j for j in fold_jobs(streams, common, root, prefix, base_split, args.folds, seed) if "/folds/" in j.name]
+    folds = [j for j in fold_jobs(streams, common, root, prefix, base_split, args.folds, seed, args.fold_by)
+             if j.fn is train_job]  # the base classes' fold runs (their weights), no fused head
     return jobs + folds
 
 
@@ -263,7 +266,7 @@ def fewshot_rows(streams: list[Stream], ensembles: list[str], fitted: list[str],
             out[key]["shots"][k] = [fused([st / "scores.npz", root / b / "finetune" / f"{k}shot" / st.name /
                                            "scores.npz"])["top1"] for st in stages]
     for key in fitted:
-        out[key] = fitted_fewshot(root, FITTED[key][1], list(args.shots))
+        out[key] = fitted_fewshot(root, FITTED[key][1], list(args.shots), FOLDS_DIR[args.fold_by])
     return out
 
 
@@ -389,7 +392,8 @@ def demo(args) -> int:
             common = base + [f"split={data / 'splits' / split}", f"seed={seed}"] + list(args.overrides)
             root = out / split / f"seed{seed}"
             jobs += stream_jobs(streams, common, root, f"{split}/seed{seed}")
-            jobs += fold_jobs(streams, common, root, f"{split}/seed{seed}", data / "splits" / split, args.folds, seed)
+            jobs += fold_jobs(streams, common, root, f"{split}/seed{seed}", data / "splits" / split, args.folds, seed,
+                              args.fold_by)
             if split in front_ends:
                 jobs += stream_jobs([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, f"{split}/seed{seed}")
     for seed in (args.fewshot_seeds if args.shots else []):
@@ -417,7 +421,7 @@ def demo(args) -> int:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
             for key in fitted:
-                ens = fitted_ensemble(root, FITTED[key][1])
+                ens = fitted_ensemble(root, FITTED[key][1], FOLDS_DIR[args.fold_by])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
     few: dict = {}
@@ -572,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=None,
                    help="K-fold cross-fitting of STIN and the scene stream for the learned combinations (default 5 "
                         "with --full, else 0: the fitted ensemble then uses the runs' held-out slice)")
+    p.add_argument("--fold-by", choices=FOLD_RULES, default="combination",
+                   help="what a fold keeps together: whole action-object combinations (default; out-of-fold scores "
+                        "on new combinations, as the compositional split asks) or single videos")
     p.add_argument("--no-tracked", action="store_true",
                    help="with --full, leave out the tracked-box row (its detector and tracks take about 16 minutes)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")

@@ -25,28 +25,28 @@ from .metrics import summarize, topk_accuracy
 from .table_rows import run_config
 
 
-def fold_folders(root: Path) -> list[Path]:
-    """root/folds/fold<i>/split in fold order (empty when the streams were not cross-fitted)."""
-    folders = sorted((root / "folds").glob("fold*/split"), key=lambda p: int(p.parent.name[4:]))
-    return folders
+def fold_folders(folds: Path) -> list[Path]:
+    """folds/fold<i>/split in fold order (empty when the streams were not cross-fitted)."""
+    return sorted(folds.glob("fold*/split"), key=lambda p: int(p.parent.name[4:]))
 
 
-def oof_parts(root: Path, keys: tuple[str, ...]) -> tuple[list[Scores], str]:
-    """Out-of-fold scores of each stream over the same training videos, and which rule gave them."""
-    folders = fold_folders(root)
-    if folders and all(all((root / "folds" / k / f.parent.name / "scores.npz").is_file() for f in folders)
-                       for k in keys):
-        parts = [out_of_fold([root / "folds" / k / f.parent.name for f in folders], folders) for k in keys]
-        rule = f"{len(folders)}-fold cross-fitting"
+def oof_parts(root: Path, keys: tuple[str, ...], where: str) -> tuple[list[Scores], str]:
+    """Out-of-fold scores of each stream over the same training videos, and which rule gave them: the fold
+    runs in root/<where> when every stream has them, else the runs' held-out slice."""
+    folds = root / where
+    folders = fold_folders(folds)
+    if folders and all(all((folds / k / f.parent.name / "scores.npz").is_file() for f in folders) for k in keys):
+        parts = [out_of_fold([folds / k / f.parent.name for f in folders], folders) for k in keys]
+        rule = f"{len(folders)}-fold cross-fitting ({where})"
     else:
         parts, rule = [held_out_scores(root / k) for k in keys], "the runs' held-out slice of training"
     ids = common_ids(parts)
     return [p.take(ids) for p in parts], rule
 
 
-def fit_weights(root: Path, keys: tuple[str, ...]) -> dict:
+def fit_weights(root: Path, keys: tuple[str, ...], where: str) -> dict:
     """Per-stream weights of the log-linear pool fitted on the streams' out-of-fold scores."""
-    parts, rule = oof_parts(root, keys)
+    parts, rule = oof_parts(root, keys, where)
     w, fit = fit_pool_weights(log_scores(parts), parts[0].labels)
     return {"weights": {k: float(v) for k, v in zip(keys, w)}, "rule": rule, **fit}
 
@@ -61,16 +61,16 @@ def pooled(files: list[Path], weights: list[float]) -> dict:
     return {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5), "videos": len(ids)}
 
 
-def fitted_ensemble(root: Path, keys: tuple[str, ...]) -> dict:
+def fitted_ensemble(root: Path, keys: tuple[str, ...], where: str) -> dict:
     """The validation top-1/top-5 of the pool with weights fitted out of fold, and the fit."""
-    fit = fit_weights(root, keys)
+    fit = fit_weights(root, keys, where)
     return {**pooled([root / k / "scores.npz" for k in keys], list(fit["weights"].values())), "fit": fit}
 
 
-def fitted_fewshot(root: Path, keys: tuple[str, ...], shots: list[int]) -> dict:
+def fitted_fewshot(root: Path, keys: tuple[str, ...], shots: list[int], where: str) -> dict:
     """Few-shot: weights fitted on the base models' out-of-fold scores (base classes), applied to the
     fine-tuned novel-class scores of every draw. {"base": top-1, "shots": {k: [top-1 per draw]}, "fit": ...}."""
-    fit = fit_weights(root, keys)
+    fit = fit_weights(root, keys, where)
     w = list(fit["weights"].values())
     out = {"base": pooled([root / k / "scores.npz" for k in keys], w)["top1"], "shots": {}, "fit": fit}
     a, *rest = keys
