@@ -116,7 +116,8 @@ needs_weights = pytest.mark.skipif(package_file(MOBILENET_V2_IMAGENET) is None,
 @needs_weights
 @pytest.mark.parametrize("name,extra", [
     ("tsm_mobilenet_v2", ["model_args.frozen_blocks=0"]),  # whole trunk trained on pixels
-    ("i3d_mobilenet_v2", ["model_args.frozen_blocks=14", "feature_cache={cache}"]),  # last blocks, cached
+    # last blocks, cached (slow: the cached path of the TSM trunk is covered by test_strg_stride16 and the demo)
+    pytest.param("i3d_mobilenet_v2", ["model_args.frozen_blocks=14", "feature_cache={cache}"], marks=pytest.mark.slow),
 ])
 def test_trunk_overfits_a_handful_of_videos_through_the_cli(synth, tmp_path, name, extra):
     """The trunk trains through the CLI (the training loss falls far below chance), every video is scored,

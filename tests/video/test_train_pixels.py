@@ -58,6 +58,7 @@ def test_scene_then_frozen_fusion(video_split, tmp_path):
     assert res["evaluation"]["videos"] == len(json.loads((split / "validation.json").read_text()))
 
 
+@pytest.mark.slow  # 28 s; STRG's model, loading and export are in test_strg_stride16 / test_export_all_models
 def test_strg_from_scene_run_then_fused_with_stin(video_split, tmp_path):
     """STRG through the CLI: its trunk starts from a scene run, its boxes are those of the RGB frames;
     then STRG (frozen) + STIN under the fusion head, STIN reading its own box frames in the same batch."""
