@@ -11,19 +11,16 @@ from vislearn.video.actions.config import load_config
 from vislearn.video.actions.models import create_model
 from vislearn.common.paths import CONFIG_DIR
 
+from test_models_mobilenet import net2d_file  # noqa: F401  (a fixture)
 from test_models_scene import randomise_bn
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def net_file(tmp_path_factory):
-    """A torchvision-format MobileNetV2 file with non-trivial BatchNorm statistics."""
-    torch.manual_seed(0)
-    net = randomise_bn(mobilenet_v2(weights=None)).eval()
-    path = tmp_path_factory.mktemp("w") / "mobilenet_v2_mine.pth"
-    torch.save(net.state_dict(), path)
-    return path
+def net_file(net2d_file):
+    """test_models_mobilenet's MobileNetV2 file (non-trivial BatchNorm statistics)."""
+    return net2d_file[1]
 
 
 def trunk(path, frozen, stride):
