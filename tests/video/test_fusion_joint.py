@@ -1,10 +1,10 @@
 """Joint fine-tuning of feature fusion (configs/video/synthetic/fusion_joint.yaml): SGD steps through the
-trainer's own model building change both streams' weights and leave the scene trunk's frozen blocks (and
-their BatchNorm statistics) exactly as they were."""
+trainer's own model building and optimiser groups (head at lr, streams at lr x stream_lr_scale) change both
+streams' weights and leave the scene trunk's frozen blocks (and their BatchNorm statistics) exactly as they were."""
 import torch
 
 from vislearn.video.actions.table_rows import run_config
-from vislearn.video.actions.train import build_model
+from vislearn.video.actions.train import build_model, param_groups
 
 from sample_batch import sample_batch
 
@@ -24,7 +24,12 @@ def test_joint_finetuning_changes_both_streams_and_keeps_frozen_blocks(sample_di
     batch = sample_batch(sample_dir, cfg, needs_boxes=True, needs_frames=True)
     batch = {k: v[:4] for k, v in batch.items()}  # 4 real clips
     labels = torch.arange(len(batch["video_id"])) % 5
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=0.9)
+    groups = param_groups(model, cfg)  # the trainer's optimiser groups: the head at lr, the streams at a tenth
+    head_ids = {id(p) for p in model.classifier.parameters()}
+    assert [g.get("lr", cfg.lr) for g in groups] == [cfg.lr, cfg.lr * cfg.stream_lr_scale] and cfg.stream_lr_scale < 1
+    assert {id(p) for p in groups[0]["params"]} == head_ids
+    assert len(groups[1]["params"]) == len(trained) - len(head_ids)
+    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
     model.train()
     for _ in range(2):
         opt.zero_grad()

@@ -68,6 +68,8 @@ class TrainConfig:
     lr_gamma: float = setting(0.1, above=0)
     clip_grad_norm: float = setting(5.0, min=0)  # 0: no clipping
     label_smoothing: float = setting(0.0, min=0, max=1)
+    stream_lr_scale: float = setting(1.0, above=0)  # fusion: the streams' learning rate is lr x this (below 1 for
+    # streams that start from trained runs and are fine-tuned jointly with a fresh head)
     # running
     workers: int = setting(2, min=0)
     threads: int = setting(0, min=0)  # torch CPU threads; 0: the cores left after one per data-loader worker

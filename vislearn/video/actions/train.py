@@ -44,6 +44,7 @@ from .engine import NonFiniteLoss, mean_loss, predict, train_one_epoch
 from .evaluate import save_scores
 from .metrics import summarize, topk_accuracy
 from .models import STIN, create_model
+from .models.fusion import FusionModel
 
 EXIT_NAN = 3
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "results.json", "scores.npz", "holdout_scores.npz",
@@ -101,6 +102,18 @@ def build_model(cfg: TrainConfig, class_names: list[str], log=print) -> nn.Modul
         log(f"initialised from {cfg.init_checkpoint}" + (f" (new output layer: {', '.join(fresh)})" if fresh else ""))
     set_trainable(model, cfg.trainable)
     return model
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The trainable parameters; a fusion model's streams in a group of their own at lr x stream_lr_scale (joint
+    fine-tuning: trained streams adjust slowly while the fresh fusion head learns at the full rate)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.stream_lr_scale == 1.0 or not isinstance(model, FusionModel):
+        return [{"params": trainable}]
+    in_streams = {id(p) for m in (model.scene, model.stin) for p in m.parameters()}
+    head = [p for p in trainable if id(p) not in in_streams]
+    streams = [p for p in trainable if id(p) in in_streams]
+    return [{"params": head}] + ([{"params": streams, "lr": cfg.lr * cfg.stream_lr_scale}] if streams else [])
 
 
 def chosen_on(data: Data) -> str:
@@ -208,8 +221,7 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     else:
         ddp = model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_steps, gamma=cfg.lr_gamma)
     start_epoch, best = 0, {"epoch": -1, "holdout_top1": -1.0}
     metrics: list[dict] = []
