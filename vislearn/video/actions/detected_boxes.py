@@ -35,7 +35,7 @@ def track_split_in_shards(split_dir: Path, videos: Path, detector: Path, tracks:
     from vislearn.video.data.__main__ import main as datasets
     from vislearn.video.tracking.track_split import part_path
 
-    procs = [subprocess.Popen([sys.executable, "-m", "tracking", "track-split", "--split", str(split_dir),
+    procs = [subprocess.Popen([sys.executable, "-m", "vislearn.video.tracking", "track-split", "--split", str(split_dir),
                                "--videos", str(videos), "--detector", str(detector), "--out", str(tracks),
                                "--shard", f"{k}/{shards}", "--batch-size", "8", "--threads", "1", *extra])
              for k in range(shards)]

@@ -8,7 +8,7 @@ Sharding: the split's videos (in the order of its lists, each once) are dealt ro
 shards; shard K takes videos K, K+N, K+2N, ... and writes its own part file, `OUT` with
 `.part<K>of<N>` before the extension; `datasets merge-boxes` (or `index-boxes`) joins the parts. K/N
 come from `--shard K/N`, or from torchrun's RANK/WORLD_SIZE (one process per GPU: `torchrun
---nproc_per_node=8 -m tracking track-split ...`; no process group is needed, the shards never talk).
+--nproc_per_node=8 -m vislearn.video.tracking track-split ...`; no process group is needed, the shards never talk).
 
 Resuming: each finished video is appended to `<part>.partial.jsonl` (one JSON line per video, flushed);
 a run started again with the same settings skips the videos there, and the part file appears, in one
