@@ -9,7 +9,9 @@
    configs/video/synthetic/scene.yaml says) and their feature fusion (scene stream loaded from its run
    and frozen, STIN+OIE+NL initialised from its run and trained further with the fusion head),
    each selected on a held-out part of its training set; evaluate on the split's validation
-   side; fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" score-ensemble row).
+   side; fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" score-ensemble row), with equal
+   weights and with weights fitted on out-of-fold scores (video.actions.table_crossfit: the runs' held-out
+   slice, or with --folds K the K-fold cross-fitted runs, which also give the cross-fitted fusion head).
 3. Few-shot, as the paper's few-shot table: the same models trained on the base classes
    (`--fewshot-seeds`, default the first seed); then for each k-shot set and draw, the base model
    with a new output layer for the novel classes, only that layer fine-tuned (on the frozen
@@ -32,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vislearn.common.cli import Parser, command, positive_int
 from vislearn.common.demo import DemoOutcome, Measure
@@ -43,10 +44,9 @@ from vislearn.common.jsonio import read_json, write_json
 
 from .config import TrainConfig
 from .crossfit import FOLD_RULES, FOLDS_DIR, fold_splits
-from .table_crossfit import fitted_ensemble, fitted_fewshot
+from .table_crossfit import fitted_ensemble, fitted_fewshot, fused
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
-from .models import fuse_scores
 from vislearn.common.tables import format_table
 from .report import report_at_end
 from .jobs import Job, JobResult, run_jobs
@@ -217,23 +217,6 @@ def plan(jobs: list[Job], parallel: int, user_overrides: list[str]) -> list[Job]
     return out
 
 
-def fused(score_files: list[Path]) -> dict:
-    """Top-1/top-5 of the equal-weight score fusion of several runs' scores.npz (videos in common)."""
-    runs = [np.load(p) for p in score_files]
-    ids = sorted(set.intersection(*(set(r["video_id"].tolist()) for r in runs)))
-    probs, labels = [], None
-    for r in runs:
-        pos = {v: i for i, v in enumerate(r["video_id"].tolist())}
-        sel = [pos[v] for v in ids]
-        if labels is not None and not np.array_equal(labels, r["label"][sel]):
-            raise UserError(f"{', '.join(map(str, score_files))}: the runs disagree on the labels of their videos")
-        labels = r["label"][sel]
-        # fuse_scores takes logits: the log of a softmax gives that softmax back
-        probs.append(torch.from_numpy(np.log(np.clip(r["scores"][sel], 1e-30, None))))
-    scores = fuse_scores(probs).numpy()
-    return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5), "videos": len(ids)}
-
-
 def fewshot_jobs(streams: list[Stream], data: Path, root: Path, common: list[str], args, seed: int) -> list[Job]:
     """Base training on the few-shot split's base classes, then last-layer fine-tuning per k and draw; with
     --folds, the base streams cross-fitted too (the learned ensemble's weights come from the base classes)."""
@@ -347,8 +330,8 @@ def demo(args) -> int:
         args.fewshot_seeds = args.seeds[:1]
     if args.folds is None:
         args.folds = 5 if args.full else 0
-    if args.folds == 1:
-        raise UserError("--folds must be 0 (no cross-fitting) or at least 2")
+    if args.folds < 0 or args.folds == 1:
+        raise UserError(f"--folds must be 0 (no cross-fitting) or at least 2, got {args.folds}")
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     if args.draws < 1 or args.videos < 1:
         raise UserError("--draws and --videos must be at least 1")

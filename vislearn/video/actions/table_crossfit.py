@@ -22,6 +22,7 @@ from .crossfit import Scores, common_ids, held_out_scores, out_of_fold, read_sco
 from .distributed import pick_device
 from .evaluate import save_scores
 from .metrics import summarize, topk_accuracy
+from .models import fuse_scores
 from .table_rows import run_config
 
 
@@ -51,14 +52,27 @@ def fit_weights(root: Path, keys: tuple[str, ...], where: str) -> dict:
     return {"weights": {k: float(v) for k, v in zip(keys, w)}, "rule": rule, **fit}
 
 
-def pooled(files: list[Path], weights: list[float]) -> dict:
-    """Top-1/top-5 of the weighted log-linear pool of several scores.npz (videos in common)."""
+def aligned(files: list[Path]) -> list[Scores]:
+    """Several scores.npz over the videos they have in common, in one order (their labels must agree)."""
     parts = [read_scores(f) for f in files]
     ids = common_ids(parts)
-    parts = [p.take(ids) for p in parts]
-    probs = pool(log_scores(parts), np.asarray(weights))
-    labels = parts[0].labels
-    return {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5), "videos": len(ids)}
+    return [p.take(ids) for p in parts]
+
+
+def top1_top5(probs: np.ndarray, labels: np.ndarray) -> dict:
+    return {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5), "videos": len(labels)}
+
+
+def fused(files: list[Path]) -> dict:
+    """Top-1/top-5 of the equal-weight mean of several runs' softmax scores (the paper's score-fusion rows)."""
+    parts = aligned(files)
+    return top1_top5(fuse_scores([p.scores for p in parts], probabilities=True).numpy(), parts[0].labels)
+
+
+def pooled(files: list[Path], weights: list[float]) -> dict:
+    """Top-1/top-5 of the weighted log-linear pool of several scores.npz (videos in common)."""
+    parts = aligned(files)
+    return top1_top5(pool(log_scores(parts), np.asarray(weights)), parts[0].labels)
 
 
 def fitted_ensemble(root: Path, keys: tuple[str, ...], where: str) -> dict:

@@ -156,9 +156,14 @@ def model_args_diff(saved: dict, new: dict) -> list[str]:
 
 
 
+def predict_split(model, ds, cfg, dist, device, desc) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Scores of every video of `ds` (the held-out part, or the evaluated set)."""
+    return predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, amp_cpu=cfg.amp_cpu, desc=desc,
+                   progress=sys.stderr.isatty())
+
+
 def evaluate_split(model, ds, cfg, dist, device, class_names, desc) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
-    ids, scores, labels = predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp,
-                                  amp_cpu=cfg.amp_cpu, desc=desc, progress=sys.stderr.isatty())
+    ids, scores, labels = predict_split(model, ds, cfg, dist, device, desc)
     return summarize(scores, labels, class_names), ids, scores, labels
 
 
@@ -263,8 +268,7 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         scheduler.step()
         row = {"kind": "epoch", "epoch": epoch, "lr": lr, **row}
         if data.holdout is not None:
-            ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
-                                          amp_cpu=cfg.amp_cpu, desc="held-out", progress=sys.stderr.isatty())
+            ids, scores, labels = predict_split(ddp, data.holdout, cfg, dist, device, "held-out")
             row.update(holdout_top1=topk_accuracy(scores, labels, 1), holdout_top5=topk_accuracy(scores, labels, 5),
                        holdout_loss=mean_loss(scores, labels))
         metrics.append(row)
@@ -305,8 +309,7 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         if data.holdout is not None and len(data.holdout):
             # the chosen checkpoint's scores on the held-out part of train: out-of-fold scores on which score
             # ensembles fit their weights (video.actions.combine), never on the evaluated set
-            ids, scores, labels = predict(ddp, eval_loader(data.holdout, cfg, dist), device, dist=dist, amp=cfg.amp,
-                                          amp_cpu=cfg.amp_cpu, desc="held-out", progress=sys.stderr.isatty())
+            ids, scores, labels = predict_split(ddp, data.holdout, cfg, dist, device, "held-out")
             if dist.is_main:
                 save_scores(out / "holdout_scores.npz", ids, scores, labels, data.class_names)
     if dist.is_main:
