@@ -189,3 +189,46 @@ def test_real_sample_with_fewer_annotated_than_decoded_frames(sample_dir, sample
     r = open_video(sample_videos / "151201.webm")
     assert len(r) == 33 == len(list((sample_dir / "frames" / "151201").glob("*.jpg")))
     assert sample_boxes.get("151201").num_frames == 23
+
+
+@pytest.mark.parametrize("where", ["after fd 2 is silenced", "while opening /dev/null", "inside the call"])
+def test_ctrl_c_anywhere_in_the_decoder_silencer_restores_stderr(monkeypatch, where):
+    """An interrupt that lands while decord's stderr is silenced must not leave fd 2 on /dev/null: the
+    command's "interrupted" line and its partial-results note went there (a flaky CI failure)."""
+    import os
+
+    from vislearn.common import video
+
+    def ident(fd):
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
+
+    before = ident(2)
+    real_dup2, real_open = os.dup2, os.open
+
+    def dup2_then_interrupt(a, b, *rest):
+        real_dup2(a, b, *rest)
+        if b == 2 and ident(2) != before:
+            raise KeyboardInterrupt
+
+    def open_interrupted(path, *rest):
+        if path == os.devnull:
+            raise KeyboardInterrupt
+        return real_open(path, *rest)
+
+    if where == "after fd 2 is silenced":
+        monkeypatch.setattr(os, "dup2", dup2_then_interrupt)
+    elif where == "while opening /dev/null":
+        monkeypatch.setattr(os, "open", open_interrupted)
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        with video._no_stderr():
+            if where == "inside the call":
+                assert ident(2) != before  # silenced while decord runs
+                raise KeyboardInterrupt
+    monkeypatch.undo()
+    assert ident(2) == before and video._silenced == {"depth": 0, "saved": -1}
+    assert set(os.listdir("/proc/self/fd")) <= fds  # the saved descriptor is closed, not leaked
+    with video._no_stderr():  # and the next call silences and restores as before
+        assert ident(2) != before
+    assert ident(2) == before

@@ -67,36 +67,45 @@ def quiet_decoders() -> None:
 def _no_stderr() -> Iterator[None]:
     """fd 2 to /dev/null around a decord call: its C++ code prints failures ("ERROR opening: ...") itself
     before raising them, which the caller reports in its own words (or recovers from with PyAV).
-    Threads may overlap (they are not serialised): the first in silences fd 2, the last out restores it."""
-    with _quiet_lock:
-        if _silenced["depth"] == 0:
-            try:
-                with contextlib.suppress(ValueError, AttributeError):
-                    sys.stderr.flush()
-                saved = os.dup(2)
-            except OSError:  # no fd 2 at all: nothing to silence
-                saved = -1
-            if saved >= 0:
-                try:
-                    null = os.open(os.devnull, os.O_WRONLY)
-                    try:
-                        os.dup2(null, 2)
-                    finally:
-                        os.close(null)
-                except OSError:
-                    os.close(saved)
-                    saved = -1
-            _silenced["saved"] = saved
-        _silenced["depth"] += 1
+    Threads may overlap (they are not serialised): the first in silences fd 2, the last out restores it.
+    A Ctrl-C can land on any line here: the whole set-up sits inside the `finally` that restores fd 2, and
+    the saved descriptor is recorded before fd 2 changes, so an interrupt never leaves stderr silenced
+    (the command's own "interrupted" line and partial-results note would vanish)."""
     try:
+        with _quiet_lock:
+            _silenced["depth"] += 1
+            if _silenced["depth"] == 1:
+                _silence_fd2()
         yield
     finally:
         with _quiet_lock:
-            _silenced["depth"] -= 1
-            if _silenced["depth"] == 0 and _silenced["saved"] >= 0:
-                os.dup2(_silenced["saved"], 2)
-                os.close(_silenced["saved"])
-                _silenced["saved"] = -1
+            _silenced["depth"] = max(0, _silenced["depth"] - 1)
+            if _silenced["depth"] == 0:
+                _restore_fd2()
+
+
+def _silence_fd2() -> None:
+    with contextlib.suppress(ValueError, AttributeError):
+        sys.stderr.flush()
+    try:
+        _silenced["saved"] = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to silence
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+    except OSError:
+        _restore_fd2()
+
+
+def _restore_fd2() -> None:
+    saved, _silenced["saved"] = _silenced["saved"], -1
+    if saved >= 0:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def resample_indices(num_native: int, native_fps: float, target_fps: float) -> np.ndarray:
