@@ -217,6 +217,24 @@ def test_static_untouched_objects_are_dropped_when_another_is_in_play():
     assert [i.tracks[0].track_id for i in capped[1:]] == [2]
 
 
+def test_a_static_object_the_moved_one_ends_beside_is_kept_with_in_play_near():
+    """"Putting [something] next to [something]": the reference object is static and untouched but the
+    moved object comes up beside it; a distractor elsewhere stays dropped."""
+    hand = track(1, HAND_CLASS, range(0, 30), x=0)
+    moved = track(2, OBJECT_CLASS, range(0, 30), x=100, score=0.5)
+    moved.boxes = [np.array([100 + 3.0 * f, 0, 120 + 3.0 * f, 20]) for f in range(30)]  # ends at x 187..207
+    reference = track(3, OBJECT_CLASS, range(0, 30), x=215, score=0.9)  # 8 px (0.4 box sizes) from the end
+    distractor = track(4, OBJECT_CLASS, range(0, 30), x=400, score=0.8)  # 193 px away at the closest
+    default = assign_identities([hand, moved, reference, distractor])
+    assert [i.tracks[0].track_id for i in default[1:]] == [2]
+    near = assign_identities([hand, moved, reference, distractor], IdentityConfig(in_play_near=0.5))
+    assert [i.tracks[0].track_id for i in near[1:]] == [3, 2]  # in play: numbered by strength
+    assert [i.tracks[0].track_id for i in assign_identities([hand, moved, reference, distractor],
+                                                             IdentityConfig(in_play_near=0.3))[1:]] == [2]
+    far = assign_identities([hand, moved, reference, distractor], IdentityConfig(in_play_near=10))
+    assert [i.tracks[0].track_id for i in far[1:]] == [3, 4, 2]
+
+
 def test_object_fragments_are_stitched_when_they_continue():
     tracks = [track(1, OBJECT_CLASS, range(0, 10), x=100), track(2, OBJECT_CLASS, range(16, 30), x=102),
               track(3, OBJECT_CLASS, range(16, 30), x=300)]  # far away: another object

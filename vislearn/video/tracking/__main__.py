@@ -39,7 +39,8 @@ they follow it in time (gap <= --stitch-gap frames, end boxes overlapping), else
 otherwise. Objects in play (Something-Else boxes only the objects the action involves): an object
 whose box centre travels at least --in-play-motion box sizes over the video, or whose box the hand
 covers by at least --in-play-contact in some frame (a threshold of 0 turns its test off; both at 0: the rule
-is off); when any object is in play the static untouched ones (e.g. other objects on the table) are dropped. The --max-objects strongest
+is off), and with --in-play-near a static one that an object in play comes within that many box sizes of;
+when any object is in play the static untouched ones (e.g. other objects on the table) are dropped. The --max-objects strongest
 remaining objects are kept (default 3: the models' 4 slots minus the hand), numbered 0000, 0001, ...
 by decreasing strength."""
 
@@ -224,6 +225,9 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--in-play-contact", type=_fraction, default=i.in_play_contact,
                    help=f"fraction of an object's box the hand must cover in a frame to put it in play "
                         f"(default {i.in_play_contact})")
+    g.add_argument("--in-play-near", type=_non_negative, default=i.in_play_near,
+                   help=f"a static object also in play when an object in play comes within this many box sizes of "
+                        f"it, 0 = off (default {i.in_play_near})")
 
 
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -437,7 +441,7 @@ def _tracker_configs(args):
                         similarity=args.similarity)
     return cfg, IdentityConfig(max_objects=args.max_objects, min_detections=args.min_detections,
                                stitch_gap=args.stitch_gap, in_play_motion=args.in_play_motion,
-                               in_play_contact=args.in_play_contact)
+                               in_play_contact=args.in_play_contact, in_play_near=args.in_play_near)
 
 
 def cmd_track(args) -> int:
