@@ -225,9 +225,9 @@ def test_a_static_object_the_moved_one_ends_beside_is_kept_with_in_play_near():
     moved.boxes = [np.array([100 + 3.0 * f, 0, 120 + 3.0 * f, 20]) for f in range(30)]  # ends at x 187..207
     reference = track(3, OBJECT_CLASS, range(0, 30), x=215, score=0.9)  # 8 px (0.4 box sizes) from the end
     distractor = track(4, OBJECT_CLASS, range(0, 30), x=400, score=0.8)  # 193 px away at the closest
-    off = assign_identities([hand, moved, reference, distractor], IdentityConfig(in_play_near=0))
+    off = assign_identities([hand, moved, reference, distractor])  # the default: off
     assert [i.tracks[0].track_id for i in off[1:]] == [2]
-    near = assign_identities([hand, moved, reference, distractor])  # the default, 0.5
+    near = assign_identities([hand, moved, reference, distractor], IdentityConfig(in_play_near=0.5))
     assert [i.tracks[0].track_id for i in near[1:]] == [2, 3]  # after the moved one, though stronger
     assert [i.tracks[0].track_id for i in assign_identities([hand, moved, reference, distractor],
                                                              IdentityConfig(in_play_near=0.3))[1:]] == [2]
