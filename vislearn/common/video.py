@@ -85,6 +85,7 @@ def _no_stderr() -> Iterator[None]:
 
 
 def _silence_fd2() -> None:
+    """fd 2 to /dev/null; the real one is kept in _silenced["saved"] before fd 2 changes."""
     with contextlib.suppress(ValueError, AttributeError):
         sys.stderr.flush()
     try:
@@ -102,6 +103,7 @@ def _silence_fd2() -> None:
 
 
 def _restore_fd2() -> None:
+    """Put the saved fd 2 back (nothing when none is saved)."""
     saved, _silenced["saved"] = _silenced["saved"], -1
     if saved >= 0:
         os.dup2(saved, 2)

@@ -414,7 +414,8 @@ def demo(args) -> int:
             for key in ensembles + (TRACKED_ENSEMBLES if tracked else []):
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
-            for key in fitted + ([k for k in TRACKED_FITTED if set(FITTED[k][1]) <= set(keys_here)] if tracked else []):
+            tracked_fits = [k for k in TRACKED_FITTED if set(FITTED[k][1]) <= set(keys_here)] if tracked else []
+            for key in fitted + tracked_fits:
                 ens = fitted_ensemble(root, FITTED[key][1], FOLDS_DIR[args.fold_by])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
@@ -505,7 +506,9 @@ def demo(args) -> int:
     summary["fitted"] = fits
     summary["wall_seconds"] = clock.total()
     summary["seconds"] = {k: round(v, 1) for k, v in clock.parts.items()}
-    summary["args"], summary["ensembles"] = vars(args), {k: list(ENSEMBLES[k][1]) for k in ensembles + (TRACKED_ENSEMBLES if front_ends else [])}  # for the report
+    summary["args"] = vars(args)
+    summary["ensembles"] = {k: list(ENSEMBLES[k][1])  # for the report
+                            for k in ensembles + (TRACKED_ENSEMBLES if front_ends else [])}
     write_json(out / "results.json", summary, indent=1)
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in clock.parts.items()))
     report_at_end(out)

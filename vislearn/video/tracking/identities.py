@@ -97,8 +97,12 @@ def travel(ident: Identity) -> float:
     (square root of the mean box area)."""
     boxes = np.stack([b for b, _ in ident.frames.values()])
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    size = np.sqrt(np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-9).mean())
-    return float(np.ptp(centres, axis=0).max() / size)
+    return float(np.ptp(centres, axis=0).max() / box_size(boxes))
+
+
+def box_size(boxes: np.ndarray) -> float:
+    """The size of an identity's boxes [N, 4]: square root of their mean area (the unit of the in-play tests)."""
+    return float(np.sqrt(np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-9).mean()))
 
 
 def hand_contact(ident: Identity, hand: Identity | None) -> float:
@@ -130,9 +134,7 @@ def closest_approach(ident: Identity, others: list[Identity]) -> float:
         gaps.append(float(np.hypot(dx, dy).min()))
     if not gaps:
         return float("inf")
-    boxes = np.stack([b for b, _ in ident.frames.values()])
-    size = np.sqrt(np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-9).mean())
-    return min(gaps) / size
+    return min(gaps) / box_size(np.stack([b for b, _ in ident.frames.values()]))
 
 
 def in_play(ident: Identity, hand: Identity | None, cfg: IdentityConfig) -> bool:
