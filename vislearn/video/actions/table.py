@@ -414,8 +414,7 @@ def demo(args) -> int:
             for key in ensembles + (TRACKED_ENSEMBLES if tracked else []):
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
-            tracked_fits = [k for k in TRACKED_FITTED if set(FITTED[k][1]) <= set(keys_here)] if tracked else []
-            for key in fitted + tracked_fits:
+            for key in fitted + (TRACKED_FITTED if tracked else []):  # tracked rows come with --full: STRG is there
                 ens = fitted_ensemble(root, FITTED[key][1], FOLDS_DIR[args.fold_by])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
