@@ -5,9 +5,12 @@ and MOT evaluation.
   detect VIDEO... --detector CKPT --out DETS.json                per-frame detections with scores
   track --detections DETS.json --out TRACKS.json                 detections -> Something-Else tracks
   track VIDEO... --detector CKPT --out TRACKS.json               video -> detections -> tracks
+                 (--context CTX.json: object detections rescored with their track's context first)
   track-split --split DIR --videos DIR --detector CKPT --out TRACKS.json   every video of a split
                  (resumable; sharded with --shard K/N or torchrun; merge parts with datasets merge-boxes)
   evaluate-detector --detector CKPT --boxes B --videos DIR --split DIR   held-out box AP, frames/s
+  fit-context --detections DETS.json --boxes B --split DIR --out CTX.json   track-context rescoring, fitted
+  evaluate-detections --detections DETS.json --boxes B --split DIR [--context CTX.json]   AP of stored detections
   evaluate --gt GT.json --pred PRED.json [--json]                MOTA, IDF1, ID switches, precision, recall
 
 VIDEO is a .webm/.mp4 file, a folder of 12-fps frames (0001.jpg ...), or a folder of videos.
@@ -106,6 +109,22 @@ AP@0.5, AP@0.75 and COCO-style AP@[.5:.95] per class (hand, object), as train-de
 distractors from `vislearn video distractors`), also the AP with detections on those
 ignored: the gap is the cost of boxing objects that play no part in the action. Also the detector's
 frames/s (forward passes only) at the videos' own resolution."""
+
+FIT_CONTEXT_HELP = """Fit the track-context rescoring of object detections (`vislearn.video.tracking.context`). A per-frame
+detector also boxes objects that play no part in the action (Something-Else boxes only those that do); over
+the whole video they look different: found in fewer frames, with unsteady scores, never moving or touched.
+The model is a logistic regression that gives each object detection the probability that it is a true
+object box, from its score and its track's context (mean score, fraction of frames detected, travel, hand
+contact, closest approach to the hand). It is fitted on --set (default: the split's training list) at
+--frames-per-video evenly spaced annotated frames each, a detection being true when it overlaps a
+ground-truth object box by IoU >= 0.5. Output: a small JSON model for `track --context`, `track-split
+--context` and `evaluate-detections --context`. Hand detections keep their scores."""
+
+EVALUATE_DETECTIONS_HELP = """Box AP (AP@0.5 per class) of stored detections on the frames `evaluate-detector` scores:
+--frames-per-video evenly spaced annotated frames of each video of the --split's --set list. With
+--context, the object detections are rescored first (the model's probability replaces their score), so
+the same detections can be compared with and without the video's context. With --ignore-boxes, also the AP
+with detections on unannotated objects ignored."""
 
 EVALUATE_HELP = """MOTA, IDF1, ID switches, precision and recall, per video and overall (py-motmetrics). Both
 files are Something-Else box JSON (or box stores). A predicted box matches a ground-truth box at
@@ -216,6 +235,8 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
                        ("--fill-gaps", 0, "interpolate a track over gaps up to this many frames, 0 = off (default {})")])
     g.add_argument("--output-boxes", choices=("filtered", "detection"), default=t.output,
                    help="write Kalman-filtered boxes or the matched detection boxes (default filtered)")
+    g.add_argument("--context", metavar="MODEL",
+                   help="rescore the object detections with this track-context model (`fit-context`) before tracking")
     g = p.add_argument_group("identities (Something-Else ids)", IDENTITY_RULE)
     _add_counts(g, i, [("--max-objects", 0, "object identities kept per video (default {})"),
                        ("--min-detections", 1, "detected frames a track needs to be kept (default {})"),
@@ -352,6 +373,29 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ed.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    fc = sub.add_parser("fit-context", help="fit the track-context rescoring of object detections on training videos",
+                        description=FIT_CONTEXT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fc.add_argument("--detections", required=True, help="detections JSON of the videos (from `detect`)")
+    fc.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
+    fc.add_argument("--split", required=True, help="split folder whose --set list the model is fitted on")
+    fc.add_argument("--set", default="train", help="record list of --split to fit on (default train)")
+    fc.add_argument("--frames-per-video", type=_count(1), default=12,
+                    help="evenly spaced annotated frames per video whose detections are fitted (default 12)")
+    fc.add_argument("--out", required=True, help="model JSON to write")
+    fc.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+    ev = sub.add_parser("evaluate-detections", help="box AP of stored detections (optionally rescored with --context)",
+                        description=EVALUATE_DETECTIONS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--detections", required=True, help="detections JSON (from `detect`)")
+    ev.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
+    ev.add_argument("--split", required=True, help="split folder whose --set list is evaluated")
+    ev.add_argument("--set", default="validation", help="record list of the split to evaluate (default validation)")
+    ev.add_argument("--ignore-boxes", metavar="FILE", help="boxes of unannotated objects: also report AP with "
+                                                           "detections on them ignored")
+    ev.add_argument("--context", metavar="MODEL", help="rescore the object detections with this track-context model first")
+    ev.add_argument("--frames-per-video", type=_count(1), default=8, help="evenly spaced annotated frames per video (default 8)")
+    ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
     e = sub.add_parser("evaluate", help="MOT metrics of predicted tracks against ground truth (py-motmetrics)",
                        description=EVALUATE_HELP, formatter_class=fmt)
     e.add_argument("--gt", required=True, help="ground-truth boxes")
@@ -388,7 +432,7 @@ def _set_threads(n: int | None) -> None:
 def _check_outputs(outputs: list, args) -> None:
     """Before any work: output files are file names in writable folders, none of them is an input, and
     an existing one is replaced only with --overwrite (`vislearn.common.outputs.claim_file`)."""
-    inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector]
+    inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector, args.context]
     for o in outputs:
         if o:
             claim_file(o, overwrite=args.overwrite, inputs=inputs, flag="--out")
@@ -453,6 +497,7 @@ def cmd_track(args) -> int:
     if bool(args.videos) == bool(args.detections):
         raise UserError("give either --detections DETS.json or VIDEO... with --detector (not both, not neither)")
     _check_outputs([args.out, args.save_detections], args)
+    context = _load_context(args.context)
     if args.detections:
         dets = load_detections(args.detections)
     else:
@@ -460,6 +505,8 @@ def cmd_track(args) -> int:
         if args.save_detections:
             save_detections(args.save_detections, dets)
     cfg, ident_cfg = _tracker_configs(args)
+    if context is not None:
+        dets = {vid: context.rescore(det) for vid, det in dets.items()}
     out: dict[str, list] = {}
     n_hand = n_obj = 0
     empty: list[str] = []
@@ -521,7 +568,7 @@ def cmd_track_split(args) -> int:
 
     shard = parse_shard(args.shard)
     out = output_file(part_path(args.out, shard), "--out")
-    refuse_input_overwrite([out], [args.split, args.videos, args.detector], "--out")
+    refuse_input_overwrite([out], [args.split, args.videos, args.detector, args.context], "--out")
     check_writable(out.parent, "--out")
     ids = split_video_ids(args.split, args.sets)
     mine = ids[shard[0]::shard[1]]
@@ -539,12 +586,15 @@ def cmd_track_split(args) -> int:
     local_rank = os.environ.get("LOCAL_RANK", "")  # under torchrun: this process's GPU
     device = resolve_device(args.device, int(local_rank) if local_rank.isdigit() else None, key="--device")
     cfg, ident_cfg = _tracker_configs(args)
+    context = _load_context(args.context)
     settings = tracker_settings(cfg, ident_cfg, str(checkpoint_file(args.detector)), args.score_threshold,
-                                args.batch_size)
+                                args.batch_size, context.to_dict() if context is not None else None)
     model, spec = load_detector(args.detector, device)
 
     def track_one(vid: str, path) -> list:
         det = detect_video(model, path, device, vid, args.batch_size, args.score_threshold)
+        if context is not None:
+            det = context.rescore(det)
         return identities_to_records(vid, assign_identities(track_video(det, cfg), ident_cfg), det.num_frames)
 
     where = f"shard {shard[0]} of {shard[1]}: " if shard[1] > 1 else ""
@@ -606,8 +656,74 @@ def cmd_evaluate_detector(args) -> int:
     return 0
 
 
+def _split_ids(split: str, set_name: str, boxes, what: str) -> list[str]:
+    from .track_split import split_video_ids
+
+    ids = [v for v in split_video_ids(split, [set_name]) if v in boxes]
+    if not ids:
+        raise UserError(f"{split}: no video of the {set_name} list has boxes in {what}")
+    return ids
+
+
+def cmd_fit_context(args) -> int:
+    from vislearn.video.data.box_store import open_boxes
+    from .context import fit_rescorer, save_rescorer
+    from .detections import load_detections
+
+    claim_file(args.out, overwrite=args.overwrite, inputs=[args.detections, args.boxes, args.split], flag="--out")
+    boxes = open_boxes(args.boxes)
+    dets = load_detections(args.detections)
+    ids = [v for v in _split_ids(args.split, args.set, boxes, args.boxes) if v in dets]
+    if not ids:
+        raise UserError(f"{args.detections}: no detections for the videos of the {args.set} list of {args.split}")
+    t0 = time.perf_counter()
+    model = fit_rescorer(dets, boxes, ids, args.frames_per_video)
+    save_rescorer(args.out, model)
+    f = model.fitted_on
+    print(f"wrote {args.out}: fitted on {f['detections']} object detections ({f['true']} true) of {f['videos']} "
+          f"video(s) in {time.perf_counter() - t0:.1f}s; weights "
+          + ", ".join(f"{n} {c:+.2f}" for n, c in zip(model.features, model.coef)))
+    return 0
+
+
+def _load_context(path: str | None):
+    from .context import load_rescorer
+
+    return load_rescorer(path) if path else None
+
+
+def cmd_evaluate_detections(args) -> int:
+    from vislearn.video.data.box_store import open_boxes
+    from .context import detections_ap
+    from .detections import CLASSES, load_detections
+
+    boxes = open_boxes(args.boxes)
+    context = _load_context(args.context)
+    dets = load_detections(args.detections)
+    ids = _split_ids(args.split, args.set, boxes, args.boxes)
+    if context is not None:
+        dets = {v: context.rescore(dets[v]) for v in ids if v in dets}
+    ignore = open_boxes(args.ignore_boxes) if args.ignore_boxes else None
+    ap = detections_ap(dets, boxes, ids, args.frames_per_video, ignore)
+    figures = {"videos": len(ids), "frames": ap["frames"], "ap50": ap["ap50"], "num_gt": ap["num_gt"],
+               "context": args.context}
+    if ignore is not None:
+        figures["ignoring"] = {"ap50": ap["ignoring"]["ap50"]}
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"{args.detections}: {len(ids)} videos of {args.set}, {ap['frames']} frames"
+          + (f", object scores from {args.context}" if args.context else ""))
+    print(f"{'class':<8} {'boxes':>6} {'AP@0.5':>7}" + ("  ignoring unannotated objects" if ignore else ""))
+    for c in CLASSES:
+        print(f"{c:<8} {ap['num_gt'][c]:>6} {ap['ap50'][c]:>7.3f}"
+              + (f"  {ap['ignoring']['ap50'][c]:>7.3f}" if ignore is not None else ""))
+    return 0
+
+
 COMMANDS = {"train-detector": None, "detect": cmd_detect, "track": cmd_track, "track-split": cmd_track_split,
-            "evaluate-detector": cmd_evaluate_detector, "evaluate": cmd_evaluate}
+            "evaluate-detector": cmd_evaluate_detector, "evaluate": cmd_evaluate, "fit-context": cmd_fit_context,
+            "evaluate-detections": cmd_evaluate_detections}
 
 
 def train_options(args):

@@ -231,9 +231,14 @@ def track_split(videos: dict[str, Path], out: Path, settings: dict, track_one: C
     return result
 
 
-def tracker_settings(tracker_cfg, ident_cfg, detector_path: str, score_threshold: float, batch_size: int) -> dict:
-    """What decides a video's tracks: the detector file (size and time stamp), tracker and identity options."""
+def tracker_settings(tracker_cfg, ident_cfg, detector_path: str, score_threshold: float, batch_size: int,
+                     context: dict | None = None) -> dict:
+    """What decides a video's tracks: the detector file (size and time stamp), the track-context model (its
+    weights), tracker and identity options."""
     st = os.stat(detector_path)
-    return {"detector": os.path.realpath(detector_path), "detector_size": st.st_size, "detector_mtime": st.st_mtime_ns,
-            "score_threshold": score_threshold, "batch_size": batch_size, "tracker": asdict(tracker_cfg),
-            "identities": asdict(ident_cfg)}
+    settings = {"detector": os.path.realpath(detector_path), "detector_size": st.st_size,
+                "detector_mtime": st.st_mtime_ns, "score_threshold": score_threshold, "batch_size": batch_size,
+                "tracker": asdict(tracker_cfg), "identities": asdict(ident_cfg)}
+    if context is not None:  # absent without one, so partial runs written before the option still resume
+        settings["context"] = context
+    return settings
