@@ -88,6 +88,23 @@ def test_rerun_resumes_and_bad_settings_are_one_line(demo_run, capsys):
     assert "older demo" in capsys.readouterr().err
 
 
+def test_a_finished_run_on_other_boxes_is_refused_not_reused(demo_run):
+    """A table reads finished runs back; one trained on other boxes (say, an earlier tracker's) must not stand in."""
+    import shutil
+
+    from vislearn.common.errors import UserError
+    from vislearn.video.actions.config import load_config
+    from vislearn.video.actions.table import finished
+
+    data, out = demo_run
+    run = out / "compositional" / "seed0" / "stin"
+    assert finished(load_config(run / "config.yaml"))
+    other = shutil.copy(data / "annotations.json", out.parent / "other_boxes.json")
+    with pytest.raises(UserError, match="trained with boxes=.*another --out"):
+        finished(load_config(run / "config.yaml", [f"boxes={other}"]))
+    assert (run / "results.json").exists() and (run / "best.pt").exists()
+
+
 def results_cells(dom: str) -> dict[str, list[str]]:
     """Row title -> the 'mean ± spread' of each cell of the report's results table (as the browser has it)."""
     from html.parser import HTMLParser
@@ -201,7 +218,8 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
     assert any(line.startswith("- STIN keeps at least 72% of its ground-truth-box top-1") for line in findings)
     front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
     assert 0.0 < front["detector"]["ap50_hand"] <= 1.0
-    assert (out / "compositional" / "front_end" / "tracks.json").exists()
+    assert 0.0 < front["context"]["context"]["object"] <= 1.0 and set(front["context"]) == {"alone", "context"}
+    assert (out / "compositional" / "front_end" / "tracks_context.json").exists()
     assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
 
 

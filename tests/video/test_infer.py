@@ -275,6 +275,26 @@ def test_detector_and_tracker_end_to_end(ckpts, sample_videos, tmp_path, capsys,
     s.new_tracker = lambda: made.append(GreedyLinker()) or made[-1]
     greedy = infer_video(s, "151201", sample_videos / "151201.webm")
     assert greedy["ok"] and len(made) == 1 and greedy["boxes"]["tracks"]
+    # --context: the object detections rescored before tracking (a model that gives every object 0.8808), the same
+    # as `tracking track VIDEO --detector --context`
+    from vislearn.video.tracking.context import FEATURES, ContextRescorer, save_rescorer
+
+    n = len(FEATURES)
+    save_rescorer(tmp_path / "ctx.json", ContextRescorer([0.0] * n, [1.0] * n, [0.0] * n, 2.0))
+    rc, (ctx_res,), err = infer(sample_videos / "151201.webm", "--checkpoint", ckpts["stin"], "--detector",
+                                tmp_path / "det.pt", "--context", tmp_path / "ctx.json", "--save-tracks",
+                                tmp_path / "ctx_tracks.json", capsys=capsys)
+    assert rc == 0, err
+    assert "(track context" in ctx_res["boxes"]["source"]
+    assert tracking(["track", video, "--detector", str(tmp_path / "det.pt"), "--context", str(tmp_path / "ctx.json"),
+                     "--out", str(tmp_path / "ctx_e2e.json"), "--quiet"]) == 0
+    rescored = json.loads((tmp_path / "ctx_tracks.json").read_text())
+    assert rescored == json.loads((tmp_path / "ctx_e2e.json").read_text())
+    scores = {lab["score"] for rec in rescored["151201"] for lab in rec["labels"]}
+    assert scores == {0.8808}  # every tracked object box carries its new score (no hand: the head says "object")
+    assert main([str(sample_videos / "151201.webm"), "--checkpoint", str(ckpts["stin"]), "--boxes",
+                 str(tmp_path / "tracks.json"), "--context", str(tmp_path / "ctx.json")]) == 2
+    assert "give it with --detector" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_one_line_errors(ckpts, sample_videos, sample_dir, tmp_path, capsys):

@@ -111,6 +111,7 @@ class Session:
     detector_name: str = ""
     detector_batch: int = 4
     score_threshold: float = 0.05
+    context: object | None = None  # a `video.tracking.context.ContextRescorer`: object detections rescored first
     render_dir: Path | None = None
     progress: bool = False  # a progress bar over the detector's frames
     tracks: dict = field(default_factory=dict)  # video id -> Something-Else records (detector path)
@@ -179,6 +180,8 @@ def load_session(args) -> Session:
                 progress=not args.quiet and sys.stderr.isatty())
     if args.boxes and args.detector:
         raise UserError("give --boxes or --detector, not both")
+    if args.context and not args.detector:
+        raise UserError("--context rescores the detector's boxes: give it with --detector")
     if args.boxes:
         s.boxes, s.boxes_name = open_boxes(args.boxes), str(args.boxes)
     elif args.detector:
@@ -186,6 +189,11 @@ def load_session(args) -> Session:
 
         s.detector, spec = load_detector(args.detector, device)
         s.detector_name = f"{args.detector} ({spec.arch}, {spec.min_size} px) + tracker"
+        if args.context:
+            from vislearn.video.tracking.context import load_rescorer
+
+            s.context = load_rescorer(args.context)
+            s.detector_name += f" (track context {args.context})"
     elif s.needs_boxes:
         needy = ", ".join(m.path for m in members if m.inputs["needs_boxes"])
         raise UserError(f"{needy}: this model reads boxes: give --boxes BOXES.json or --detector DET.pt")
@@ -237,6 +245,8 @@ def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock, video: VideoRe
         if bar is not None:
             bar.close()
     start = clock.add("detect", start)
+    if s.context is not None:
+        det = s.context.rescore(det)
     tracker = s.new_tracker() if s.new_tracker is not None else None
     tracks = track_video(det, TrackerConfig(), tracker)
     idents = assign_identities(tracks, IdentityConfig(max_objects=s.num_slots - 1))
@@ -384,7 +394,7 @@ def check_outputs(args, videos: dict[str, Path]) -> None:
     """Before any work: outputs are of the right kind, in writable folders, none of them would replace an
     input, and an existing file vislearn did not write is replaced only with --overwrite
     (`vislearn.common.outputs`: a re-run replaces its own renders)."""
-    inputs = [*videos.values(), *(p for group in args.checkpoint for p in group), args.boxes, args.detector]
+    inputs = [*videos.values(), *(p for group in args.checkpoint for p in group), args.boxes, args.detector, args.context]
     if args.json and args.json != "-":
         claim_file(args.json, overwrite=args.overwrite, inputs=inputs, flag="--json")
     if args.save_tracks:
@@ -476,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace outputs (--json, --save-tracks, --render files) that exist and vislearn did not write")
     p.add_argument("--save-tracks", metavar="TRACKS.json", help="with --detector: write the tracked boxes "
                                                                 "(Something-Else JSON, reusable as --boxes)")
+    p.add_argument("--context", metavar="CTX.json", help="with --detector: rescore the object detections with this "
+                                                         "track-context model (vislearn video tracking fit-context)")
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector: lowest score kept (default 0.05)")
     p.add_argument("--detector-batch", type=int, default=4, help="detector: frames per forward pass (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")

@@ -132,10 +132,25 @@ def make_data(data: Path, args) -> None:
 
 
 # --------------------------------------------------------------------------- training and scoring
+DATA_FIELDS = ("split", "boxes", "videos")  # what a finished run was trained on; a table never reuses it for other data
+
+
 def finished(cfg: TrainConfig) -> bool:
+    """The run in cfg.out is complete. One that was trained on other data (say, boxes from an earlier tracker) is
+    refused with one line, not reused: its scores would answer another question."""
     out = Path(cfg.out)
-    return ((out / "results.json").exists() and (out / "scores.npz").exists()
+    done = ((out / "results.json").exists() and (out / "scores.npz").exists()
             and (cfg.holdout_fraction == 0 or (out / "holdout_scores.npz").exists()))
+    if done and (out / "config.yaml").exists():
+        import yaml
+
+        saved = yaml.safe_load((out / "config.yaml").read_text()) or {}
+        for name in DATA_FIELDS:
+            was, now = saved.get(name), getattr(cfg, name)
+            if was is not None and now is not None and Path(str(was)).resolve() != Path(str(now)).resolve():
+                raise UserError(f"{out}: a finished run trained with {name}={was}, not {now}; give the table another "
+                                f"--out (the run is kept)")
+    return done
 
 
 def train_job(config: str, overrides: list[str]) -> dict:
@@ -491,7 +506,8 @@ def demo(args) -> int:
         from .detected_boxes import summary as front_end_summary
 
         lines += [f"{split}: {front_end_summary(fe)}" for split, fe in front_ends.items()]
-        summary["front_end"] = {split: {"detector": fe["detector"], "mot": fe["mot"]} for split, fe in front_ends.items()}
+        summary["front_end"] = {split: {"detector": fe["detector"], "context": fe["context"], "mot": fe["mot"]}
+                                for split, fe in front_ends.items()}
     checks = findings(table, few, list(args.splits), list(args.shots))
     if checks:
         lines += ["", "The paper's qualitative findings on these means:"] + checks

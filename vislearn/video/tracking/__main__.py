@@ -432,7 +432,7 @@ def _set_threads(n: int | None) -> None:
 def _check_outputs(outputs: list, args) -> None:
     """Before any work: output files are file names in writable folders, none of them is an input, and
     an existing one is replaced only with --overwrite (`vislearn.common.outputs.claim_file`)."""
-    inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector, args.context]
+    inputs = [*(args.videos or []), getattr(args, "detections", None), args.detector, getattr(args, "context", None)]
     for o in outputs:
         if o:
             claim_file(o, overwrite=args.overwrite, inputs=inputs, flag="--out")
