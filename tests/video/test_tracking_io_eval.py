@@ -227,7 +227,7 @@ def test_cli_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["track", "--detections", "x.json", "--out", "y.json", "--high-score", "2"])
     assert e.value.code == 2
-    for cmd in ("train-detector", "detect", "track", "evaluate"):
+    for cmd in ("train-detector", "detect", "track", "evaluate", "fit-context", "evaluate-detections"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0

@@ -261,6 +261,14 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=_count(1), help="CPU threads for torch (default: torch's choice)")
 
 
+def _add_stored_detections_options(p: argparse.ArgumentParser, default_set: str, use: str) -> None:
+    """fit-context and evaluate-detections: stored detections, the ground truth, and which videos of a split."""
+    p.add_argument("--detections", required=True, help="detections JSON of the videos (from `detect`)")
+    p.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
+    p.add_argument("--split", required=True, help=f"split folder whose --set list is {use}")
+    p.add_argument("--set", default=default_set, help=f"record list of --split (default {default_set})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vislearn video tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -375,10 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fc = sub.add_parser("fit-context", help="fit the track-context rescoring of object detections on training videos",
                         description=FIT_CONTEXT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    fc.add_argument("--detections", required=True, help="detections JSON of the videos (from `detect`)")
-    fc.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
-    fc.add_argument("--split", required=True, help="split folder whose --set list the model is fitted on")
-    fc.add_argument("--set", default="train", help="record list of --split to fit on (default train)")
+    _add_stored_detections_options(fc, "train", "fitted on")
     fc.add_argument("--frames-per-video", type=_count(1), default=12,
                     help="evenly spaced annotated frames per video whose detections are fitted (default 12)")
     fc.add_argument("--out", required=True, help="model JSON to write")
@@ -386,10 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate-detections", help="box AP of stored detections (optionally rescored with --context)",
                         description=EVALUATE_DETECTIONS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--detections", required=True, help="detections JSON (from `detect`)")
-    ev.add_argument("--boxes", required=True, help="ground-truth boxes (Something-Else JSON or box store)")
-    ev.add_argument("--split", required=True, help="split folder whose --set list is evaluated")
-    ev.add_argument("--set", default="validation", help="record list of the split to evaluate (default validation)")
+    _add_stored_detections_options(ev, "validation", "evaluated on")
     ev.add_argument("--ignore-boxes", metavar="FILE", help="boxes of unannotated objects: also report AP with "
                                                            "detections on them ignored")
     ev.add_argument("--context", metavar="MODEL", help="rescore the object detections with this track-context model first")
