@@ -167,3 +167,31 @@ def test_bad_shards_and_missing_videos_are_one_line_errors(setup, tmp_path, caps
     args[args.index("--videos") + 1] = str(empty)
     assert main(["track-split", *args, "--out", str(tmp_path / "t.json")]) == 2
     assert "have no video file" in capsys.readouterr().err
+
+
+def test_track_split_with_context_is_track_with_context_per_video(setup, tmp_path, capsys):
+    """--context rescores each video's object detections before tracking, as `track --context` does, and a model
+    with other weights is other settings for a resumed run."""
+    from vislearn.video.tracking.context import FEATURES, ContextRescorer, save_rescorer
+
+    n = len(FEATURES)
+    ctx = tmp_path / "ctx.json"
+    save_rescorer(ctx, ContextRescorer([0.0] * n, [1.0] * n, [0.0] * n, 2.0))  # every object 0.8808
+    out = tmp_path / "tracks.json"
+    assert main(["track-split", *setup["args"], "--out", str(out), "--context", str(ctx)]) == 0
+    tracks = json.loads(out.read_text())
+    objects = {lab["score"] for recs in tracks.values() for r in recs for lab in r["labels"] if lab["category"] == "object"}
+    assert objects == {0.8808}
+    vid = list(tracks)[0]
+    assert main(["track", str(setup["data"] / "videos" / f"{vid}.webm"), "--detector", str(setup["det"]), "--context",
+                 str(ctx), "--out", str(tmp_path / "t.json"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "t.json").read_text()) == {vid: tracks[vid]}
+    from vislearn.video.tracking.__main__ import _tracker_configs, build_parser
+    from vislearn.video.tracking.context import load_rescorer
+    from vislearn.video.tracking.track_split import tracker_settings
+
+    args = build_parser().parse_args(["track-split", *setup["args"], "--out", str(out)])
+    plain = tracker_settings(*_tracker_configs(args), str(setup["det"]), args.score_threshold, args.batch_size)
+    with_ctx = tracker_settings(*_tracker_configs(args), str(setup["det"]), args.score_threshold, args.batch_size,
+                                load_rescorer(ctx).to_dict())
+    assert "context" not in plain and with_ctx["context"]["intercept"] == 2.0
