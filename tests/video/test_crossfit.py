@@ -133,3 +133,23 @@ def test_crossfit_head_picks_decay_out_of_fold_and_averages_folds():
     probs = predict_crossfit(head, [xt, xt + 0.01])
     assert probs.shape == (50, k) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == yt).mean() > 0.7
+
+
+def test_crossfit_head_scales_the_other_streams_out_of_fold():
+    """With `first_dims`, the features after the first stream's are scaled by a factor chosen out of fold: small when
+    that stream is noise, large when it carries the classes."""
+    rng = np.random.default_rng(1)
+    n, d1, d2, k = 300, 8, 40, 4
+    y = rng.integers(0, k, n)
+    groups = np.arange(n) % 3
+    first = rng.normal(size=(n, d1))
+    first[np.arange(n), y] += 1.5
+    noise = rng.normal(size=(n, d2))
+    head, fit = fit_crossfit_head(np.concatenate([first, noise], 1), y, groups, k, seed=0, first_dims=d1)
+    assert fit["other_streams_scale"] <= 0.25 and np.all(head.feature_weight[:d1] == 1)
+    assert np.all(head.feature_weight[d1:] == fit["other_streams_scale"]) and len(fit["cv_loss"]) == 16
+    signal = rng.normal(size=(n, d2))
+    signal[np.arange(n), y] += 3.0
+    weak = rng.normal(size=(n, d1))
+    _, fit = fit_crossfit_head(np.concatenate([weak, signal], 1), y, groups, k, seed=0, first_dims=d1)
+    assert fit["other_streams_scale"] >= 0.5

@@ -70,43 +70,71 @@ def fit_pool_weights(logp: np.ndarray, labels: np.ndarray, l2: float = 1e-4) -> 
 # --------------------------------------------------------------------------- cross-fitted feature fusion
 @dataclass
 class CrossfitHead:
-    """A linear head on standardised concatenated stream features (mean/std from the out-of-fold rows)."""
+    """A linear head on standardised concatenated stream features (mean/std from the out-of-fold rows), each
+    feature then multiplied by its stream's weight (`feature_weight`: 1 for the first stream, the chosen scale for
+    the others)."""
 
     mean: np.ndarray
     std: np.ndarray
     layer: torch.nn.Linear
     weight_decay: float
+    feature_weight: np.ndarray | None = None
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) / self.std
+        return z * self.feature_weight if self.feature_weight is not None else z
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            z = self.layer(torch.from_numpy(((x - self.mean) / self.std).astype(np.float32)))
+            z = self.layer(torch.from_numpy(self.inputs(x).astype(np.float32)))
             return z.softmax(1).numpy()
 
 
+# the other streams' features are multiplied by one of these after standardising: with weight decay, a scale s on a
+# block is a decay of wd / s^2 on its weights (0 leaves the stream out), so the head can trust the box stream more
+# than the scene stream, whose features mislead on new combinations (docs/video.md)
+STREAM_SCALES = (0.0, 0.25, 0.5, 1.0)
+
+
 def fit_crossfit_head(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_classes: int, seed: int,
-                      decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)) -> tuple[CrossfitHead, dict]:
+                      decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0), first_dims: int | None = None,
+                      scales: tuple[float, ...] = STREAM_SCALES) -> tuple[CrossfitHead, dict]:
     """The head on out-of-fold features `x` [N,D] (row i from the fold models of fold groups[i]).
 
-    Its weight decay is chosen by leaving each fold out in turn (mean held-out cross-entropy), among
-    `decays`, then the head is refitted on every row: validation is never looked at."""
+    Its weight decay, and with `first_dims` (the first stream's feature count) the scale of the features after
+    them, are chosen by leaving each fold out in turn (mean held-out cross-entropy) among `decays` x `scales`;
+    then the head is refitted on every row: validation is never looked at."""
     from .fewshot import fit_output_layer  # the convex last-layer fit, L-BFGS to convergence
 
     mean, std = x.mean(0), x.std(0) + 1e-6
     xs = (x - mean) / std
+    grid = [(wd, sc) for sc in (scales if first_dims is not None else (1.0,)) for wd in decays]
     cv = {}
-    for wd in decays:
+    for wd, sc in grid:
+        w = _stream_weights(x.shape[1], first_dims, sc)
         losses = []
         for g in np.unique(groups):
             tr, te = groups != g, groups == g
-            layer, _ = fit_output_layer(xs[tr], y[tr], num_classes, weight_decay=wd, seed=seed, max_iter=300)
+            layer, _ = fit_output_layer(xs[tr] * w, y[tr], num_classes, weight_decay=wd, seed=seed, max_iter=300)
             with torch.no_grad():
-                logits = layer(torch.from_numpy(xs[te].astype(np.float32)))
+                logits = layer(torch.from_numpy((xs[te] * w).astype(np.float32)))
                 losses.append(float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[te]).long())) * te.sum())
-        cv[wd] = sum(losses) / len(y)
-    best = min(cv, key=cv.get)
-    layer, fit = fit_output_layer(xs, y, num_classes, weight_decay=best, seed=seed, max_iter=500)
-    return CrossfitHead(mean, std, layer, best), {"weight_decay": best, "cv_loss": {str(k): v for k, v in cv.items()},
-                                                   **fit}
+        cv[(wd, sc)] = sum(losses) / len(y)
+    best_wd, best_sc = min(cv, key=cv.get)
+    w = _stream_weights(x.shape[1], first_dims, best_sc)
+    layer, fit = fit_output_layer(xs * w, y, num_classes, weight_decay=best_wd, seed=seed, max_iter=500)
+    info = {"weight_decay": best_wd, "cv_loss": {f"{wd} x{sc}" if first_dims is not None else str(wd): v
+                                                 for (wd, sc), v in cv.items()}, **fit}
+    if first_dims is not None:
+        info["other_streams_scale"] = best_sc
+    return CrossfitHead(mean, std, layer, best_wd, w if first_dims is not None else None), info
+
+
+def _stream_weights(dims: int, first_dims: int | None, scale: float) -> np.ndarray:
+    w = np.ones(dims)
+    if first_dims is not None:
+        w[first_dims:] = scale
+    return w
 
 
 def predict_crossfit(head: CrossfitHead, per_fold: list[np.ndarray]) -> np.ndarray:

@@ -103,7 +103,9 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     out/{scores.npz, results.json}; a finished one is read back."""
     out_dir = Path(out)
     if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
-        return read_json(out_dir / "results.json")
+        done = read_json(out_dir / "results.json")
+        if len(streams) < 2 or "other_streams_scale" in done.get("head", {}):  # else: a head from before the scales
+            return done
     from .fewshot import penultimate_features
 
     files = split_files(split)
@@ -125,7 +127,8 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
         x_eval.append(np.concatenate(eval_feats, 1))
         y_oof += [labels[r.class_name] for r in held]
         groups += [i] * len(held)
-    head, fit = fit_crossfit_head(np.concatenate(x_oof), np.array(y_oof), np.array(groups), len(names), seed)
+    head, fit = fit_crossfit_head(np.concatenate(x_oof), np.array(y_oof), np.array(groups), len(names), seed,
+                                  first_dims=oof_feats[0].shape[1] if len(streams) > 1 else None)
     probs = predict_crossfit(head, x_eval)
     y_eval = np.array([labels[r.class_name] for r in evaluated])
     summary = summarize(probs, y_eval, names)
