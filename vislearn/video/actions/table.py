@@ -20,13 +20,15 @@
    With --full (`make table-full`) also the STRG rows: STRG over the scene run's trunk, its
    feature fusion with STIN+OIE+NL (STRG frozen) and the "STRG, STIN+OIE+NL" score ensemble; and the
    paper's detected-box setting (video.actions.detected_boxes): STIN+OIE+NL trained and evaluated on tracked
-   boxes (detector trained on the compositional split's training videos), beside the ground-truth row, and
+   boxes (detector trained on the compositional split's training videos, its object detections rescored with
+   their tracks' context fitted on the same videos), beside the ground-truth row, and
    the score ensembles of the tracked-box STIN with the scene stream and with STRG (the paper measures its
    combinations with detected boxes).
 4. Print the table (top-1/top-5, mean ± standard deviation over seeds; few-shot novel top-1, mean
    ± 95% confidence interval over the draws) and write OUT/results.md, OUT/results.json and
    OUT/compositional_gap.png (each model's shuffled vs compositional top-1).
-Every training run is resumable: running the demo again continues where it stopped.
+Every training run is resumable: running the demo again continues where it stopped. A finished run is read
+back only if it was trained on the same split, boxes and videos (else one line, and the run is kept).
 """
 from __future__ import annotations
 
