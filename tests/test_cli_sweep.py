@@ -190,6 +190,19 @@ CASES: dict[str, list[Case]] = {
         C("file", lambda e: ["--detector", e.ckpt, "--boxes", e.ann, "--videos", e.f, "--split", e.split]),
     ],
     "video tracking evaluate": [C("folder", lambda e: ["--gt", e.d, "--pred", e.ann])],
+    "video tracking fit-context": [
+        C("folder", lambda e: ["--detections", e.d, "--boxes", e.ann, "--split", e.split, "--out", e.w / "c.json"]),
+        C("folder", lambda e: ["--detections", e.ann, "--boxes", e.ann, "--split", e.split, "--out", e.d]),
+        C("existing", lambda e: ["--detections", e.ann, "--boxes", e.ann, "--split", e.split, "--out", e.o / "c.json"],
+          lambda e: e.o / "c.json"),
+        C("read-only", lambda e: ["--detections", e.ann, "--boxes", e.ann, "--split", e.split, "--out", e.o / "c.json"],
+          lambda e: e.o),
+    ],
+    "video tracking evaluate-detections": [
+        C("folder", lambda e: ["--detections", e.d, "--boxes", e.ann, "--split", e.split]),
+        C("file", lambda e: ["--detections", e.ann, "--boxes", e.ann, "--split", e.f]),
+        C("folder", lambda e: ["--detections", e.ann, "--boxes", e.ann, "--split", e.split, "--context", e.d]),
+    ],
     "video train": [
         C("folder", lambda e: ["--config", e.d]),
         C("file", lambda e: [f"split={e.f}", "epochs=1"]),
@@ -472,7 +485,7 @@ def test_every_command_has_sweep_cases():
     assert not missing, f"commands without sweep cases (add them to CASES): {missing}"
     assert not set(CASES) - set(commands), f"cases of commands that are not in the registry: {set(CASES) - set(commands)}"
     writes_nothing = {"video data inspect", "video splits validate", "video tracking evaluate-detector",
-                      "video tracking evaluate", "backbones list"}
+                      "video tracking evaluate", "video tracking evaluate-detections", "backbones list"}
     for name, cases in CASES.items():
         kinds = {c.kind for c in cases}
         if name not in writes_nothing:
