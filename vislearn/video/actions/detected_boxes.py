@@ -38,6 +38,7 @@ def detect_in_shards(videos: list[Path], detector: Path, detections: Path, shard
 
     from vislearn.video.data.__main__ import main as datasets
 
+    shards = max(1, min(shards, len(videos)))  # no empty slice (`detect` needs a video)
     parts = [detections.with_name(f"{detections.stem}.part{k}of{shards}.json") for k in range(shards)]
     procs = [subprocess.Popen([sys.executable, "-m", "vislearn.video.tracking", "detect", *map(str, videos[k::shards]),
                                "--detector", str(detector), "--out", str(part), "--batch-size", "8", "--threads", "1",
@@ -120,7 +121,7 @@ def detections_ap_figures(detections: Path, data: Path, split_dir: Path, distrac
     dets = load_detections(detections)
     if context is not None:
         model = load_rescorer(context)
-        dets = {v: model.rescore(dets[v]) for v in ids}
+        dets = {v: model.rescore(dets[v]) for v in ids if v in dets}  # a missing one: detections_ap says so
     ap = detections_ap(dets, gt, ids, ignore=open_boxes(distractors))
     return {"hand": ap["ap50"]["hand"], "object": ap["ap50"]["object"], "object_ignoring": ap["ignoring"]["ap50"]["object"]}
 
