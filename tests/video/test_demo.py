@@ -100,7 +100,7 @@ def test_a_finished_run_on_other_boxes_is_refused_not_reused(demo_run):
     run = out / "compositional" / "seed0" / "stin"
     assert finished(load_config(run / "config.yaml"))
     other = shutil.copy(data / "annotations.json", out.parent / "other_boxes.json")
-    with pytest.raises(UserError, match="trained with boxes=.*another --out"):
+    with pytest.raises(UserError, match=r"trained on other data \(boxes: .* -> .*other_boxes.json\).*another --out"):
         finished(load_config(run / "config.yaml", [f"boxes={other}"]))
     assert (run / "results.json").exists() and (run / "best.pt").exists()
 

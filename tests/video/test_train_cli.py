@@ -111,6 +111,12 @@ def test_refuses_to_overwrite_a_run(tmp_path, box_split):
     assert run(*common(box_split, out, epochs=1)).returncode == 0
     r = run(*common(box_split, out, epochs=1))
     assert r.returncode == 2 and "--resume" in r.stderr
+    # continuing it on other boxes (say, an earlier tracker's) is refused, and the run is left as it was
+    other = shutil.copy(box_split[1], tmp_path / "other_boxes.json")
+    before = (out / "last.pt").read_bytes()
+    r = run(*common(box_split, out, epochs=1, boxes=other), "--resume")
+    assert r.returncode == 2 and "trained on other data (boxes: " in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (out / "last.pt").read_bytes() == before
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, box_split):

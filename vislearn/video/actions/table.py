@@ -57,7 +57,7 @@ from .jobs import Job, JobResult, run_jobs
 from .table_rows import run_config
 from .table_rows import (CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER,
                          STREAMS, STRG_STREAMS, TRACKED, TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
-from .train import train
+from .train import data_diff, train
 
 
 class Clock:
@@ -134,9 +134,6 @@ def make_data(data: Path, args) -> None:
 
 
 # --------------------------------------------------------------------------- training and scoring
-DATA_FIELDS = ("split", "boxes", "videos")  # what a finished run was trained on; a table never reuses it for other data
-
-
 def finished(cfg: TrainConfig) -> bool:
     """The run in cfg.out is complete. One that was trained on other data (say, boxes from an earlier tracker) is
     refused with one line, not reused: its scores would answer another question."""
@@ -146,12 +143,10 @@ def finished(cfg: TrainConfig) -> bool:
     if done and (out / "config.yaml").exists():
         import yaml
 
-        saved = yaml.safe_load((out / "config.yaml").read_text()) or {}
-        for name in DATA_FIELDS:
-            was, now = saved.get(name), getattr(cfg, name)
-            if was is not None and now is not None and Path(str(was)).resolve() != Path(str(now)).resolve():
-                raise UserError(f"{out}: a finished run trained with {name}={was}, not {now}; give the table another "
-                                f"--out (the run is kept)")
+        diff = data_diff(yaml.safe_load((out / "config.yaml").read_text()) or {}, cfg)
+        if diff:
+            raise UserError(f"{out}: a finished run trained on other data ({'; '.join(diff)}); give the table "
+                            f"another --out (the run is kept)")
     return done
 
 

@@ -156,6 +156,20 @@ def model_args_diff(saved: dict, new: dict) -> list[str]:
 
 
 
+DATA_FIELDS = ("split", "boxes", "videos")  # what a run is trained on: a run is never continued or reused on other data
+
+
+def data_diff(saved: dict, cfg: TrainConfig) -> list[str]:
+    """'key: saved -> new' for the data fields of a run's saved config that name other files than `cfg`'s
+    (compared as resolved paths, so `data/x` and `./data/x` are the same)."""
+    out = []
+    for name in DATA_FIELDS:
+        was, now = saved.get(name), getattr(cfg, name)
+        if was and now and Path(str(was)).resolve() != Path(str(now)).resolve():
+            out.append(f"{name}: {was} -> {now}")
+    return out
+
+
 def predict_split(model, ds, cfg, dist, device, desc) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Scores of every video of `ds` (the held-out part, or the evaluated set)."""
     return predict(model, eval_loader(ds, cfg, dist), device, dist=dist, amp=cfg.amp, amp_cpu=cfg.amp_cpu, desc=desc,
@@ -238,6 +252,10 @@ def _train(cfg: TrainConfig, resume: bool, dry_run: bool, overwrite: bool) -> in
         if diff:
             raise UserError(f"{last}: the run was trained with other model_args ({'; '.join(diff)}); resume with "
                             f"the run's values or choose another out=")
+        diff = data_diff(dict(ckpt.get("config", {})), cfg)
+        if diff:
+            raise UserError(f"{last}: the run was trained on other data ({'; '.join(diff)}); resume with the run's "
+                            f"files or choose another out=")
         load_state(model, ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["lr_scheduler"])
