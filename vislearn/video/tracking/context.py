@@ -32,7 +32,7 @@ import numpy as np
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.annotations import BoxSource, VideoBoxes
-from .detections import HAND_CLASS, OBJECT_CLASS, VideoDetections
+from .detections import HAND_CLASS, OBJECT_CLASS, VideoDetections, box_targets, spaced_annotated_frames
 from .geometry import iou_matrix
 from .identities import Identity, closest_approach, hand_contact, travel
 from .tracker import TrackerConfig, track_video
@@ -97,29 +97,14 @@ def detection_features(det: VideoDetections, frames: Iterable[int] | None = None
 
 def true_object_flags(det: VideoDetections, rows: np.ndarray, gt: VideoBoxes, iou_threshold: float = 0.5) -> np.ndarray:
     """For each detection row: does it overlap a ground-truth object box of its frame by IoU >= threshold."""
-    from vislearn.video.data.annotations import HAND
-
     flags = np.zeros(len(rows), dtype=bool)
-    position = {int(f): p for p, f in enumerate(gt.frame_index)}
-    is_object = np.array([gt.track[k] != HAND and gt.category[k].lower() != HAND for k in range(len(gt.box_frame))],
-                         dtype=bool)
-    for k, i in enumerate(rows):
-        p = position.get(int(det.frame[i]))
-        if p is None:
-            continue
-        boxes = gt.xyxy[(gt.box_frame == p) & is_object]
-        if len(boxes):
-            flags[k] = iou_matrix(det.xyxy[i][None].astype(np.float64), boxes.astype(np.float64)).max() >= iou_threshold
+    for f in np.unique(det.frame[rows]):
+        boxes, labels = box_targets(gt, int(f), np.inf, np.inf)
+        objects = boxes[labels == OBJECT_CLASS].astype(np.float64)
+        at = np.flatnonzero(det.frame[rows] == f)
+        if len(objects) and len(at):
+            flags[at] = iou_matrix(det.xyxy[rows[at]].astype(np.float64), objects).max(axis=1) >= iou_threshold
     return flags
-
-
-def spaced_annotated_frames(gt: VideoBoxes, num_frames: int, count: int) -> np.ndarray:
-    """`count` evenly spaced annotated frames below `num_frames` (the held-out AP's frame choice)."""
-    annotated = gt.frame_index[gt.frame_index < num_frames]
-    if len(annotated) == 0:
-        return annotated.astype(np.int64)
-    pick = np.unique(np.linspace(0, len(annotated) - 1, num=min(count, len(annotated))).round().astype(int))
-    return annotated[pick].astype(np.int64)
 
 
 @dataclass
@@ -206,7 +191,6 @@ def detections_ap(detections: Mapping[str, VideoDetections], gt: BoxSource, vide
     evenly spaced annotated frames of each video. With `ignore`: also with detections on those boxes ignored
     (`ignoring`). `frame_size` (width, height) clips the ground truth as the detector's loader does."""
     from .ap import box_ap
-    from .detector import box_targets
 
     width, height = frame_size or (np.inf, np.inf)
     preds, gts = [], []

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vislearn.video.data.annotations import HAND, finite_number, frame_name, record_box, record_frame
+from vislearn.video.data.annotations import HAND, VideoBoxes, finite_number, frame_name, record_box, record_frame
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 
@@ -149,3 +149,30 @@ def detections_to_records(det: VideoDetections, digits: int = 2) -> list[dict]:
 
 def save_detections(path: str | os.PathLike, detections: dict[str, VideoDetections]) -> None:
     write_json(path, {vid: detections_to_records(d) for vid, d in detections.items()})
+
+
+# ------------------------------------------------------------------ ground truth at the detector's frames
+
+def box_targets(vb: VideoBoxes, frame: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (clipped to the frame, degenerate ones dropped) and class indices (0 hand, 1 object)
+    of decoded frame `frame`; empty arrays when the frame has no record or no box."""
+    pos = int(np.searchsorted(vb.frame_index, frame))
+    if pos >= len(vb.frame_index) or vb.frame_index[pos] != frame:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    k = np.flatnonzero(vb.box_frame == pos)
+    xyxy = vb.xyxy[k].astype(np.float32).copy()
+    xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
+    xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
+    labels = np.array([HAND_CLASS if vb.track[i] == HAND or vb.category[i].lower() == HAND else OBJECT_CLASS
+                       for i in k], dtype=np.int64)
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+    return xyxy[keep], labels[keep]
+
+
+def spaced_annotated_frames(vb: VideoBoxes, num_frames: int, count: int) -> np.ndarray:
+    """`count` evenly spaced annotated frames below `num_frames`: the frames held-out AP is measured on."""
+    annotated = vb.frame_index[vb.frame_index < num_frames]
+    if len(annotated) == 0:
+        return annotated.astype(np.int64)
+    pick = np.unique(np.linspace(0, len(annotated) - 1, num=min(count, len(annotated))).round().astype(int))
+    return annotated[pick].astype(np.int64)

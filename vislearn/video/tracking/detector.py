@@ -40,10 +40,10 @@ from vislearn.common.checkpoint import check_format, load_state, read_state_dict
 from vislearn.common.errors import UserError
 from vislearn.common.freeze import freeze, freeze_batchnorm
 from vislearn.common.weights import resolve_weights
-from vislearn.video.data.annotations import HAND, VideoBoxes
+from vislearn.video.data.annotations import VideoBoxes
 from vislearn.common.video import VideoReader, open_video, video_id_of
 from vislearn.backbones.detection import HEADS, frcnn_options
-from .detections import CLASSES, HAND_CLASS, OBJECT_CLASS, VideoDetections
+from .detections import CLASSES, VideoDetections, box_targets, spaced_annotated_frames
 
 CHECKPOINT_KIND = "se-tracking-detector"
 
@@ -232,22 +232,6 @@ class VideoItem:
     boxes: VideoBoxes
 
 
-def box_targets(vb: VideoBoxes, frame: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (clipped to the frame, degenerate ones dropped) and class indices (0 hand, 1 object)
-    of decoded frame `frame`; empty arrays when the frame has no record or no box."""
-    pos = int(np.searchsorted(vb.frame_index, frame))
-    if pos >= len(vb.frame_index) or vb.frame_index[pos] != frame:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    k = np.flatnonzero(vb.box_frame == pos)
-    xyxy = vb.xyxy[k].astype(np.float32).copy()
-    xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
-    xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
-    labels = np.array([HAND_CLASS if vb.track[i] == HAND or vb.category[i].lower() == HAND else OBJECT_CLASS
-                       for i in k], dtype=np.int64)
-    keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
-    return xyxy[keep], labels[keep]
-
-
 class FrameSamples(torch.utils.data.Dataset):
     """Item i = a few annotated frames of video i with their boxes, as torchvision detection
     inputs: a list of (image float [3,H,W] in 0..1, {"boxes": [n,4], "labels": [n] in 1..C}).
@@ -272,14 +256,13 @@ class FrameSamples(torch.utils.data.Dataset):
         return len(self.items)
 
     def choose(self, item: VideoItem, num_decoded: int, index: int) -> np.ndarray:
+        if not self.train:
+            return spaced_annotated_frames(item.boxes, num_decoded, self.frames)
         annotated = item.boxes.frame_index[item.boxes.frame_index < num_decoded]
         if len(annotated) == 0:
             return annotated.astype(np.int64)
-        if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            return np.sort(rng.choice(annotated, size=min(self.frames, len(annotated)), replace=False)).astype(np.int64)
-        pick = np.unique(np.linspace(0, len(annotated) - 1, num=min(self.frames, len(annotated))).round().astype(int))
-        return annotated[pick].astype(np.int64)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return np.sort(rng.choice(annotated, size=min(self.frames, len(annotated)), replace=False)).astype(np.int64)
 
     def __getitem__(self, index: int) -> list[tuple[torch.Tensor, dict]]:
         item = self.items[index]
