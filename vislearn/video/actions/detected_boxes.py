@@ -91,8 +91,7 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True) -> dict:
         run(["fit-context", "--detections", str(detections), *boxes, "--out", str(context)])
     ap_file = folder / "detections_ap.json"
     if not ap_file.exists():
-        write_json(ap_file, {name: detections_ap_figures(detections, data, split_dir, distractors, ctx)
-                             for name, ctx in (("alone", None), ("context", context))}, indent=1)
+        write_json(ap_file, detections_ap_figures(detections, data, split_dir, distractors, context), indent=1)
     tracks = folder / "tracks_context.json"
     if not tracks.exists():
         run(["track", "--detections", str(detections), "--context", str(context), "--out", str(tracks)])
@@ -108,22 +107,25 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True) -> dict:
     return {"tracks": tracks, "detector": results["final"], "context": read_json(ap_file), "mot": read_json(mot_file)}
 
 
-def detections_ap_figures(detections: Path, data: Path, split_dir: Path, distractors: Path, context: Path | None) -> dict:
-    """Held-out AP@0.5 of the stored detections (optionally rescored with `context`), plain and with the
-    distractors ignored: {"hand", "object", "object_ignoring"}."""
+def detections_ap_figures(detections: Path, data: Path, split_dir: Path, distractors: Path, context: Path) -> dict:
+    """Held-out AP@0.5 of the stored detections as they are ("alone") and rescored with `context` ("context"),
+    each plain and with the distractors ignored: {name: {"hand", "object", "object_ignoring"}}."""
     from vislearn.video.data.box_store import open_boxes
     from vislearn.video.tracking.context import detections_ap, load_rescorer
     from vislearn.video.tracking.detections import load_detections
     from vislearn.video.tracking.track_split import split_video_ids
 
-    gt = open_boxes(data / "annotations.json")
+    gt, ignore = open_boxes(data / "annotations.json"), open_boxes(distractors)
     ids = [v for v in split_video_ids(split_dir, ["validation"]) if v in gt]
-    dets = load_detections(detections)
-    if context is not None:
-        model = load_rescorer(context)
-        dets = {v: model.rescore(dets[v]) for v in ids if v in dets}  # a missing one: detections_ap says so
-    ap = detections_ap(dets, gt, ids, ignore=open_boxes(distractors))
-    return {"hand": ap["ap50"]["hand"], "object": ap["ap50"]["object"], "object_ignoring": ap["ignoring"]["ap50"]["object"]}
+    alone = load_detections(detections)
+    model = load_rescorer(context)
+    rescored = {v: model.rescore(alone[v]) for v in ids if v in alone}  # a missing one: detections_ap says so
+    out = {}
+    for name, dets in (("alone", alone), ("context", rescored)):
+        ap = detections_ap(dets, gt, ids, ignore=ignore)
+        out[name] = {"hand": ap["ap50"]["hand"], "object": ap["ap50"]["object"],
+                     "object_ignoring": ap["ignoring"]["ap50"]["object"]}
+    return out
 
 
 def summary(fe: dict) -> str:
