@@ -9,6 +9,7 @@ from vislearn.common.errors import UserError
 from vislearn.video.actions.combine import fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
 from vislearn.video.actions.crossfit import Scores, assign_folds, fold_ids, fold_splits, out_of_fold
 from vislearn.video.actions.evaluate import save_scores
+from vislearn.video.actions.table_crossfit import stream_selection
 
 CLASSES = [f"Doing thing {i}" for i in range(6)]
 
@@ -54,6 +55,98 @@ def test_combination_folds_keep_each_action_object_combination_together():
     assert sizes.min() >= 0.6 * sizes.mean()  # and the folds stay about level
     for c in CLASSES:  # every class in at least 4 of the 5 folds
         assert len({folds[it["id"]] for it in items if it["template"] == c}) >= 4
+
+
+def compositional_training_list(seed=0):
+    """A training list as a compositional split leaves it: templates 0-2 only with nouns 0-5, templates 3-5
+    only with nouns 6-11, every such pair present."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for c in range(6):
+        nouns = range(6) if c < 3 else range(6, 12)
+        for n in nouns:
+            items += [{"id": f"{c}{n:02d}{j}", "template": CLASSES[c], "placeholders": [f"noun{n}"]}
+                      for j in range(int(rng.integers(2, 5)))]
+    return items
+
+
+def test_compositional_folds_flip_which_nouns_go_with_which_templates():
+    """Each of the 2 folds is the other's compositional split: a fold scores pairs it never trained on, with
+    templates and nouns it did, and no trained pair links them (a template trained with the scored noun never
+    met a noun trained with the scored template), as between a compositional split's training and validation.
+    Combination folds do not: there a noun's other templates still go with the same nouns."""
+    items = compositional_training_list()
+    labels = {name: i for i, name in enumerate(CLASSES)}
+
+    def linked(folds):
+        bad = 0
+        for i in (0, 1):
+            trained = [(it["template"], it["placeholders"][0]) for it in items if folds.get(it["id"], i) != i]
+            held = [(it["template"], it["placeholders"][0]) for it in items if folds.get(it["id"]) == i]
+            pairs = set(trained)
+            for t, n in held:
+                assert (t, n) not in pairs  # both rules: a fold scores only pairs it never trained on
+                nouns_of_t = {b for a, b in pairs if a == t}
+                templates_of_n = {a for a, b in pairs if b == n}
+                bad += any((a, b) in pairs for a in templates_of_n for b in nouns_of_t)
+        return bad
+
+    folds = assign_folds(items, 2, seed=0, by="compositional", labels=labels)
+    assert set(folds.values()) == {0, 1} and len(folds) >= 0.8 * len(items)
+    for c in CLASSES:  # every class on both sides
+        assert {folds[it["id"]] for it in items if it["template"] == c and it["id"] in folds} == {0, 1}
+    assert linked(folds) == 0
+    for i in (0, 1):  # and it trained on every template and noun it scores
+        trained = [it for it in items if folds.get(it["id"], i) != i]
+        for it in items:
+            if folds.get(it["id"]) == i:
+                assert any(o["template"] == it["template"] for o in trained)
+                assert any(o["placeholders"] == it["placeholders"] for o in trained)
+    assert linked(assign_folds(items, 2, seed=0, by="combination")) > 0
+    with pytest.raises(UserError, match="2 folds"):
+        assign_folds(items, 5, seed=0, by="compositional", labels=labels)
+
+
+def test_fold_splits_leave_videos_without_a_fold_out_of_both_sides(tmp_path):
+    (tmp_path / "split").mkdir()
+    items = compositional_training_list()
+    items.append({"id": "both", "template": CLASSES[0], "placeholders": ["noun0", "noun7"]})  # nouns of both sets
+    (tmp_path / "split" / "labels.json").write_text(json.dumps({name: str(i) for i, name in enumerate(CLASSES)}))
+    (tmp_path / "split" / "train.json").write_text(json.dumps(items))
+    (tmp_path / "split" / "validation.json").write_text(json.dumps(items[:3]))
+    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 2, seed=0, by="compositional")
+    (t0, h0), (t1, h1) = fold_ids(folders[0]), fold_ids(folders[1])
+    assert t0 == h1 and t1 == h0 and not h0 & h1  # each fold trains on exactly the other's videos
+    assert "both" not in t0 | h0
+
+
+def test_a_stream_the_out_of_fold_pool_switches_off_stays_out_of_the_fusion_head(tmp_path):
+    """`stream_selection`: the fusion head's other streams enter only with a pool weight above 0 on the
+    (compositional) fold runs' out-of-fold scores; a confidently misleading stream gets 0, a useful one not."""
+    write_split(tmp_path / "split")
+    where = tmp_path / "seed0" / "folds_compositional"
+    folders = fold_splits(tmp_path / "split", where, 2, seed=0, by="video")
+    rng = np.random.default_rng(0)
+
+    def run(key, folder, i, kind):
+        ids = sorted(fold_ids(folder)[1])
+        y = np.array([int(v[0]) for v in ids])
+        logits = rng.normal(size=(len(ids), 6))
+        logits[np.arange(len(ids)), y if kind == "right" else (y + 1) % 6] += 2.0 if kind == "right" else 4.0
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        (where / key / f"fold{i}").mkdir(parents=True, exist_ok=True)
+        save_scores(where / key / f"fold{i}" / "scores.npz", ids, probs, y, CLASSES)
+
+    for i, folder in enumerate(folders):
+        run("stin", folder, i, "right")
+        run("scene", folder, i, "misleading")
+        run("other", folder, i, "right")
+    off = stream_selection((str(tmp_path / "seed0"), ["stin", "scene"], "folds_compositional"))
+    assert off["weights"]["scene"] == 0.0 and not off["others_kept"] and off["rule"].startswith("2-fold")
+    on = stream_selection((str(tmp_path / "seed0"), ["stin", "other"], "folds_compositional"))
+    assert on["weights"]["other"] > 0.3 and on["others_kept"]
+    with pytest.raises(UserError, match="missing"):
+        stream_selection((str(tmp_path / "seed0"), ["stin", "strg"], "folds_compositional"))
 
 
 def fake_run(run, ids, rng):

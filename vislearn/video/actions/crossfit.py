@@ -24,6 +24,7 @@ import numpy as np
 from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.split_layout import LABELS, TRAIN, VALIDATION, split_files
+from vislearn.video.data.ssv2 import load_labels
 
 HOLDOUT_SCORES = "holdout_scores.npz"
 
@@ -63,22 +64,29 @@ def common_ids(parts: list[Scores]) -> list[str]:
     return ids
 
 
-FOLD_RULES = ("combination", "video")
-FOLDS_DIR = {"combination": "folds_combination", "video": "folds"}
+FOLD_RULES = ("combination", "video", "compositional")
+FOLDS_DIR = {"combination": "folds_combination", "video": "folds", "compositional": "folds_compositional"}
+COMPOSITIONAL_FOLDS = 2  # the two sides of a compositional split of the training list
 
 
-def assign_folds(items: list[dict], k: int, seed: int, by: str = "combination") -> dict[str, int]:
+def assign_folds(items: list[dict], k: int, seed: int, by: str = "combination",
+                 labels: dict[str, int] | None = None) -> dict[str, int]:
     """video id -> fold in 0..k-1, each fold holding about 1/k of each class's videos.
 
     by="video": each class's videos shuffled (seeded) and dealt round the folds. by="combination": the videos
     of one action-object combination (template and placeholders) stay together, so a fold model scores
-    combinations it never saw, with verbs and nouns it saw in other combinations: the compositional split's
-    own construction, and what its validation side asks of a stream. Out-of-fold scores then show how much a
-    stream loses on new combinations (the scene stream's noun shortcut), which video-level folds hide."""
-    if k < 2:
-        raise UserError(f"--folds must be at least 2 for cross-fitting, got {k}")
+    combinations it never saw, with verbs and nouns it saw in other combinations. Out-of-fold scores then show
+    how much a stream loses on new combinations (the scene stream's noun shortcut), which video-level folds
+    hide. by="compositional": see `compositional_folds` (k must be 2; `labels` needed)."""
     if by not in FOLD_RULES:
         raise ValueError(f"fold rule {by!r}: valid {', '.join(FOLD_RULES)}")
+    if by == "compositional":
+        if k != COMPOSITIONAL_FOLDS:
+            raise UserError(f"--fold-by compositional makes {COMPOSITIONAL_FOLDS} folds (the two sides of a "
+                            f"compositional split of the training list), got --folds {k}")
+        return compositional_folds(items, labels or {}, seed)
+    if k < 2:
+        raise UserError(f"--folds must be at least 2 for cross-fitting, got {k}")
     rng = np.random.default_rng([seed, 104729])
     groups: dict[str, dict[tuple, list[str]]] = {}
     for item in items:
@@ -99,19 +107,38 @@ def assign_folds(items: list[dict], k: int, seed: int, by: str = "combination") 
     return folds
 
 
+def compositional_folds(items: list[dict], labels: dict[str, int], seed: int) -> dict[str, int]:
+    """video id -> 0 or 1: the two sides of the project's compositional split (`splits.compositional`, the
+    same search, seeded) made anew on the training list itself.
+
+    Within a compositional training list, each template group goes with one noun set, so a noun predicts the
+    verb's group there and on any fold of it that keeps combinations together, while on the validation side
+    that prediction is wrong by construction. Splitting the training list again the same way flips it once
+    more: a fold model trained on one side (templates 1' with nouns A', 2' with B') scores the other side (1'
+    with B', 2' with A'), so its out-of-fold scores meet the shortcut failing as validation will. Each fold
+    model sees about half the videos. Videos the split cannot place (nouns in both sets) get no fold: they are
+    on neither side, neither trained on nor scored by the fold runs."""
+    from vislearn.video.splits.compositional import Options, Pool, make_compositional
+    from vislearn.video.splits.io import parse_records
+
+    result = make_compositional(Pool(labels=labels, records=parse_records(items, "the training list")),
+                                Options(seed=seed))
+    return {**{r.id: 0 for r in result.train}, **{r.id: 1 for r in result.validation}}
+
+
 def fold_splits(split: Path, root: Path, k: int, seed: int, by: str = "combination") -> list[Path]:
-    """root/fold<i>/split for i < k: the split's labels, training list minus fold i, and fold i as the
-    validation side. Written once; an existing fold folder must hold the same lists (same split, k, seed,
-    rule)."""
+    """root/fold<i>/split for i < k: the split's labels, the training videos of the other folds, and fold i
+    as the validation side. Written once; an existing fold folder must hold the same lists (same split, k,
+    seed, rule)."""
     files = split_files(split)
     items = read_json(files.train)
-    folds = assign_folds(items, k, seed, by)
     labels = read_json(files.labels)
+    folds = assign_folds(items, k, seed, by, labels=load_labels(files.labels))
     out = []
     for i in range(k):
         folder = root / f"fold{i}" / "split"
-        want = {LABELS: labels, TRAIN: [it for it in items if folds[str(it["id"])] != i],
-                VALIDATION: [it for it in items if folds[str(it["id"])] == i]}
+        want = {LABELS: labels, TRAIN: [it for it in items if folds.get(str(it["id"]), i) != i],
+                VALIDATION: [it for it in items if folds.get(str(it["id"])) == i]}
         if (folder / VALIDATION).exists():
             if any(read_json(folder / name) != value for name, value in want.items()):
                 raise UserError(f"{folder}: holds other fold lists (another split, --folds or seed); "

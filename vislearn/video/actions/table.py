@@ -47,7 +47,7 @@ from vislearn.common.outputs import check_writable, claim_folder
 from vislearn.common.jsonio import read_json, write_json
 
 from .config import TrainConfig
-from .crossfit import FOLD_RULES, FOLDS_DIR, fold_splits
+from .crossfit import COMPOSITIONAL_FOLDS, FOLD_RULES, FOLDS_DIR, fold_splits
 from .table_crossfit import fitted_ensemble, fitted_fewshot, fused
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
@@ -177,16 +177,10 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
             for s in streams]
 
 
-def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
-              seed: int, by: str) -> list[Job]:
-    """K-fold cross-fitting (folds `by` combination or video) of the streams in CROSSFIT_KEYS
-    (video.actions.crossfit): a run per stream and fold into root/<folds dir>/<key>/fold<i>, and the
-    cross-fitted feature fusion over them into root/<folds dir>/fusion."""
-    crossfit = [s for s in streams if s.key in CROSSFIT_KEYS]
-    if folds < 2 or not crossfit:
-        return []
-    from .table_crossfit import crossfit_fusion_job
-
+def fold_runs(crossfit: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
+              seed: int, by: str) -> tuple[list[Job], list[tuple[str, list[list[str]]]], list[Path]]:
+    """The fold runs of the streams `crossfit` (folds `by` combination, video or compositional) into
+    root/<folds dir>/<key>/fold<i>: (jobs, (config, overrides per fold) per stream, fold split folders)."""
     where = FOLDS_DIR[by]
     splits = fold_splits(split, root / where, folds, seed, by)
     jobs, per_stream = [], []
@@ -195,11 +189,41 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
         per_stream.append((s.config, overrides))
         jobs += [Job(f"{prefix}/{where}/{s.key}/fold{i}", train_job, (s.config, o), log=root / where / f"{s.key}_fold{i}.log")
                  for i, o in enumerate(overrides)]
+    return jobs, per_stream, splits
+
+
+def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
+              seed: int, by: str, compositional: bool = False) -> list[Job]:
+    """K-fold cross-fitting (folds `by` combination, video or compositional) of the streams in CROSSFIT_KEYS
+    (video.actions.crossfit): a run per stream and fold into root/<folds dir>/<key>/fold<i>, and the
+    cross-fitted feature fusion over them into root/<folds dir>/fusion.
+
+    On a `compositional` split the 2 compositional folds are run as well (about half the videos each, so
+    cheap): the score ensembles' weights come from them (`weights_folds`), and a stream whose weight there
+    is 0 is left out of the fusion head (`crossfit_fusion_job`)."""
+    crossfit = [s for s in streams if s.key in CROSSFIT_KEYS]
+    if folds < 2 or not crossfit:
+        return []
+    from .table_crossfit import crossfit_fusion_job
+
+    jobs, per_stream, splits = fold_runs(crossfit, common, root, prefix, split, folds, seed, by)
+    select = None
+    if compositional and by != "compositional":
+        more, _, _ = fold_runs(crossfit, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed, "compositional")
+        jobs += more
+        select = (str(root), [s.key for s in crossfit], FOLDS_DIR["compositional"])
     if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
         jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
-                        (per_stream, [str(f) for f in splits], str(split), str(root / where / "fusion"), seed),
-                        after=tuple(j.name for j in jobs), log=root / where / "fusion.log"))
+                        (per_stream, [str(f) for f in splits], str(split), str(root / FOLDS_DIR[by] / "fusion"), seed,
+                         select), after=tuple(j.name for j in jobs), log=root / FOLDS_DIR[by] / "fusion.log"))
     return jobs
+
+
+def weights_folds(split: str, args) -> str:
+    """The folder of fold runs whose out-of-fold scores fit the score ensembles' weights: the compositional
+    folds on the compositional split when cross-fitting (they meet the noun shortcut failing, as its
+    validation side does; `crossfit.compositional_folds`), else the `--fold-by` folds."""
+    return FOLDS_DIR["compositional" if split == "compositional" and args.folds >= 2 else args.fold_by]
 
 
 def with_overrides(job: Job, *more: str, after: tuple[str, ...] = ()) -> Job:
@@ -351,7 +375,7 @@ def demo(args) -> int:
     if args.fewshot_seeds is None:
         args.fewshot_seeds = args.seeds[:1]
     if args.folds is None:
-        args.folds = 5 if args.full else 0
+        args.folds = COMPOSITIONAL_FOLDS if args.fold_by == "compositional" else 5 if args.full else 0
     if args.folds < 0 or args.folds == 1:
         raise UserError(f"--folds must be 0 (no cross-fitting) or at least 2, got {args.folds}")
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
@@ -398,7 +422,7 @@ def demo(args) -> int:
             root = out / split / f"seed{seed}"
             jobs += stream_jobs(streams, common, root, f"{split}/seed{seed}")
             jobs += fold_jobs(streams, common, root, f"{split}/seed{seed}", data / "splits" / split, args.folds, seed,
-                              args.fold_by)
+                              args.fold_by, compositional=split == "compositional")
             if split in front_ends:
                 jobs += stream_jobs([TRACKED], common + [f"boxes={front_ends[split]['tracks']}"], root, f"{split}/seed{seed}")
     for seed in (args.fewshot_seeds if args.shots else []):
@@ -427,7 +451,7 @@ def demo(args) -> int:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
             for key in fitted + (TRACKED_FITTED if tracked else []):  # tracked rows come with --full: STRG is there
-                ens = fitted_ensemble(root, FITTED[key][1], FOLDS_DIR[args.fold_by])
+                ens = fitted_ensemble(root, FITTED[key][1], weights_folds(split, args))
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
     few: dict = {}
@@ -587,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --full, else 0: the fitted ensemble then uses the runs' held-out slice)")
     p.add_argument("--fold-by", choices=FOLD_RULES, default="combination",
                    help="what a fold keeps together: whole action-object combinations (default; out-of-fold scores "
-                        "on new combinations, as the compositional split asks) or single videos")
+                        "on new combinations), single videos, or the two sides of a compositional split of the "
+                        "training list (2 folds: a noun's verb group flips between a fold's training and "
+                        "scored videos, as between training and validation)")
     p.add_argument("--no-tracked", action="store_true",
                    help="with --full, leave out the tracked-box row (its detector and tracks take about 16 minutes)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")

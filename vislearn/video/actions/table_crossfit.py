@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vislearn.common.errors import UserError
 from vislearn.common.jsonio import read_json, write_json
 from vislearn.video.data.split_layout import VALIDATION, split_files
 from vislearn.video.data.ssv2 import class_names, load_labels, load_records
 
 from .checkpoints import load_model_checkpoint, model_from_checkpoint
-from .combine import fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
+from .combine import STREAM_SCALES, fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
 from .crossfit import Scores, common_ids, held_out_scores, out_of_fold, read_scores
 from .distributed import pick_device
 from .evaluate import save_scores
@@ -95,16 +96,32 @@ def fitted_fewshot(root: Path, keys: tuple[str, ...], shots: list[int], where: s
     return out
 
 
+def stream_selection(select: tuple[str, list[str], str]) -> dict:
+    """Which streams after the first may enter the fusion head: those whose weight in the log-linear pool,
+    fitted on the out-of-fold scores of the fold runs root/<where>/<key> (`select` = (root, keys, where)), is
+    above 0. Scores, unlike features, mean the same from any fold model, so folds too small for the head
+    (the 2 compositional ones: half the videos each) can still say whether a stream adds anything."""
+    root, keys, where = select
+    folders = fold_folders(Path(root) / where)
+    if not folders or not all((Path(root) / where / k / f.parent.name / "scores.npz").is_file() for k in keys for f in folders):
+        raise UserError(f"{Path(root) / where}: the fold runs that choose the fusion head's streams are missing")
+    fit = fit_weights(Path(root), tuple(keys), where)
+    return {"weights": fit["weights"], "rule": fit["rule"], "others_kept": bool(any(w > 0 for w in list(fit["weights"].values())[1:]))}
+
+
 def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[str], split: str, out: str,
-                        seed: int) -> dict:
+                        seed: int, select: tuple[str, list[str], str] | None = None) -> dict:
     """The cross-fitted feature fusion of one (split, seed) (a worker process's job): features of every fold
     model on its own fold and on the validation videos, the head fitted on the out-of-fold rows, validation
-    scored by the mean over folds. `streams`: (config, [overrides of fold i]) per stream. Writes
-    out/{scores.npz, results.json}; a finished one is read back."""
+    scored by the mean over folds. `streams`: (config, [overrides of fold i]) per stream. With `select`, the
+    streams after the first enter the head only where `stream_selection` keeps them (else their scale is 0).
+    Writes out/{scores.npz, results.json}; a finished one with the same selection is read back."""
     out_dir = Path(out)
+    selection = stream_selection(select) if select and len(streams) > 1 else None
     if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
         done = read_json(out_dir / "results.json")
-        if len(streams) < 2 or "other_streams_scale" in done.get("head", {}):  # else: a head from before the scales
+        # else a head from before the scales, or fitted without (or with another) stream selection
+        if len(streams) < 2 or ("other_streams_scale" in done.get("head", {}) and done.get("selection") == selection):
             return done
     from .fewshot import penultimate_features
 
@@ -127,14 +144,15 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
         x_eval.append(np.concatenate(eval_feats, 1))
         y_oof += [labels[r.class_name] for r in held]
         groups += [i] * len(held)
+    scales = STREAM_SCALES if selection is None or selection["others_kept"] else (0.0,)
     head, fit = fit_crossfit_head(np.concatenate(x_oof), np.array(y_oof), np.array(groups), len(names), seed,
-                                  first_dims=oof_feats[0].shape[1] if len(streams) > 1 else None)
+                                  first_dims=oof_feats[0].shape[1] if len(streams) > 1 else None, scales=scales)
     probs = predict_crossfit(head, x_eval)
     y_eval = np.array([labels[r.class_name] for r in evaluated])
     summary = summarize(probs, y_eval, names)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_scores(out_dir / "scores.npz", [r.id for r in evaluated], probs, y_eval, names)
-    results = {"model": "cross-fitted fusion head", "folds": len(folds), "head": fit,
+    results = {"model": "cross-fitted fusion head", "folds": len(folds), "head": fit, "selection": selection,
                "evaluation": {"set": "validation", **summary}}
     write_json(out_dir / "results.json", results, indent=1)
     return results
