@@ -247,3 +247,19 @@ def test_findings_check_the_tracked_box_goals():
     assert "- ensemble_strg_tracked_fit at least the best single stream with tracked boxes: no (48.0 vs 49.0)" in lines
     table["stin_tracked"] = cell(0.51, 0.50)
     assert any(line.endswith("yes (73%)") for line in findings(table, {}, ["compositional"], []))
+
+
+def test_findings_say_what_the_scene_stream_adds_to_the_cross_fitted_head():
+    """The cross-fitted fusion is checked against the best single stream and against the same head on STIN's fold
+    models alone: a fusion above STIN only through the fold average says 'no' to the second."""
+    from vislearn.video.actions.table import findings
+
+    cell = lambda *top1: {"compositional": [(t, 1.0) for t in top1]}  # noqa: E731
+    table = {"stin": cell(0.69, 0.69), "scene": cell(0.18, 0.18), "fusion_crossfit": cell(0.71, 0.71),
+             "stin_crossfit": cell(0.71, 0.71)}
+    lines = findings(table, {}, ["compositional"], [])
+    assert "- fusion_crossfit at least the best single stream on the compositional split: yes (71.0 vs 69.0)" in lines
+    assert "- fusion_crossfit above the same head on STIN's fold models alone (what the scene stream adds): " \
+           "no (71.0 vs 71.0)" in lines
+    table["fusion_crossfit"] = cell(0.72, 0.73)
+    assert any(line.endswith("adds): yes (72.5 vs 71.0)") for line in findings(table, {}, ["compositional"], []))

@@ -55,7 +55,7 @@ from vislearn.common.tables import format_table
 from .report import report_at_end
 from .jobs import Job, JobResult, run_jobs
 from .table_rows import run_config
-from .table_rows import (CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER,
+from .table_rows import (CROSSFIT_ALONE, CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER,
                          STREAMS, STRG_STREAMS, TRACKED, TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
 from .train import data_diff, train
 
@@ -311,6 +311,10 @@ def findings(table: dict, few: dict, splits: list[str], shots: list[int]) -> lis
         for key in (k for k in COMBINED if k in comp):
             lines.append(f"- {key} at least the best single stream on the compositional split: "
                          f"{'yes' if comp[key] >= best else 'no'} ({100 * comp[key]:.1f} vs {100 * best:.1f})")
+    if {"fusion_crossfit", CROSSFIT_ALONE[0]} <= set(comp):  # the fusion's gain over the fold average alone
+        lines.append(f"- fusion_crossfit above the same head on STIN's fold models alone (what the scene stream "
+                     f"adds): {'yes' if comp['fusion_crossfit'] > comp[CROSSFIT_ALONE[0]] else 'no'} "
+                     f"({100 * comp['fusion_crossfit']:.1f} vs {100 * comp[CROSSFIT_ALONE[0]]:.1f})")
     if {"strg", "scene"} <= set(comp):
         lines.append(f"- STRG beats the scene stream on the compositional split: "
                      f"{'yes' if comp['strg'] > comp['scene'] else 'no'} "
@@ -446,6 +450,9 @@ def demo(args) -> int:
             for key in keys_here:
                 r = done[f"{split}/seed{seed}/{key}"].value["evaluation"]
                 table.setdefault(key, {}).setdefault(split, []).append((r["top1"], r["top5"]))
+                if key == CROSSFIT_FUSION[0]:  # its job also fits the head on STIN's fold models alone
+                    r = done[f"{split}/seed{seed}/{key}"].value["first_stream_alone"]["evaluation"]
+                    table.setdefault(CROSSFIT_ALONE[0], {}).setdefault(split, []).append((r["top1"], r["top5"]))
             tracked = split in front_ends
             for key in ensembles + (TRACKED_ENSEMBLES if tracked else []):
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
@@ -467,7 +474,7 @@ def demo(args) -> int:
 
     keys = [k for k in ROW_ORDER if k in table or k in few]
     titles = ({s.key: s.title for s in STREAMS + JOINT_STREAMS + STRG_STREAMS + [TRACKED]}
-              | {k: v[0] for k, v in {**ENSEMBLES, **FITTED}.items()} | {CROSSFIT_FUSION[0]: CROSSFIT_FUSION[1]})
+              | {k: v[0] for k, v in {**ENSEMBLES, **FITTED}.items()} | dict([CROSSFIT_FUSION, CROSSFIT_ALONE]))
     header = ["model"] + [f"{s} {m}" for s in args.splits for m in ("top-1", "top-5")]
     if args.shots:
         header += ["few-shot base top-1"] + [f"novel {k}-shot top-1" for k in args.shots]

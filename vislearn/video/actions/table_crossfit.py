@@ -121,7 +121,8 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
         done = read_json(out_dir / "results.json")
         # else a head from before the scales, or fitted without (or with another) stream selection
-        if len(streams) < 2 or ("other_streams_scale" in done.get("head", {}) and done.get("selection") == selection):
+        if len(streams) < 2 or ("other_streams_scale" in done.get("head", {}) and done.get("selection") == selection
+                                and "first_stream_alone" in done):
             return done
     from .fewshot import penultimate_features
 
@@ -150,9 +151,16 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     probs = predict_crossfit(head, x_eval)
     y_eval = np.array([labels[r.class_name] for r in evaluated])
     summary = summarize(probs, y_eval, names)
+    alone = {}
+    if len(streams) > 1:  # the same head on the first stream's fold models alone: what fusing the others adds
+        d = oof_feats[0].shape[1]
+        head1, fit1 = fit_crossfit_head(np.concatenate(x_oof)[:, :d], np.array(y_oof), np.array(groups), len(names), seed)
+        probs1 = predict_crossfit(head1, [x[:, :d] for x in x_eval])
+        alone = {"first_stream_alone": {"head": {k: v for k, v in fit1.items() if k != "cv_loss"},
+                                        "evaluation": {"set": "validation", **top1_top5(probs1, y_eval)}}}
     out_dir.mkdir(parents=True, exist_ok=True)
     save_scores(out_dir / "scores.npz", [r.id for r in evaluated], probs, y_eval, names)
     results = {"model": "cross-fitted fusion head", "folds": len(folds), "head": fit, "selection": selection,
-               "evaluation": {"set": "validation", **summary}}
+               "evaluation": {"set": "validation", **summary}, **alone}
     write_json(out_dir / "results.json", results, indent=1)
     return results
