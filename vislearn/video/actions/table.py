@@ -382,6 +382,9 @@ def demo(args) -> int:
         args.folds = COMPOSITIONAL_FOLDS if args.fold_by == "compositional" else 5 if args.full else 0
     if args.folds < 0 or args.folds == 1:
         raise UserError(f"--folds must be 0 (no cross-fitting) or at least 2, got {args.folds}")
+    if args.fold_by == "compositional" and args.folds != COMPOSITIONAL_FOLDS:
+        raise UserError(f"--fold-by compositional makes {COMPOSITIONAL_FOLDS} folds (the two sides of a compositional "
+                        f"split of the training list), got --folds {args.folds}")
     data, out = output_folder(args.data, "--data"), output_folder(args.out, "--out")
     if args.draws < 1 or args.videos < 1:
         raise UserError("--draws and --videos must be at least 1")
