@@ -246,3 +246,17 @@ def test_crossfit_head_scales_the_other_streams_out_of_fold():
     weak = rng.normal(size=(n, d1))
     _, fit = fit_crossfit_head(np.concatenate([weak, signal], 1), y, groups, k, seed=0, first_dims=d1)
     assert fit["other_streams_scale"] >= 0.5
+
+
+def test_fold_runs_too_small_for_one_batch_are_found_before_training(tmp_path):
+    """The table leaves the compositional folds out on a tiny data set instead of failing a run: a fold whose
+    training list, less its held-out part, cannot fill one batch is named."""
+    from vislearn.video.actions.table import too_small_to_train
+
+    write_split(tmp_path / "split")
+    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 2, seed=0, by="video")
+    per_fold = lambda batch: [[f"split={f}", f"batch_size={batch}", "holdout_fraction=0.1"] for f in folders]  # noqa: E731
+    # 51 videos in 6 classes: a fold trains on about 25, of which 6 are held out (one of each class at least)
+    assert too_small_to_train([("stin_oie_nl.yaml", per_fold(8))]) == ""
+    why = too_small_to_train([("stin_oie_nl.yaml", per_fold(8)), ("scene.yaml", per_fold(24))])
+    assert "fewer than batch_size 24" in why and "train.json" in why

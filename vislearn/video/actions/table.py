@@ -45,6 +45,7 @@ from vislearn.common.errors import UserError
 from vislearn.common.files import atomic_path, output_folder, write_text
 from vislearn.common.outputs import check_writable, claim_folder
 from vislearn.common.jsonio import read_json, write_json
+from vislearn.video.data.split_layout import split_files
 
 from .config import TrainConfig
 from .crossfit import COMPOSITIONAL_FOLDS, FOLD_RULES, FOLDS_DIR, fold_splits
@@ -209,9 +210,15 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     jobs, per_stream, splits = fold_runs(crossfit, common, root, prefix, split, folds, seed, by)
     select = None
     if compositional and by != "compositional":
-        more, _, _ = fold_runs(crossfit, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed, "compositional")
-        jobs += more
-        select = (str(root), [s.key for s in crossfit], FOLDS_DIR["compositional"])
+        more, more_per_stream, _ = fold_runs(crossfit, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed,
+                                             "compositional")
+        short = too_small_to_train(more_per_stream)
+        if short:  # a tiny data set: its halves would not fill one batch
+            print(f"[{prefix}] compositional folds left out: {short}; the ensemble weights come from the "
+                  f"{FOLDS_DIR[by]} folds and the fusion head is not gated", flush=True)
+        else:
+            jobs += more
+            select = (str(root), [s.key for s in crossfit], FOLDS_DIR["compositional"])
     if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
         jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
                         (per_stream, [str(f) for f in splits], str(split), str(root / FOLDS_DIR[by] / "fusion"), seed,
@@ -219,11 +226,30 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     return jobs
 
 
-def weights_folds(split: str, args) -> str:
+def too_small_to_train(per_stream: list[tuple[str, list[list[str]]]]) -> str:
+    """Why some fold run would have fewer training videos (after its held-out part) than one batch, or ""."""
+    from vislearn.video.data.ssv2 import load_labels, load_records
+
+    from .data import holdout_split
+
+    for config, per_fold in per_stream:
+        for overrides in per_fold:
+            cfg = run_config(config, overrides)
+            files = split_files(cfg.split)
+            labels = load_labels(files.labels)
+            kept, _ = holdout_split(load_records(files.train, labels), labels, cfg.holdout_fraction, cfg.seed)
+            if len(kept) < cfg.batch_size:
+                return f"{files.train} leaves {len(kept)} training videos, fewer than batch_size {cfg.batch_size}"
+    return ""
+
+
+def weights_folds(root: Path, split: str, args) -> str:
     """The folder of fold runs whose out-of-fold scores fit the score ensembles' weights: the compositional
-    folds on the compositional split when cross-fitting (they meet the noun shortcut failing, as its
+    folds on the compositional split when they were run (they meet the noun shortcut failing, as its
     validation side does; `crossfit.compositional_folds`), else the `--fold-by` folds."""
-    return FOLDS_DIR["compositional" if split == "compositional" and args.folds >= 2 else args.fold_by]
+    comp = root / FOLDS_DIR["compositional"]
+    ran = all((comp / k / f"fold{i}" / "scores.npz").is_file() for k in CROSSFIT_KEYS for i in range(COMPOSITIONAL_FOLDS))
+    return FOLDS_DIR["compositional" if split == "compositional" and args.folds >= 2 and ran else args.fold_by]
 
 
 def with_overrides(job: Job, *more: str, after: tuple[str, ...] = ()) -> Job:
@@ -461,7 +487,7 @@ def demo(args) -> int:
                 ens = fused([root / name / "scores.npz" for name in ENSEMBLES[key][1]])
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
             for key in fitted + (TRACKED_FITTED if tracked else []):  # tracked rows come with --full: STRG is there
-                ens = fitted_ensemble(root, FITTED[key][1], weights_folds(split, args))
+                ens = fitted_ensemble(root, FITTED[key][1], weights_folds(root, split, args))
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
     few: dict = {}
