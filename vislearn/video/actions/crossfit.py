@@ -84,7 +84,9 @@ def assign_folds(items: list[dict], k: int, seed: int, by: str = "combination",
         if k != COMPOSITIONAL_FOLDS:
             raise UserError(f"--fold-by compositional makes {COMPOSITIONAL_FOLDS} folds (the two sides of a "
                             f"compositional split of the training list), got --folds {k}")
-        return compositional_folds(items, labels or {}, seed)
+        if not labels:
+            raise ValueError("compositional folds need the split's labels")
+        return compositional_folds(items, labels, seed)
     if k < 2:
         raise UserError(f"--folds must be at least 2 for cross-fitting, got {k}")
     rng = np.random.default_rng([seed, 104729])

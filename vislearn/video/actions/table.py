@@ -49,15 +49,15 @@ from vislearn.video.data.split_layout import split_files
 
 from .config import TrainConfig
 from .crossfit import COMPOSITIONAL_FOLDS, FOLD_RULES, FOLDS_DIR, fold_splits
-from .table_crossfit import fitted_ensemble, fitted_fewshot, fused
+from .table_crossfit import finished_folds, fitted_ensemble, fitted_fewshot, fused
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
 from vislearn.common.tables import format_table
 from .report import report_at_end
 from .jobs import Job, JobResult, run_jobs
 from .table_rows import run_config
-from .table_rows import (CROSSFIT_ALONE, CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER,
-                         STREAMS, STRG_STREAMS, TRACKED, TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
+from .table_rows import (CROSSFIT_ALONE, CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS,
+                         ROW_ORDER, STREAMS, STRG_STREAMS, TRACKED, TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
 from .train import data_diff, train
 
 
@@ -247,9 +247,9 @@ def weights_folds(root: Path, split: str, args) -> str:
     """The folder of fold runs whose out-of-fold scores fit the score ensembles' weights: the compositional
     folds on the compositional split when they were run (they meet the noun shortcut failing, as its
     validation side does; `crossfit.compositional_folds`), else the `--fold-by` folds."""
-    comp = root / FOLDS_DIR["compositional"]
-    ran = all((comp / k / f"fold{i}" / "scores.npz").is_file() for k in CROSSFIT_KEYS for i in range(COMPOSITIONAL_FOLDS))
-    return FOLDS_DIR["compositional" if split == "compositional" and args.folds >= 2 and ran else args.fold_by]
+    comp = FOLDS_DIR["compositional"]
+    ran = split == "compositional" and args.folds >= 2 and finished_folds(root, CROSSFIT_KEYS, comp)
+    return comp if ran else FOLDS_DIR[args.fold_by]
 
 
 def with_overrides(job: Job, *more: str, after: tuple[str, ...] = ()) -> Job:

@@ -18,7 +18,7 @@ from vislearn.video.data.split_layout import VALIDATION, split_files
 from vislearn.video.data.ssv2 import class_names, load_labels, load_records
 
 from .checkpoints import load_model_checkpoint, model_from_checkpoint
-from .combine import STREAM_SCALES, fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
+from .combine import fit_crossfit_head, fit_pool_weights, log_scores, pool, predict_crossfit
 from .crossfit import Scores, common_ids, held_out_scores, out_of_fold, read_scores
 from .distributed import pick_device
 from .evaluate import save_scores
@@ -32,12 +32,20 @@ def fold_folders(folds: Path) -> list[Path]:
     return sorted(folds.glob("fold*/split"), key=lambda p: int(p.parent.name[4:]))
 
 
+def finished_folds(root: Path, keys, where: str) -> list[Path]:
+    """The fold split folders of root/<where> when every stream in `keys` has a finished run on each, else []."""
+    folds = root / where
+    folders = fold_folders(folds)
+    done = all((folds / k / f.parent.name / "scores.npz").is_file() for k in keys for f in folders)
+    return folders if folders and done else []
+
+
 def oof_parts(root: Path, keys: tuple[str, ...], where: str) -> tuple[list[Scores], str]:
     """Out-of-fold scores of each stream over the same training videos, and which rule gave them: the fold
     runs in root/<where> when every stream has them, else the runs' held-out slice."""
     folds = root / where
-    folders = fold_folders(folds)
-    if folders and all(all((folds / k / f.parent.name / "scores.npz").is_file() for f in folders) for k in keys):
+    folders = finished_folds(root, keys, where)
+    if folders:
         parts = [out_of_fold([folds / k / f.parent.name for f in folders], folders) for k in keys]
         rule = f"{len(folders)}-fold cross-fitting ({where})"
     else:
@@ -101,12 +109,12 @@ def stream_selection(select: tuple[str, list[str], str]) -> dict:
     fitted on the out-of-fold scores of the fold runs root/<where>/<key> (`select` = (root, keys, where)), is
     above 0. Scores, unlike features, mean the same from any fold model, so folds too small for the head
     (the 2 compositional ones: half the videos each) can still say whether a stream adds anything."""
-    root, keys, where = select
-    folders = fold_folders(Path(root) / where)
-    if not folders or not all((Path(root) / where / k / f.parent.name / "scores.npz").is_file() for k in keys for f in folders):
-        raise UserError(f"{Path(root) / where}: the fold runs that choose the fusion head's streams are missing")
-    fit = fit_weights(Path(root), tuple(keys), where)
-    return {"weights": fit["weights"], "rule": fit["rule"], "others_kept": bool(any(w > 0 for w in list(fit["weights"].values())[1:]))}
+    root, keys, where = Path(select[0]), tuple(select[1]), select[2]
+    if not finished_folds(root, keys, where):
+        raise UserError(f"{root / where}: the fold runs that choose the fusion head's streams are missing")
+    fit = fit_weights(root, keys, where)
+    others = list(fit["weights"].values())[1:]
+    return {"weights": fit["weights"], "rule": fit["rule"], "others_kept": bool(any(w > 0 for w in others))}
 
 
 def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[str], split: str, out: str,
@@ -114,8 +122,10 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     """The cross-fitted feature fusion of one (split, seed) (a worker process's job): features of every fold
     model on its own fold and on the validation videos, the head fitted on the out-of-fold rows, validation
     scored by the mean over folds. `streams`: (config, [overrides of fold i]) per stream. With `select`, the
-    streams after the first enter the head only where `stream_selection` keeps them (else their scale is 0).
-    Writes out/{scores.npz, results.json}; a finished one with the same selection is read back."""
+    streams after the first enter the head only where `stream_selection` keeps them; when it keeps none, their
+    features are not computed and the head is the first stream's alone (scale 0). The same head on the first
+    stream alone is fitted too ("first_stream_alone"). Writes out/{scores.npz, results.json}; a finished one
+    with the same selection is read back."""
     out_dir = Path(out)
     selection = stream_selection(select) if select and len(streams) > 1 else None
     if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
@@ -130,11 +140,12 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     labels = load_labels(files.labels)
     names = class_names(labels)
     evaluated = load_records(files.sets["validation"], labels)
+    used = streams[:1] if selection is not None and not selection["others_kept"] else streams
     x_oof, y_oof, groups, x_eval = [], [], [], []
     for i, fold in enumerate(folds):
         held = load_records(Path(fold) / VALIDATION, labels)
         oof_feats, eval_feats = [], []
-        for config, per_fold in streams:
+        for config, per_fold in used:
             cfg = run_config(config, per_fold[i])
             device = pick_device(cfg.device)
             model = model_from_checkpoint(load_model_checkpoint(Path(cfg.out) / "best.pt"), device)
@@ -145,17 +156,17 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
         x_eval.append(np.concatenate(eval_feats, 1))
         y_oof += [labels[r.class_name] for r in held]
         groups += [i] * len(held)
-    scales = STREAM_SCALES if selection is None or selection["others_kept"] else (0.0,)
-    head, fit = fit_crossfit_head(np.concatenate(x_oof), np.array(y_oof), np.array(groups), len(names), seed,
-                                  first_dims=oof_feats[0].shape[1] if len(streams) > 1 else None, scales=scales)
+    x, y, g, d = np.concatenate(x_oof), np.array(y_oof), np.array(groups), oof_feats[0].shape[1]
+    head, fit = fit_crossfit_head(x, y, g, len(names), seed, first_dims=d if len(used) > 1 else None)
+    if len(used) < len(streams):
+        fit["other_streams_scale"] = 0.0  # the gate's choice
     probs = predict_crossfit(head, x_eval)
     y_eval = np.array([labels[r.class_name] for r in evaluated])
     summary = summarize(probs, y_eval, names)
     alone = {}
     if len(streams) > 1:  # the same head on the first stream's fold models alone: what fusing the others adds
-        d = oof_feats[0].shape[1]
-        head1, fit1 = fit_crossfit_head(np.concatenate(x_oof)[:, :d], np.array(y_oof), np.array(groups), len(names), seed)
-        probs1 = predict_crossfit(head1, [x[:, :d] for x in x_eval])
+        head1, fit1 = (fit_crossfit_head(x[:, :d], y, g, len(names), seed) if len(used) > 1 else (head, fit))
+        probs1 = predict_crossfit(head1, [e[:, :d] for e in x_eval]) if len(used) > 1 else probs
         alone = {"first_stream_alone": {"head": {k: v for k, v in fit1.items() if k != "cv_loss"},
                                         "evaluation": {"set": "validation", **top1_top5(probs1, y_eval)}}}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ TRACKED_SPLITS = ("compositional",)
 # the paper's combination rows are measured with detected boxes: the same ensembles with the tracked-box STIN
 # (its weights from the runs' held-out slices: the tracked stream is not cross-fitted)
 TRACKED_ENSEMBLES, TRACKED_FITTED = ["ensemble_tracked"], ["ensemble_tracked_fit", "ensemble_strg_tracked_fit"]
-ROW_ORDER = ["stin", "scene", "fusion", "fusion_joint", "stin_crossfit", "fusion_crossfit", "ensemble", "ensemble_fit", "strg",
-             "fusion_strg", "ensemble_strg", "ensemble_strg_fit", "stin_tracked", "ensemble_tracked",
+ROW_ORDER = ["stin", "scene", "fusion", "fusion_joint", "stin_crossfit", "fusion_crossfit", "ensemble", "ensemble_fit",
+             "strg", "fusion_strg", "ensemble_strg", "ensemble_strg_fit", "stin_tracked", "ensemble_tracked",
              "ensemble_tracked_fit", "ensemble_strg_tracked_fit"]
 PIXEL_KEYS = ("scene", "fusion", "fusion_joint", "strg", "fusion_strg")  # runs that read the frame-feature cache
