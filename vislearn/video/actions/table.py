@@ -11,7 +11,10 @@
    each selected on a held-out part of its training set; evaluate on the split's validation
    side; fuse the scene and STIN scores (the paper's "I3D, STIN+OIE+NL" score-ensemble row), with equal
    weights and with weights fitted on out-of-fold scores (video.actions.table_crossfit: the runs' held-out
-   slice, or with --folds K the K-fold cross-fitted runs, which also give the cross-fitted fusion head).
+   slice, or with --folds K the K-fold cross-fitted runs, which also give the cross-fitted fusion head and
+   the same head on STIN's fold models alone). On the compositional split, --folds also runs 2 compositional
+   folds (the split made again on its training list): the ensemble weights come from them, and the scene
+   stream enters the cross-fitted head only if its weight there is above 0.
 3. Few-shot, as the paper's few-shot table: the same models trained on the base classes
    (`--fewshot-seeds`, default the first seed); then for each k-shot set and draw, the base model
    with a new output layer for the novel classes, only that layer fine-tuned (on the frozen
