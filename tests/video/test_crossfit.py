@@ -260,3 +260,32 @@ def test_fold_runs_too_small_for_one_batch_are_found_before_training(tmp_path):
     assert too_small_to_train([("stin_oie_nl.yaml", per_fold(8))]) == ""
     why = too_small_to_train([("stin_oie_nl.yaml", per_fold(8)), ("scene.yaml", per_fold(24))])
     assert "fewer than batch_size 24" in why and "train.json" in why
+
+
+def test_out_of_fold_detections_come_from_the_detector_that_did_not_train_on_the_video(tmp_path):
+    """The tracked-box front end's detections: validation videos from the detector of every training video,
+    each training video from its fold's detector (which trained on the other folds); a video two sources claim
+    is a fold mix-up and stops the merge."""
+    from vislearn.video.actions.detected_boxes import out_of_fold_detections
+
+    items = write_split(tmp_path / "split")
+    (tmp_path / "split" / "validation.json").write_text(json.dumps([{"id": "v1"}, {"id": "v2"}]))
+    folders = fold_splits(tmp_path / "split", tmp_path / "folds", 2, seed=0, by="video")
+    frames = lambda source: [{"name": "0001.jpg", "labels": [{"category": source}]}]  # noqa: E731
+    everything = tmp_path / "all.json"  # the full detector saw every video, training ones included
+    everything.write_text(json.dumps({v: frames("all") for v in ["v1", "v2"] + [it["id"] for it in items]}))
+    parts = []
+    for k, folder in enumerate(folders):
+        trained, held = fold_ids(folder)
+        parts.append(tmp_path / f"part{k}.json")
+        parts[-1].write_text(json.dumps({v: frames(f"fold{k}") for v in held}))
+    merged = out_of_fold_detections(everything, parts, ["v1", "v2"])
+    assert set(merged) == {"v1", "v2"} | {it["id"] for it in items}
+    assert merged["v1"] == merged["v2"] == frames("all")
+    for k, folder in enumerate(folders):
+        trained, held = fold_ids(folder)
+        assert all(merged[v] == frames(f"fold{k}") for v in held)
+        assert not any(merged[v] == frames(f"fold{k}") for v in trained)
+    parts[1].write_text(json.dumps({"v1": frames("fold1")}))
+    with pytest.raises(ValueError, match="v1"):
+        out_of_fold_detections(everything, parts, ["v1", "v2"])

@@ -224,7 +224,16 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
     front = json.loads((out / "results.json").read_text())["front_end"]["compositional"]
     assert 0.0 < front["detector"]["ap50_hand"] <= 1.0
     assert 0.0 < front["context"]["context"]["object"] <= 1.0 and set(front["context"]) == {"alone", "context"}
-    assert (out / "compositional" / "front_end" / "tracks_context.json").exists()
+    # the track context is fitted on out-of-fold detections: each training video's from the detector of the other
+    # fold, which never trained on it; the tracks (and the box model's training boxes) stay the full detector's
+    fe_dir = out / "compositional" / "front_end"
+    assert front["detector_folds"] == 2 and 0.0 <= front["mot_train"]["identities_right"] <= 1.0
+    merged = json.loads((fe_dir / "detections_out_of_fold.json").read_text())
+    for k in range(2):
+        trained, held = fold_ids(fe_dir / "detector_folds" / f"fold{k}" / "split")
+        part = json.loads((fe_dir / "detector_folds" / f"fold{k}" / "detections.json").read_text())
+        assert set(part) == held and not held & trained and all(merged[v] == part[v] for v in held)
+    assert (fe_dir / "tracks_context_crossfit.json").exists() and (fe_dir / "context_crossfit.json").exists()
     assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
 
 

@@ -52,6 +52,7 @@ from vislearn.video.data.split_layout import split_files
 
 from .config import TrainConfig
 from .crossfit import COMPOSITIONAL_FOLDS, FOLD_RULES, FOLDS_DIR, fold_splits
+from .detected_boxes import DETECTOR_FOLDS
 from .table_crossfit import finished_folds, fitted_ensemble, fitted_fewshot, fused
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
@@ -449,7 +450,7 @@ def demo(args) -> int:
 
         for split in (sp for sp in args.splits if sp in TRACKED_SPLITS):
             t = time.perf_counter()
-            front_ends[split] = front_end(data, out, split)
+            front_ends[split] = front_end(data, out, split, detector_folds=args.detector_folds)
             clock.add(f"{split}: detector and tracks", t)
     jobs: list[Job] = []
     for split in args.splits:
@@ -566,7 +567,7 @@ def demo(args) -> int:
         from .detected_boxes import summary as front_end_summary
 
         lines += [f"{split}: {front_end_summary(fe)}" for split, fe in front_ends.items()]
-        summary["front_end"] = {split: {"detector": fe["detector"], "context": fe["context"], "mot": fe["mot"]}
+        summary["front_end"] = {split: {k: fe[k] for k in ("detector", "context", "mot", "mot_train", "detector_folds")}
                                 for split, fe in front_ends.items()}
     checks = findings(table, few, list(args.splits), list(args.shots))
     if checks:
@@ -654,7 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "training list (2 folds: a noun's verb group flips between a fold's training and "
                         "scored videos, as between training and validation)")
     p.add_argument("--no-tracked", action="store_true",
-                   help="with --full, leave out the tracked-box row (its detector and tracks take about 16 minutes)")
+                   help="with --full, leave out the tracked-box row (its detectors and tracks take about 30 minutes)")
+    p.add_argument("--detector-folds", type=int, default=DETECTOR_FOLDS, choices=[0, *range(2, 11)], metavar="K",
+                   help=f"with --full, the tracked-box row's track-context rescoring is fitted on out-of-fold "
+                        f"detections of the training videos, from K detectors each trained on the other folds "
+                        f"(default {DETECTOR_FOLDS}, about 16 minutes; 0: on the detections of the detector that "
+                        f"trained on them)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=2)")
     return p
 
