@@ -143,8 +143,8 @@ def fold_splits(split: Path, root: Path, k: int, seed: int, by: str = "combinati
                 VALIDATION: [it for it in items if folds.get(str(it["id"])) == i]}
         if (folder / VALIDATION).exists():
             if any(read_json(folder / name) != value for name, value in want.items()):
-                raise UserError(f"{folder}: holds other fold lists (another split, --folds or seed); "
-                                f"choose another --out or remove it")
+                raise UserError(f"{folder}: holds other fold lists (another split, number of folds: --folds or "
+                                f"--detector-folds, rule or seed); choose another --out or remove it")
         else:
             folder.mkdir(parents=True, exist_ok=True)
             for name, value in want.items():  # validation last: its presence marks a complete folder
