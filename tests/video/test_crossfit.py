@@ -248,6 +248,86 @@ def test_crossfit_head_scales_the_other_streams_out_of_fold():
     assert fit["other_streams_scale"] >= 0.5
 
 
+def test_head_held_out_scores_come_from_the_head_fitted_without_the_rows_fold():
+    """The head's own out-of-fold scores (what the STRG + fold-models ensemble fits its weights on): relabelling
+    the rows of one fold moves the head fitted on every row, but not those rows' held-out scores."""
+    rng = np.random.default_rng(2)
+    n, d, k = 240, 12, 4
+    y = rng.integers(0, k, n)
+    x = rng.normal(size=(n, d))
+    x[np.arange(n), y] += 1.5
+    groups = np.arange(n) % 4
+    head, _ = fit_crossfit_head(x, y, groups, k, seed=0, decays=(1e-2,))
+    assert head.held_out_probs.shape == (n, k) and np.allclose(head.held_out_probs.sum(1), 1, atol=1e-6)
+    assert (head.held_out_probs.argmax(1) == y).mean() > 0.6
+    relabelled = y.copy()
+    relabelled[groups == 0] = (y[groups == 0] + 1) % k
+    other, _ = fit_crossfit_head(x, relabelled, groups, k, seed=0, decays=(1e-2,))
+    rows = groups == 0
+    assert np.allclose(other.held_out_probs[rows], head.held_out_probs[rows], atol=1e-6)
+    assert not np.allclose(other.held_out_probs[~rows], head.held_out_probs[~rows], atol=1e-3)
+    assert not np.allclose(other.probs(x[rows]), head.probs(x[rows]), atol=1e-3)  # the full head saw them
+
+
+def test_strg_with_the_fold_models_fits_its_weights_on_videos_both_held_out(tmp_path):
+    """fold_average_ensemble: the head's leave-one-fold-out scores meet the other stream's held-out slice on the
+    videos both have; a noise stream gets weight 0 and the ensemble is the fold models' head."""
+    from vislearn.video.actions.table_crossfit import (FIRST_STREAM_OOF_SCORES, FIRST_STREAM_SCORES,
+                                                       fold_average_ensemble)
+
+    rng = np.random.default_rng(3)
+    k, names = 5, [f"c{i}" for i in range(5)]
+
+    def scores(n, signal):
+        y = rng.integers(0, k, n)
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), y] += signal
+        return y, np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+
+    head, strg = tmp_path / "folds_combination" / "fusion", tmp_path / "strg"
+    head.mkdir(parents=True)
+    strg.mkdir()
+    y, p = scores(200, 2.5)  # the head out of fold on every training video
+    save_scores(head / FIRST_STREAM_OOF_SCORES, [f"t{i}" for i in range(200)], p, y, names)
+    noise = rng.dirichlet(np.ones(k), 30)  # STRG's held-out slice: 30 of those videos, and one it alone has
+    save_scores(strg / "holdout_scores.npz", [f"t{i}" for i in range(30)] + ["x"], np.vstack([noise, noise[:1]]),
+                np.append(y[:30], 0), names)
+    yv, pv = scores(100, 2.5)
+    save_scores(head / FIRST_STREAM_SCORES, [f"v{i}" for i in range(100)], pv, yv, names)
+    save_scores(strg / "scores.npz", [f"v{i}" for i in range(100)], rng.dirichlet(np.ones(k), 100), yv, names)
+    ens = fold_average_ensemble(tmp_path, head, "strg", "folds_compositional")
+    assert ens["fit"]["videos"] == 30 and "held-out slice" in ens["fit"]["rule"]
+    assert ens["fit"]["weights"]["strg"] < 0.1 * ens["fit"]["weights"]["fold_models"]
+    assert abs(ens["top1"] - (pv.argmax(1) == yv).mean()) <= 0.02
+
+
+def test_strg_runs_on_the_compositional_folds_from_the_scene_runs_of_the_same_fold(tmp_path):
+    """--full: STRG is cross-fitted on the 2 compositional folds only, each fold run starting from the scene
+    stream's run of that fold (the full scene run trained on the fold's videos), and the fusion head does not
+    wait for it."""
+    from vislearn.video.actions.table import fold_jobs
+    from vislearn.video.actions.table_rows import STREAMS, STRG_STREAMS
+
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "labels.json").write_text(json.dumps({name: str(i) for i, name in enumerate(CLASSES)}))
+    (split / "train.json").write_text(json.dumps(compositional_training_list()))
+    (split / "validation.json").write_text(json.dumps(compositional_training_list(1)[:5]))
+    root = tmp_path / "seed0"
+    jobs = {j.name: j for j in fold_jobs(STREAMS + STRG_STREAMS, ["batch_size=4"], root, "c/seed0", split, 3, 0,
+                                         "combination", compositional=True)}
+    assert not [n for n in jobs if "/strg/" in n and "folds_compositional" not in n]  # no 3-fold STRG runs
+    for i in (0, 1):
+        job = jobs[f"c/seed0/folds_compositional/strg/fold{i}"]
+        scene = root / "folds_compositional" / "scene" / f"fold{i}"
+        assert job.after == (f"c/seed0/folds_compositional/scene/fold{i}",)
+        assert f"model_args.scene_checkpoint={scene / 'best.pt'}" in job.args[1]
+        assert f"split={root / 'folds_compositional' / f'fold{i}' / 'split'}" in job.args[1]
+    head = jobs["c/seed0/fusion_crossfit"]
+    assert "c/seed0/folds_compositional/scene/fold1" in head.after
+    assert not [n for n in head.after if "/strg/" in n]
+
+
 def test_fold_runs_too_small_for_one_batch_are_found_before_training(tmp_path):
     """The table leaves the compositional folds out on a tiny data set instead of failing a run: a fold whose
     training list, less its held-out part, cannot fill one batch is named."""

@@ -213,6 +213,9 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
     assert fits["ensemble_fit"]["compositional"][0]["rule"] == "5-fold cross-fitting (folds_combination)"
     head = json.loads((root / "folds_combination" / "fusion" / "results.json").read_text())
     assert head["selection"] is None and "stin_crossfit" in rows
+    # STRG with STIN's fold models: weights from STRG's held-out slice here (no compositional folds to run it on)
+    strg_fold = fits["ensemble_strg_crossfit"]["compositional"][0]
+    assert set(strg_fold["weights"]) == {"fold_models", "strg"} and "held-out slice" in strg_fold["rule"]
     assert set(rows["stin_tracked"]) >= {"compositional"} and "shuffled" not in rows["stin_tracked"]
     # the paper's combination rows with detected boxes: the tracked-box STIN with the scene stream and with STRG
     for key in ("ensemble_tracked", "ensemble_tracked_fit", "ensemble_strg_tracked_fit"):

@@ -72,13 +72,15 @@ def fit_pool_weights(logp: np.ndarray, labels: np.ndarray, l2: float = 1e-4) -> 
 class CrossfitHead:
     """A linear head on standardised concatenated stream features (mean/std from the out-of-fold rows), each
     feature then multiplied by its stream's weight (`feature_weight`: 1 for the first stream, the chosen scale for
-    the others)."""
+    the others). `held_out_probs` [N,K]: each training row's softmax from the head of the chosen setting fitted
+    without that row's fold, the head's own out-of-fold scores (what a combination on top of it may fit on)."""
 
     mean: np.ndarray
     std: np.ndarray
     layer: torch.nn.Linear
     weight_decay: float
     feature_weight: np.ndarray | None = None
+    held_out_probs: np.ndarray | None = None
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) / self.std
@@ -96,6 +98,20 @@ class CrossfitHead:
 STREAM_SCALES = (0.0, 0.25, 0.5, 1.0)
 
 
+def fold_out_logits(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_classes: int, weight_decay: float,
+                    seed: int) -> np.ndarray:
+    """[N,K] logits of every row from the output layer fitted on the rows of the other groups only."""
+    from .fewshot import fit_output_layer  # the convex last-layer fit, L-BFGS to convergence
+
+    logits = np.zeros((len(y), num_classes))
+    for g in np.unique(groups):
+        tr, te = groups != g, groups == g
+        layer, _ = fit_output_layer(x[tr], y[tr], num_classes, weight_decay=weight_decay, seed=seed, max_iter=300)
+        with torch.no_grad():
+            logits[te] = layer(torch.from_numpy(x[te].astype(np.float32))).numpy()
+    return logits
+
+
 def fit_crossfit_head(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_classes: int, seed: int,
                       decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0), first_dims: int | None = None,
                       scales: tuple[float, ...] = STREAM_SCALES) -> tuple[CrossfitHead, dict]:
@@ -104,22 +120,17 @@ def fit_crossfit_head(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_clas
     Its weight decay, and with `first_dims` (the first stream's feature count) the scale of the features after
     them, are chosen by leaving each fold out in turn (mean held-out cross-entropy) among `decays` x `scales`;
     then the head is refitted on every row: validation is never looked at."""
-    from .fewshot import fit_output_layer  # the convex last-layer fit, L-BFGS to convergence
+    from .fewshot import fit_output_layer
 
     mean, std = x.mean(0), x.std(0) + 1e-6
     xs = (x - mean) / std
     grid = [(wd, sc) for sc in (scales if first_dims is not None else (1.0,)) for wd in decays]
-    cv = {}
+    cv, held = {}, {}
     for wd, sc in grid:
-        w = _stream_weights(x.shape[1], first_dims, sc)
-        losses = []
-        for g in np.unique(groups):
-            tr, te = groups != g, groups == g
-            layer, _ = fit_output_layer(xs[tr] * w, y[tr], num_classes, weight_decay=wd, seed=seed, max_iter=300)
-            with torch.no_grad():
-                logits = layer(torch.from_numpy((xs[te] * w).astype(np.float32)))
-                losses.append(float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[te]).long())) * te.sum())
-        cv[(wd, sc)] = sum(losses) / len(y)
+        logits = fold_out_logits(xs * _stream_weights(x.shape[1], first_dims, sc), y, groups, num_classes, wd, seed)
+        lt = torch.from_numpy(logits)
+        cv[(wd, sc)] = float(torch.nn.functional.cross_entropy(lt, torch.from_numpy(np.asarray(y, np.int64))))
+        held[(wd, sc)] = lt.softmax(1).numpy()
     best_wd, best_sc = min(cv, key=cv.get)
     w = _stream_weights(x.shape[1], first_dims, best_sc)
     layer, fit = fit_output_layer(xs * w, y, num_classes, weight_decay=best_wd, seed=seed, max_iter=500)
@@ -127,7 +138,8 @@ def fit_crossfit_head(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_clas
                                                  for (wd, sc), v in cv.items()}, **fit}
     if first_dims is not None:
         info["other_streams_scale"] = best_sc
-    return CrossfitHead(mean, std, layer, best_wd, w if first_dims is not None else None), info
+    return (CrossfitHead(mean, std, layer, best_wd, w if first_dims is not None else None, held[(best_wd, best_sc)]),
+            info)
 
 
 def _stream_weights(dims: int, first_dims: int | None, scale: float) -> np.ndarray:

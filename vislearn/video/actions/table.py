@@ -53,15 +53,16 @@ from vislearn.video.data.split_layout import split_files
 from .config import TrainConfig
 from .crossfit import COMPOSITIONAL_FOLDS, FOLD_RULES, FOLDS_DIR, fold_splits
 from .detected_boxes import DETECTOR_FOLDS
-from .table_crossfit import finished_folds, fitted_ensemble, fitted_fewshot, fused
+from .table_crossfit import finished_folds, fitted_ensemble, fitted_fewshot, fold_average_ensemble, fused
 from .fewshot import finetune_last_layers, mean_ci, stage_split
 from .metrics import topk_accuracy
 from vislearn.common.tables import format_table
 from .report import report_at_end
 from .jobs import Job, JobResult, run_jobs
 from .table_rows import run_config
-from .table_rows import (CROSSFIT_ALONE, CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED, JOINT_STREAMS, PIXEL_KEYS,
-                         ROW_ORDER, STREAMS, STRG_STREAMS, TRACKED, TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
+from .table_rows import (COMPOSITIONAL_ONLY_KEYS, CROSSFIT_ALONE, CROSSFIT_FUSION, CROSSFIT_KEYS, ENSEMBLES, FITTED,
+                         JOINT_STREAMS, PIXEL_KEYS, ROW_ORDER, STREAMS, STRG_FOLD_AVERAGE, STRG_STREAMS, TRACKED,
+                         TRACKED_ENSEMBLES, TRACKED_FITTED, TRACKED_SPLITS, Stream)
 from .train import data_diff, train
 
 
@@ -185,15 +186,20 @@ def stream_jobs(streams: list[Stream], common: list[str], root: Path, prefix: st
 def fold_runs(crossfit: list[Stream], common: list[str], root: Path, prefix: str, split: Path, folds: int,
               seed: int, by: str) -> tuple[list[Job], list[tuple[str, list[list[str]]]], list[Path]]:
     """The fold runs of the streams `crossfit` (folds `by` combination, video or compositional) into
-    root/<folds dir>/<key>/fold<i>: (jobs, (config, overrides per fold) per stream, fold split folders)."""
+    root/<folds dir>/<key>/fold<i>: (jobs, (config, overrides per fold) per stream, fold split folders). A
+    stream that starts from another (STRG from the scene stream) starts from that stream's run of the same
+    fold, which never saw the fold's held-out videos either."""
     where = FOLDS_DIR[by]
     splits = fold_splits(split, root / where, folds, seed, by)
     jobs, per_stream = [], []
     for s in crossfit:
-        overrides = [common + [f"split={f}", f"out={root / where / s.key / f'fold{i}'}"] for i, f in enumerate(splits)]
+        fold_run = [{k: root / where / k / f"fold{i}" for k in (s.key, *s.needs)} for i in range(len(splits))]
+        overrides = [common + [f"split={f}", f"out={fold_run[i][s.key]}"] + s.starts_from(fold_run[i])
+                     for i, f in enumerate(splits)]
         per_stream.append((s.config, overrides))
-        jobs += [Job(f"{prefix}/{where}/{s.key}/fold{i}", train_job, (s.config, o), log=root / where / f"{s.key}_fold{i}.log")
-                 for i, o in enumerate(overrides)]
+        jobs += [Job(f"{prefix}/{where}/{s.key}/fold{i}", train_job, (s.config, o),
+                     after=tuple(f"{prefix}/{where}/{k}/fold{i}" for k in s.needs),
+                     log=root / where / f"{s.key}_fold{i}.log") for i, o in enumerate(overrides)]
     return jobs, per_stream, splits
 
 
@@ -205,7 +211,9 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
 
     On a `compositional` split the 2 compositional folds are run as well (about half the videos each, so
     cheap): the score ensembles' weights come from them (`weights_folds`), and a stream whose weight there
-    is 0 is left out of the fusion head (`crossfit_fusion_job`)."""
+    is 0 is left out of the fusion head (`crossfit_fusion_job`). STRG (`--full`) is run on these 2 folds only
+    (COMPOSITIONAL_ONLY_KEYS: 2 half runs of about 9 minutes, against 5 x 15 for the K folds), so the STRG
+    ensembles' weights come from them too."""
     crossfit = [s for s in streams if s.key in CROSSFIT_KEYS]
     if folds < 2 or not crossfit:
         return []
@@ -214,7 +222,8 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     jobs, per_stream, splits = fold_runs(crossfit, common, root, prefix, split, folds, seed, by)
     select = None
     if compositional and by != "compositional":
-        more, more_per_stream, _ = fold_runs(crossfit, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed,
+        more_streams = crossfit + [s for s in streams if s.key in COMPOSITIONAL_ONLY_KEYS]
+        more, more_per_stream, _ = fold_runs(more_streams, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed,
                                              "compositional")
         short = too_small_to_train(more_per_stream)
         if short:  # a tiny data set: its halves would not fill one batch
@@ -226,7 +235,8 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
         jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
                         (per_stream, [str(f) for f in splits], str(split), str(root / FOLDS_DIR[by] / "fusion"), seed,
-                         select), after=tuple(j.name for j in jobs), log=root / FOLDS_DIR[by] / "fusion.log"))
+                         select), after=tuple(j.name for j in jobs if "/folds_compositional/strg/" not in j.name),
+                        log=root / FOLDS_DIR[by] / "fusion.log"))
     return jobs
 
 
@@ -323,7 +333,7 @@ def fewshot_rows(streams: list[Stream], ensembles: list[str], fitted: list[str],
 
 # --------------------------------------------------------------------------- the table
 COMBINED = ("fusion", "fusion_joint", "fusion_crossfit", "ensemble", "ensemble_fit")
-STRG_STIN = ("fusion_strg", "ensemble_strg", "ensemble_strg_fit")
+STRG_STIN = ("fusion_strg", "ensemble_strg", "ensemble_strg_fit", STRG_FOLD_AVERAGE[0])
 
 
 def findings(table: dict, few: dict, splits: list[str], shots: list[int]) -> list[str]:
@@ -494,6 +504,12 @@ def demo(args) -> int:
                 ens = fitted_ensemble(root, FITTED[key][1], weights_folds(root, split, args))
                 table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
                 fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
+            if args.full and f"{split}/seed{seed}/{CROSSFIT_FUSION[0]}" in done:  # STRG with STIN's fold models
+                key = STRG_FOLD_AVERAGE[0]
+                ens = fold_average_ensemble(root, root / FOLDS_DIR[args.fold_by] / "fusion", "strg",
+                                            weights_folds(root, split, args))
+                table.setdefault(key, {}).setdefault(split, []).append((ens["top1"], ens["top5"]))
+                fits.setdefault(key, {}).setdefault(split, []).append({"seed": seed, **ens["fit"]})
     few: dict = {}
     for seed in (args.fewshot_seeds if args.shots else []):
         part = fewshot_rows(streams, ensembles, fitted, out / "fewshot" / f"seed{seed}", done, args)
@@ -507,7 +523,7 @@ def demo(args) -> int:
 
     keys = [k for k in ROW_ORDER if k in table or k in few]
     titles = ({s.key: s.title for s in STREAMS + JOINT_STREAMS + STRG_STREAMS + [TRACKED]}
-              | {k: v[0] for k, v in {**ENSEMBLES, **FITTED}.items()} | dict([CROSSFIT_FUSION, CROSSFIT_ALONE]))
+              | {k: v[0] for k, v in {**ENSEMBLES, **FITTED}.items()} | dict([CROSSFIT_FUSION, CROSSFIT_ALONE, STRG_FOLD_AVERAGE]))
     header = ["model"] + [f"{s} {m}" for s in args.splits for m in ("top-1", "top-5")]
     if args.shots:
         header += ["few-shot base top-1"] + [f"novel {k}-shot top-1" for k in args.shots]

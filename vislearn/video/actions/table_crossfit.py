@@ -117,6 +117,12 @@ def stream_selection(select: tuple[str, list[str], str]) -> dict:
     return {"weights": fit["weights"], "rule": fit["rule"], "others_kept": bool(any(w > 0 for w in others))}
 
 
+# beside the cross-fitted head's scores.npz: the same head on the first stream's fold models alone, on the validation
+# videos, and its leave-one-fold-out scores on the training videos (what an ensemble on top of it fits its weights on)
+FIRST_STREAM_SCORES = "first_stream_scores.npz"
+FIRST_STREAM_OOF_SCORES = "first_stream_oof_scores.npz"
+
+
 def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[str], split: str, out: str,
                         seed: int, select: tuple[str, list[str], str] | None = None) -> dict:
     """The cross-fitted feature fusion of one (split, seed) (a worker process's job): features of every fold
@@ -124,11 +130,13 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     scored by the mean over folds. `streams`: (config, [overrides of fold i]) per stream. With `select`, the
     streams after the first enter the head only where `stream_selection` keeps them; when it keeps none, their
     features are not computed and the head is the first stream's alone (scale 0). The same head on the first
-    stream alone is fitted too ("first_stream_alone"). Writes out/{scores.npz, results.json}; a finished one
-    with the same selection is read back."""
+    stream alone is fitted too ("first_stream_alone", FIRST_STREAM_SCORES and FIRST_STREAM_OOF_SCORES). Writes
+    out/{scores.npz, results.json}; a finished one with the same selection is read back."""
     out_dir = Path(out)
     selection = stream_selection(select) if select and len(streams) > 1 else None
-    if (out_dir / "results.json").is_file() and (out_dir / "scores.npz").is_file():
+    files_done = all((out_dir / n).is_file() for n in ("results.json", "scores.npz", FIRST_STREAM_SCORES,
+                                                        FIRST_STREAM_OOF_SCORES))
+    if files_done:
         done = read_json(out_dir / "results.json")
         # else a head from before the scales, or fitted without (or with another) stream selection
         if len(streams) < 2 or ("other_streams_scale" in done.get("head", {}) and done.get("selection") == selection
@@ -141,7 +149,7 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     names = class_names(labels)
     evaluated = load_records(files.sets["validation"], labels)
     used = streams[:1] if selection is not None and not selection["others_kept"] else streams
-    x_oof, y_oof, groups, x_eval = [], [], [], []
+    x_oof, y_oof, groups, x_eval, oof_ids = [], [], [], [], []
     for i, fold in enumerate(folds):
         held = load_records(Path(fold) / VALIDATION, labels)
         oof_feats, eval_feats = [], []
@@ -155,6 +163,7 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
         x_oof.append(np.concatenate(oof_feats, 1))
         x_eval.append(np.concatenate(eval_feats, 1))
         y_oof += [labels[r.class_name] for r in held]
+        oof_ids += [r.id for r in held]
         groups += [i] * len(held)
     x, y, g, d = np.concatenate(x_oof), np.array(y_oof), np.array(groups), oof_feats[0].shape[1]
     head, fit = fit_crossfit_head(x, y, g, len(names), seed, first_dims=d if len(used) > 1 else None)
@@ -163,15 +172,42 @@ def crossfit_fusion_job(streams: list[tuple[str, list[list[str]]]], folds: list[
     probs = predict_crossfit(head, x_eval)
     y_eval = np.array([labels[r.class_name] for r in evaluated])
     summary = summarize(probs, y_eval, names)
-    alone = {}
-    if len(streams) > 1:  # the same head on the first stream's fold models alone: what fusing the others adds
-        head1, fit1 = (fit_crossfit_head(x[:, :d], y, g, len(names), seed) if len(used) > 1 else (head, fit))
-        probs1 = predict_crossfit(head1, [e[:, :d] for e in x_eval]) if len(used) > 1 else probs
-        alone = {"first_stream_alone": {"head": {k: v for k, v in fit1.items() if k != "cv_loss"},
-                                        "evaluation": {"set": "validation", **top1_top5(probs1, y_eval)}}}
+    # the same head on the first stream's fold models alone: what fusing the others adds
+    head1, fit1 = (fit_crossfit_head(x[:, :d], y, g, len(names), seed) if len(used) > 1 else (head, fit))
+    probs1 = predict_crossfit(head1, [e[:, :d] for e in x_eval]) if len(used) > 1 else probs
+    alone = {"first_stream_alone": {"head": {k: v for k, v in fit1.items() if k != "cv_loss"},
+                                    "evaluation": {"set": "validation", **top1_top5(probs1, y_eval)}}}
     out_dir.mkdir(parents=True, exist_ok=True)
+    save_scores(out_dir / FIRST_STREAM_SCORES, [r.id for r in evaluated], probs1, y_eval, names)
+    save_scores(out_dir / FIRST_STREAM_OOF_SCORES, oof_ids, head1.held_out_probs, y, names)
     save_scores(out_dir / "scores.npz", [r.id for r in evaluated], probs, y_eval, names)
     results = {"model": "cross-fitted fusion head", "folds": len(folds), "head": fit, "selection": selection,
                "evaluation": {"set": "validation", **summary}, **alone}
     write_json(out_dir / "results.json", results, indent=1)
     return results
+
+
+def stream_out_of_fold(root: Path, key: str, where: str) -> tuple[Scores, str]:
+    """One stream's out-of-fold scores: its fold runs in root/<where> when it has them all, else its run's
+    held-out slice of training (and which rule gave them)."""
+    folds = root / where
+    folders = finished_folds(root, (key,), where)
+    if folders:
+        rule = f"{len(folders)}-fold cross-fitting ({where})"
+        return out_of_fold([folds / key / f.parent.name for f in folders], folders), rule
+    return held_out_scores(root / key), "its run's held-out slice of training"
+
+
+def fold_average_ensemble(root: Path, head_dir: Path, other: str, where: str) -> dict:
+    """The score ensemble of the first stream's fold models (the cross-fitted head of `head_dir` on them alone)
+    with the full-data run root/<other>, as `fitted_ensemble`'s pool. Its weights are fitted on the training
+    videos where both have out-of-fold scores: the head's (each video scored by the head fitted without its
+    fold, on the features of the fold model that did not train on it) and `other`'s (`stream_out_of_fold`)."""
+    other_oof, rule = stream_out_of_fold(root, other, where)
+    parts = [read_scores(head_dir / FIRST_STREAM_OOF_SCORES), other_oof]
+    ids = common_ids(parts)
+    parts = [p.take(ids) for p in parts]
+    w, fit = fit_pool_weights(log_scores(parts), parts[0].labels)
+    fit = {"weights": {"fold_models": float(w[0]), other: float(w[1])},
+           "rule": f"the fold models' head left out fold by fold; {other}: {rule}", **fit}
+    return {**pooled([head_dir / FIRST_STREAM_SCORES, root / other / "scores.npz"], list(w)), "fit": fit}
