@@ -4,7 +4,8 @@ import pytest
 
 from vislearn.video.data.annotations import parse_video
 from vislearn.video.tracking.detections import HAND_CLASS, OBJECT_CLASS, VideoDetections
-from vislearn.video.tracking.identities import IdentityConfig, assign_identities, identities_to_records, tracks_to_records
+from vislearn.video.tracking.identities import (Identity, IdentityConfig, assign_identities, extend_ends, identities_to_records,
+                                               tracks_to_records)
 from vislearn.video.tracking.kalman import KalmanFilter
 from vislearn.video.tracking.simulate import GreedyLinker, greedy_link
 from vislearn.video.tracking.tracker import ByteTracker, Track, TrackerConfig, fill_gaps, track_video
@@ -244,6 +245,31 @@ def test_object_fragments_are_stitched_when_they_continue():
     # too long a gap: not joined
     ids = assign_identities(tracks, IdentityConfig(stitch_gap=3))
     assert len(ids) == 3
+
+
+def test_identities_are_followed_past_their_ends_through_weaker_detections():
+    """The detector finds the object at 0.3 for 6 frames before it scores enough to start a track: with the
+    video's detections the identity takes those frames back (and, past its end, frames still overlapping), but
+    not a detection below --low-score, a detection of another class, or one on another identity's box."""
+    obj = {**moving(0, 2, range(6), score=0.3), **moving(0, 2, range(6, 20)), **moving(0, 2, range(20, 26), score=0.05)}
+    hand = {**moving(200, 0, range(3, 26)), 2: ((4.0, 100.0, 64.0, 160.0), 0.3)}  # frame 2: the hand on the object
+    det = make_dets(26, [(OBJECT_CLASS, obj), (HAND_CLASS, hand)])
+    tracks = track_video(det)
+    plain = {i.name: i for i in assign_identities(tracks)}
+    assert min(plain["0000"].frames) == 6 and max(plain["0000"].frames) == 19  # the tracker's own span
+    idents = {i.name: i for i in assign_identities(tracks, detections=det)}
+    assert sorted(idents["0000"].frames) == list(range(20))  # back to frame 0; not on through the 0.05 ones
+    assert np.allclose(idents["0000"].frames[0][0], (0, 100, 60, 160)) and idents["0000"].frames[0][1] == pytest.approx(0.3)
+    assert min(idents["hand"].frames) == 3  # its frame-2 box is the object's (another class, IoU 0.87), not taken
+    # past the end too, and a detection on another identity's box in that frame is not taken
+    a, b = Identity("0000", OBJECT_CLASS), Identity("0001", OBJECT_CLASS)
+    a.add(track(1, OBJECT_CLASS, range(0, 5), x=0.0))
+    b.add(track(2, OBJECT_CLASS, range(8, 10), x=8.0))  # another object where a's path goes on
+    later = {f: ((2.0 * (f - 4), 0.0, 2.0 * (f - 4) + 20, 20.0), 0.3) for f in range(5, 10)}
+    later[8] = ((8.0, 0.0, 28.0, 20.0), 0.3)  # frame 8: b's own box, overlapping a's frame-7 box by 0.82
+    extend_ends([a, b], make_dets(10, [(OBJECT_CLASS, later)]), IdentityConfig())
+    assert sorted(a.frames) == list(range(8)) and sorted(b.frames) == [8, 9]
+    assert assign_identities(tracks, IdentityConfig(extend_iou=0), det)[1].frames.keys() == plain["0000"].frames.keys()
 
 
 def test_identity_output_is_an_ordinary_something_else_file():

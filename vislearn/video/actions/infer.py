@@ -249,7 +249,7 @@ def tracked_boxes(s: Session, vid: str, path: Path, clock: Clock, video: VideoRe
         det = s.context.rescore(det)
     tracker = s.new_tracker() if s.new_tracker is not None else None
     tracks = track_video(det, TrackerConfig(), tracker)
-    idents = assign_identities(tracks, IdentityConfig(max_objects=s.num_slots - 1))
+    idents = assign_identities(tracks, IdentityConfig(max_objects=s.num_slots - 1), det)
     records = identities_to_records(vid, idents, det.num_frames)
     s.tracks[vid] = records
     boxes = AnnotationFile({vid: records}, f"tracks of {path}")

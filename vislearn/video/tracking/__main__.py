@@ -45,7 +45,9 @@ covers by at least --in-play-contact in some frame (a threshold of 0 turns its t
 is off), and with --in-play-near a static one that an object in play comes within that many box sizes of;
 when any object is in play the static untouched ones (e.g. other objects on the table) are dropped. The --max-objects strongest
 remaining objects are kept (default 3: the models' 4 slots minus the hand), numbered 0000, 0001, ...
-by decreasing strength."""
+by decreasing strength. Last, each identity is followed past its first and last frame through the
+detections (score >= --low-score) that overlap its end box by --extend-iou: the detector often finds an
+object a few frames before the tracker's birth rule starts its track."""
 
 
 TRAIN_HELP = """Train the hand/object detector (default: FCOS on the ImageNet MobileNetV2, the verified local file
@@ -249,6 +251,9 @@ def _add_tracker_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--in-play-near", type=_non_negative, default=i.in_play_near,
                    help=f"a static object also in play when an object in play comes within this many box sizes of "
                         f"it, 0 = off (default {i.in_play_near})")
+    g.add_argument("--extend-iou", type=_fraction, default=i.extend_iou,
+                   help=f"follow each identity past its first and last frame through detections scoring at least "
+                        f"--low-score that overlap its end box by this IoU, 0 = off (default {i.extend_iou})")
 
 
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -487,7 +492,8 @@ def _tracker_configs(args):
                         similarity=args.similarity)
     return cfg, IdentityConfig(max_objects=args.max_objects, min_detections=args.min_detections,
                                stitch_gap=args.stitch_gap, in_play_motion=args.in_play_motion,
-                               in_play_contact=args.in_play_contact, in_play_near=args.in_play_near)
+                               in_play_contact=args.in_play_contact, in_play_near=args.in_play_near,
+                               extend_iou=args.extend_iou, extend_min_score=cfg.low_score)
 
 
 def cmd_track(args) -> int:
@@ -520,7 +526,7 @@ def cmd_track(args) -> int:
         if args.raw:
             out[vid] = tracks_to_records(vid, tracks, det.num_frames)
             continue
-        idents = assign_identities(tracks, ident_cfg)
+        idents = assign_identities(tracks, ident_cfg, det)
         n_hand += any(i.name == "hand" for i in idents)
         n_obj += sum(i.name != "hand" for i in idents)
         out[vid] = identities_to_records(vid, idents, det.num_frames)
@@ -597,7 +603,7 @@ def cmd_track_split(args) -> int:
         det = detect_video(model, path, device, vid, args.batch_size, args.score_threshold)
         if context is not None:
             det = context.rescore(det)
-        return identities_to_records(vid, assign_identities(track_video(det, cfg), ident_cfg), det.num_frames)
+        return identities_to_records(vid, assign_identities(track_video(det, cfg), ident_cfg, det), det.num_frames)
 
     where = f"shard {shard[0]} of {shard[1]}: " if shard[1] > 1 else ""
     print(f"{where}{len(mine)} of {len(ids)} videos of {args.split}; {spec.arch} on {device}", file=sys.stderr)

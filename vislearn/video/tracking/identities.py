@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vislearn.video.data.annotations import HAND, frame_name
-from .detections import HAND_CLASS
+from .detections import HAND_CLASS, VideoDetections
 from .geometry import iou_matrix
 from .tracker import Track
 
@@ -54,6 +54,13 @@ class IdentityConfig:
     # sizes of it (the reference object of "Putting [something] next to [something]"; 0: off). Off: 0.5 won on
     # training videos but lost on held-out ones (docs/video.md, "The reference object")
     in_play_near: float = 0.0
+    # offline, each identity is followed past its first and last frame through the detections (any score the
+    # tracker reads, >= low_score) while one overlaps its end box by this IoU (0: off). A track is born only after
+    # `min_hits` confident detections, and the detector often finds the object before that at a lower score:
+    # without it, the frames before a track's birth have no box, which costs the box model most of its loss on
+    # videos whose identities are right (docs/video.md, "Following identities past their ends")
+    extend_iou: float = 0.5
+    extend_min_score: float = 0.1
 
 
 @dataclass
@@ -145,8 +152,10 @@ def in_play(ident: Identity, hand: Identity | None, cfg: IdentityConfig) -> bool
                 or (cfg.in_play_contact and hand_contact(ident, hand) >= cfg.in_play_contact))
 
 
-def assign_identities(tracks: list[Track], config: IdentityConfig | None = None) -> list[Identity]:
-    """Identities in output order: `hand` first (when there is one), then `0000`, `0001`, ..."""
+def assign_identities(tracks: list[Track], config: IdentityConfig | None = None,
+                      detections: VideoDetections | None = None) -> list[Identity]:
+    """Identities in output order: `hand` first (when there is one), then `0000`, `0001`, ...; with the video's
+    `detections`, each followed past its ends (`extend_ends`)."""
     cfg = config or IdentityConfig()
     kept = [t for t in tracks if sum(t.detected) >= cfg.min_detections]
     kept.sort(key=lambda t: (-t.strength, t.track_id))
@@ -175,7 +184,40 @@ def assign_identities(tracks: list[Track], config: IdentityConfig | None = None)
     objects = (playing or sorted(objects, key=lambda o: -o.strength))[:cfg.max_objects]
     for k, o in enumerate(objects):
         o.name = f"{k:04d}"
-    return ([hand] if hand is not None else []) + objects
+    idents = ([hand] if hand is not None else []) + objects
+    if detections is not None and cfg.extend_iou > 0:
+        extend_ends(idents, detections, cfg)
+    return idents
+
+
+def extend_ends(idents: list[Identity], det: VideoDetections, cfg: IdentityConfig) -> None:
+    """Follow each identity backwards from its first frame and forwards from its last, one frame at a time,
+    through the video's detections of its class (score >= `extend_min_score`): the one overlapping its box at
+    the end reached by the most IoU, at least `extend_iou`, extends it; the first frame without one stops it.
+    A detection that overlaps another identity's box in that frame by as much is not taken. Added frames
+    count as not detected (they do not change strengths, which were used already)."""
+    per_frame = {f: (xyxy, score, label) for f, xyxy, score, label in det.frames()}
+    for ident in idents:
+        others = [o for o in idents if o is not ident]
+        first, last = ident.ends()
+        for start, step, stop in ((first, -1, -1), (last, 1, det.num_frames)):
+            box = ident.frames[start][0]
+            for f in range(start + step, stop, step):
+                if f in ident.frames:
+                    break
+                xyxy, score, label = per_frame[f]
+                keep = (label == ident.label) & (score >= cfg.extend_min_score)
+                taken = [o.frames[f][0] for o in others if f in o.frames]
+                if taken and keep.any():
+                    keep &= iou_matrix(xyxy, np.stack(taken)).max(1) < cfg.extend_iou
+                if not keep.any():
+                    break
+                ious = np.where(keep, iou_matrix(xyxy, box[None])[:, 0], -1.0)
+                k = int(ious.argmax())
+                if ious[k] < cfg.extend_iou:
+                    break
+                box = np.asarray(xyxy[k], dtype=np.float64)
+                ident.frames[f] = (box, float(score[k]))
 
 
 def identities_to_records(video_id: str, identities: list[Identity], num_frames: int,
