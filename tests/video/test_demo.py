@@ -231,12 +231,23 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
     # fold, which never trained on it; the tracks (and the box model's training boxes) stay the full detector's
     fe_dir = out / "compositional" / "front_end"
     assert front["detector_folds"] == 2 and 0.0 <= front["mot_train"]["identities_right"] <= 1.0
+    # the tracked-box STIN trains on each training video's tracks and its ground-truth boxes
+    import yaml
+
+    tracked = yaml.safe_load((root / "stin_tracked" / "config.yaml").read_text())
+    assert front["tracked_training"] == "both" and tracked["train_boxes_also"].endswith("annotations.json")
+    assert tracked["boxes"].endswith("tracks_context_crossfit.json")
     merged = json.loads((fe_dir / "detections_out_of_fold.json").read_text())
     for k in range(2):
         trained, held = fold_ids(fe_dir / "detector_folds" / f"fold{k}" / "split")
         part = json.loads((fe_dir / "detector_folds" / f"fold{k}" / "detections.json").read_text())
         assert set(part) == held and not held & trained and all(merged[v] == part[v] for v in held)
     assert (fe_dir / "tracks_context_crossfit.json").exists() and (fe_dir / "context_crossfit.json").exists()
+    # the tracks say which tracker and identity settings made them: other defaults (a later version) track again
+    from vislearn.video.actions.detected_boxes import tracking_defaults
+
+    stamp = json.loads((fe_dir / "tracks_context_crossfit.settings.json").read_text())
+    assert stamp == tracking_defaults() and stamp["identities"]["extend_iou"] > 0
     assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
 
 

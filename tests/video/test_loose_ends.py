@@ -251,3 +251,45 @@ def test_what_coord_batch_needs_of_clip_dataset_lives_below_both():
     assert _imports(DATA / "clip_defaults.py") == set()
     assert clip_dataset.SSV2_FRAME_HEIGHT == frame_size.SSV2_FRAME_HEIGHT
     assert clip_dataset.box_extent_size is frame_size.box_extent_size  # old imports keep working
+
+
+# ------------------------------------------------------------------ train_boxes_also (the tracked-box row)
+def shifted_boxes(src: Path, dst: Path, dx: float) -> Path:
+    """A copy of a Something-Else box file with every box moved dx pixels right."""
+    data = json.loads(src.read_text())
+    for frames in data.values():
+        for rec in frames:
+            for lab in rec["labels"]:
+                lab["box2d"]["x1"] += dx
+                lab["box2d"]["x2"] += dx
+    dst.write_text(json.dumps(data))
+    return dst
+
+
+def test_train_boxes_also_sees_each_training_video_with_both_sources(box_split, tmp_path):
+    """Each training video twice, its copy read from the second box file; the held-out part and the evaluated
+    videos read `boxes` only; a run trained on one box source is not read back as one trained on two."""
+    from vislearn.video.actions.config import TrainConfig
+    from vislearn.video.actions.data import ALSO, build_data
+    from vislearn.video.actions.train import data_diff
+
+    split, boxes = box_split
+    also = shifted_boxes(boxes, tmp_path / "also.json", 7.0)
+    base = dict(split=str(split), boxes=str(boxes), model="stin", frame_size=[427, 240], workers=0)
+    one = build_data(TrainConfig(**base), needs_boxes=True, needs_frames=False, log=lambda *a: None)
+    cfg = TrainConfig(**base, train_boxes_also=str(also))
+    two = build_data(cfg, needs_boxes=True, needs_frames=False, log=lambda *a: None)
+    ids = [r.id for r in one.train.items]
+    assert [r.id for r in two.train.items] == ids + [v + ALSO for v in ids]
+    assert [r.class_name for r in two.train.items] == [r.class_name for r in one.train.items] * 2
+    assert [r.id for r in two.holdout.items] == [r.id for r in one.holdout.items]
+    assert [r.id for r in two.evaluation.items] == [r.id for r in one.evaluation.items]
+    v = ids[0]
+    first, second = two.train.boxes.get(v), two.train.boxes.get(v + ALSO)
+    assert first.xyxy.tolist() == one.train.boxes.get(v).xyxy.tolist()
+    assert second.xyxy[:, [0, 2]] == pytest.approx(first.xyxy[:, [0, 2]] + 7.0)
+    assert two.evaluation.boxes.get(two.evaluation.items[0].id).xyxy.tolist() == \
+        one.evaluation.boxes.get(one.evaluation.items[0].id).xyxy.tolist()
+    assert data_diff({"split": str(split), "boxes": str(boxes)}, cfg) == [f"train_boxes_also: none -> {also}"]
+    with pytest.raises(UserError, match="only for box-only models"):
+        build_data(cfg, needs_boxes=True, needs_frames=True, log=lambda *a: None)

@@ -35,6 +35,9 @@ class TrainConfig:
     split: str = ""  # split folder: labels.json, train.json, validation.json (from `vislearn video splits`)
     boxes: str = ""  # Something-Else JSON or box store (empty: a scene-only model needs none)
     videos: str = ""  # folder of <id>.webm/.mp4 or <id>/0001.jpg frame folders (only for pixel models)
+    train_boxes_also: str = ""  # box-only models: a second box file or store in which every training video is also
+    # seen (the training set holds each video twice, once with `boxes`, once with these); the held-out part and the
+    # evaluation read `boxes` only. The tracked-box row: trained on the tracks and the ground-truth boxes (docs/video.md)
     eval_set: str = "validation"  # the split file evaluated at the end (the held-out side of the split)
     holdout_fraction: float = setting(0.1, min=0, below=1)  # part of train.json kept aside for model selection
     # (never the eval set)

@@ -102,6 +102,42 @@ def make_dataset(cfg: TrainConfig, records: list[Record], labels: dict[str, int]
         **({"video_opener": video_opener} if video_opener is not None else {}))
 
 
+ALSO = "#also"  # the id suffix of a training video's second copy, read from `train_boxes_also`
+
+
+class BoxesAlso:
+    """Two box sources of the same videos as one (`train_boxes_also`): `id` reads `first`, `id + ALSO` reads
+    `second`. A training set of both copies of each record then sees every video with either set of boxes."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def _source(self, video_id: str):
+        vid = str(video_id)
+        return (self.second, vid[: -len(ALSO)]) if vid.endswith(ALSO) else (self.first, vid)
+
+    def __contains__(self, video_id) -> bool:
+        source, vid = self._source(video_id)
+        return vid in source
+
+    def get(self, video_id):
+        source, vid = self._source(video_id)
+        return source.get(vid)
+
+
+def with_boxes_also(cfg: TrainConfig, records: list[Record], boxes, needs_frames: bool):
+    """(records, boxes) of the training set: with `cfg.train_boxes_also`, every record twice, its copy reading
+    the second box source (box-only models: the copy has no video of its own)."""
+    if not cfg.train_boxes_also or boxes is None:
+        return records, boxes
+    if needs_frames:
+        raise UserError(f"train_boxes_also={cfg.train_boxes_also}: only for box-only models ({cfg.model} reads "
+                        f"pixels)")
+    also = open_boxes(cfg.train_boxes_also)
+    copies = [Record(r.id + ALSO, r.template, r.label, list(r.placeholders)) for r in records]
+    return records + copies, BoxesAlso(boxes, also)
+
+
 def check_disjoint(files, train_records: list[Record], eval_records: list[Record] | None, eval_path) -> None:
     """Refuse (one line, naming a few ids and the count) a split whose training list shares videos with
     its validation list or with the evaluated list: what `splits validate` reports as disjoint-ids, caught
@@ -141,7 +177,8 @@ def build_data(cfg: TrainConfig, needs_boxes: bool, needs_frames: bool, with_tra
         note = holdout_note(cfg.holdout_fraction, len(held_recs), len(records))
         if note:
             log(note)
-        train = make_dataset(cfg, train_recs, labels, train=True, source=str(files.train), **kw)
+        both, both_boxes = with_boxes_also(cfg, train_recs, boxes, needs_frames)
+        train = make_dataset(cfg, both, labels, train=True, source=str(files.train), **{**kw, "boxes": both_boxes})
         if held_recs:
             holdout = make_dataset(cfg, held_recs, labels, train=False, source=f"{files.train} (held out)", **kw)
         report["train"] = train.report

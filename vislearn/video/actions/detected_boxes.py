@@ -26,6 +26,7 @@ Every step is the user's command, resumable, and skipped when its output exists.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from vislearn.common.jsonio import read_json, write_json
@@ -60,6 +61,16 @@ def detect_in_shards(videos: list[Path], detector: Path, detections: Path, shard
     code = datasets(["merge-boxes", *map(str, parts), "--out", str(detections)])
     if code:
         raise SystemExit(code)
+
+
+def tracking_defaults() -> dict:
+    """The tracker's and the identity rule's settings the front end tracks with (their defaults), as JSON."""
+    from dataclasses import asdict
+
+    from vislearn.video.tracking.identities import IdentityConfig
+    from vislearn.video.tracking.tracker import TrackerConfig
+
+    return json.loads(json.dumps({"tracker": asdict(TrackerConfig()), "identities": asdict(IdentityConfig())}))
 
 
 def front_end(data: Path, out: Path, split: str, quiet: bool = True, detector_folds: int = DETECTOR_FOLDS) -> dict:
@@ -124,12 +135,16 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True, detector_fo
     if not ap_file.exists():
         write_json(ap_file, detections_ap_figures(detections, data, split_dir, distractors, context), indent=1)
     tracks = folder / f"tracks_context{suffix}.json"
-    if not tracks.exists():
+    stamp = folder / f"tracks_context{suffix}.settings.json"  # the tracker's and identity rule's defaults they used
+    settings = tracking_defaults()
+    retrack = not tracks.exists() or not stamp.exists() or read_json(stamp) != settings
+    if retrack:  # new, or made by other defaults (an earlier version's): tracked again, and their figures redone
         run(["track", "--detections", str(detections), "--context", str(context), "--out", str(tracks)])
+        write_json(stamp, settings, indent=1)
     mot = {}
     for side, name in (("validation", f"mot_context{suffix}.json"), ("train", f"mot_context{suffix}_train.json")):
         mot_file = folder / name
-        if not mot_file.exists():
+        if retrack or not mot_file.exists():
             from vislearn.video.data.box_store import open_boxes
             from vislearn.video.tracking.mot_eval import evaluate
 

@@ -70,6 +70,8 @@ CROSSFIT_ALONE = ("stin_crossfit", "STIN+OIE+NL, fold models alone (the cross-fi
 STRG_FOLD_AVERAGE = ("ensemble_strg_crossfit", "STRG, STIN+OIE+NL fold models (score fusion, weights fitted out of fold)")
 # --full: the paper's detected-box setting (video.actions.detected_boxes), on the compositional split only: the
 # detector trains on its training videos, which the shuffled split's validation side contains
+# trained on each training video's tracks and its ground-truth boxes (`train_boxes_also`; `--tracked-training tracks`:
+# on the tracks only, the paper's protocol), evaluated on the validation videos' tracks
 TRACKED = Stream("stin_tracked", "STIN+OIE+NL (tracked boxes)", "stin_oie_nl.yaml")
 TRACKED_SPLITS = ("compositional",)
 # the paper's combination rows are measured with detected boxes: the same ensembles with the tracked-box STIN

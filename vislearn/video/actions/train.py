@@ -156,7 +156,8 @@ def model_args_diff(saved: dict, new: dict) -> list[str]:
 
 
 
-DATA_FIELDS = ("split", "boxes", "videos")  # what a run is trained on: a run is never continued or reused on other data
+DATA_FIELDS = ("split", "boxes", "videos", "train_boxes_also")  # what a run is trained on: a run is never continued
+# or reused on other data
 
 
 def data_diff(saved: dict, cfg: TrainConfig) -> list[str]:
@@ -165,7 +166,9 @@ def data_diff(saved: dict, cfg: TrainConfig) -> list[str]:
     out = []
     for name in DATA_FIELDS:
         was, now = saved.get(name), getattr(cfg, name)
-        if was and now and Path(str(was)).resolve() != Path(str(now)).resolve():
+        if name == "train_boxes_also" and bool(was) != bool(now):  # one side trained on a single box source
+            out.append(f"{name}: {was or 'none'} -> {now or 'none'}")
+        elif was and now and Path(str(was)).resolve() != Path(str(now)).resolve():
             out.append(f"{name}: {was} -> {now}")
     return out
 
