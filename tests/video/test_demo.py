@@ -248,6 +248,14 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
 
     stamp = json.loads((fe_dir / "tracks_context_crossfit.settings.json").read_text())
     assert stamp == tracking_defaults() and stamp["identities"]["extend_iou"] > 0
+    from vislearn.video.actions.detected_boxes import front_end
+
+    stamp_file, tracks_file = fe_dir / "tracks_context_crossfit.settings.json", fe_dir / "tracks_context_crossfit.json"
+    stamp_file.write_text(json.dumps({**stamp, "identities": {**stamp["identities"], "extend_iou": 0.0}}))
+    before = tracks_file.read_bytes()
+    front_end(data, out, "compositional")  # everything read back but the tracks: the old ones kept beside
+    assert (fe_dir / "tracks_context_crossfit.before1.json").read_bytes() == before and tracks_file.exists()
+    assert json.loads(stamp_file.read_text()) == tracking_defaults()
     assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
 
 

@@ -584,8 +584,8 @@ def demo(args) -> int:
     if front_ends:
         from .detected_boxes import summary as front_end_summary
 
-        trained_on = ("its tracks and its ground-truth boxes" if args.tracked_training == "both"
-                      else "its tracks only (the paper's protocol)")
+        trained_on = ("tracks and ground-truth boxes" if args.tracked_training == "both"
+                      else "tracks only (the paper's protocol)")
         lines += [f"{split}: {front_end_summary(fe)} The tracked-box row's box model trains on each training "
                   f"video's {trained_on}." for split, fe in front_ends.items()]
         summary["front_end"] = {split: {**{k: fe[k] for k in ("detector", "context", "mot", "mot_train", "detector_folds")},
