@@ -140,7 +140,8 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True, detector_fo
     retrack = not tracks.exists() or not stamp.exists() or read_json(stamp) != settings
     if retrack:  # new, or made by other defaults (an earlier version's): tracked again, and their figures redone
         if tracks.exists():  # kept beside, renamed: a box model may have trained on it
-            kept = next(p for k in range(1, 10_000) if not (p := tracks.with_name(f"{tracks.stem}.before{k}.json")).exists())
+            kept = next(p for k in range(1, 10_000)
+                        if not (p := tracks.with_name(f"{tracks.stem}.before{k}.json")).exists())
             tracks.rename(kept)
             print(f"{tracks}: made with other tracking settings than this version's; kept as {kept.name}, tracking "
                   f"again", flush=True)

@@ -220,11 +220,12 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     from .table_crossfit import crossfit_fusion_job
 
     jobs, per_stream, splits = fold_runs(crossfit, common, root, prefix, split, folds, seed, by)
-    select = None
+    select, compositional_only = None, set()  # the fusion head does not wait for the compositional-only runs
     if compositional and by != "compositional":
         more_streams = crossfit + [s for s in streams if s.key in COMPOSITIONAL_ONLY_KEYS]
         more, more_per_stream, _ = fold_runs(more_streams, common, root, prefix, split, COMPOSITIONAL_FOLDS, seed,
                                              "compositional")
+        compositional_only = {j.name for j in more if j.name.split("/")[-2] in COMPOSITIONAL_ONLY_KEYS}
         short = too_small_to_train(more_per_stream)
         if short:  # a tiny data set: its halves would not fill one batch
             print(f"[{prefix}] compositional folds left out: {short}; the ensemble weights come from the "
@@ -235,7 +236,7 @@ def fold_jobs(streams: list[Stream], common: list[str], root: Path, prefix: str,
     if {s.key for s in crossfit} >= set(CROSSFIT_KEYS):
         jobs.append(Job(f"{prefix}/{CROSSFIT_FUSION[0]}", crossfit_fusion_job,
                         (per_stream, [str(f) for f in splits], str(split), str(root / FOLDS_DIR[by] / "fusion"), seed,
-                         select), after=tuple(j.name for j in jobs if "/folds_compositional/strg/" not in j.name),
+                         select), after=tuple(j.name for j in jobs if j.name not in compositional_only),
                         log=root / FOLDS_DIR[by] / "fusion.log"))
     return jobs
 
