@@ -292,9 +292,17 @@ def collect(ac, envs: Envs, featurize: Featurizer, cfg: PPOConfig) -> tuple[dict
 # ---------------------------------------------------------------------------------------------------- the run
 def train(cfg: PPOConfig, out: str | os.PathLike, resume: bool = False, overwrite: bool = False, log=print,
           progress: bool | None = None) -> dict:
-    """Train (or with `resume`, continue) the PPO run in `out`; returns results.json's content (process 0)."""
-    with session():
-        return _train(cfg, Path(out), resume, overwrite, log, sys.stderr.isatty() if progress is None else progress)
+    """Train (or with `resume`, continue) the PPO run in `out`; returns results.json's content (process 0). Under
+    torchrun the process group is destroyed before the process exits: left to the interpreter's exit, gloo's
+    threads sometimes abort a process ("terminate called without an active exception", 1 run in 5 here)."""
+    from vislearn.common.distributed import cleanup_distributed
+
+    try:
+        with session():
+            return _train(cfg, Path(out), resume, overwrite, log,
+                          sys.stderr.isatty() if progress is None else progress)
+    finally:
+        cleanup_distributed()
 
 
 def _setup(cfg: PPOConfig):
