@@ -2,6 +2,7 @@
 draw included, last-layer fine-tuning, the run folder's table/JSON/figure, resuming, bad settings."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,7 +187,7 @@ def test_report_in_a_browser(demo_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
+def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path, monkeypatch):
     """`--full` (make table-full) on a tiny set: detector, tracks in 2 shards, the STRG rows, and the
     tracked-box row on the compositional split only (its detector trained on those training videos)."""
     data, out = tmp_path / "data", tmp_path / "runs"
@@ -236,26 +237,33 @@ def test_full_table_has_the_strg_and_tracked_box_rows(tmp_path):
 
     tracked = yaml.safe_load((root / "stin_tracked" / "config.yaml").read_text())
     assert front["tracked_training"] == "both" and tracked["train_boxes_also"].endswith("annotations.json")
-    assert tracked["boxes"].endswith("tracks_context_crossfit.json")
+    tracks_file = Path(tracked["boxes"])
+    assert tracks_file.parent == fe_dir and tracks_file.name.startswith("tracks_context_crossfit_")
     merged = json.loads((fe_dir / "detections_out_of_fold.json").read_text())
     for k in range(2):
         trained, held = fold_ids(fe_dir / "detector_folds" / f"fold{k}" / "split")
         part = json.loads((fe_dir / "detector_folds" / f"fold{k}" / "detections.json").read_text())
         assert set(part) == held and not held & trained and all(merged[v] == part[v] for v in held)
-    assert (fe_dir / "tracks_context_crossfit.json").exists() and (fe_dir / "context_crossfit.json").exists()
-    # the tracks say which tracker and identity settings made them: other defaults (a later version) track again
-    from vislearn.video.actions.detected_boxes import tracking_defaults
+    assert tracks_file.exists() and (fe_dir / "context_crossfit.json").exists()
+    # the tracks are named by the tracker's and identity rule's settings that made them (written beside them)
+    from vislearn.common.errors import UserError
+    from vislearn.video.actions import detected_boxes
+    from vislearn.video.actions.table import finished
+    from vislearn.video.actions.table_rows import run_config
 
-    stamp = json.loads((fe_dir / "tracks_context_crossfit.settings.json").read_text())
-    assert stamp == tracking_defaults() and stamp["identities"]["extend_iou"] > 0
-    from vislearn.video.actions.detected_boxes import front_end
-
-    stamp_file, tracks_file = fe_dir / "tracks_context_crossfit.settings.json", fe_dir / "tracks_context_crossfit.json"
-    stamp_file.write_text(json.dumps({**stamp, "identities": {**stamp["identities"], "extend_iou": 0.0}}))
+    settings = json.loads(tracks_file.with_suffix(".settings.json").read_text())
+    assert settings == detected_boxes.tracking_defaults() and settings["identities"]["extend_iou"] > 0
+    # a version with other defaults tracks into a new file: the old tracks are left as they are, and the box model
+    # trained on them is not read back as one trained on the new tracks
+    other = {**settings, "identities": {**settings["identities"], "extend_iou": 0.0}}
+    monkeypatch.setattr(detected_boxes, "tracking_defaults", lambda: other)
     before = tracks_file.read_bytes()
-    front_end(data, out, "compositional")  # everything read back but the tracks: the old ones kept beside
-    assert (fe_dir / "tracks_context_crossfit.before1.json").read_bytes() == before and tracks_file.exists()
-    assert json.loads(stamp_file.read_text()) == tracking_defaults()
+    new_tracks = detected_boxes.front_end(data, out, "compositional")["tracks"]
+    assert new_tracks != tracks_file and new_tracks.exists() and tracks_file.read_bytes() == before
+    with pytest.raises(UserError, match="trained on other data"):
+        finished(run_config("stin_oie_nl.yaml", [f"out={root / 'stin_tracked'}", f"boxes={new_tracks}",
+                                                 f"train_boxes_also={tracked['train_boxes_also']}",
+                                                 f"split={tracked['split']}", f"videos={tracked['videos']}"]))
     assert "STIN+OIE+NL (tracked boxes)" in (out / "results.md").read_text()
 
 

@@ -16,8 +16,10 @@ ground-truth boxes. Here, for one split:
    detections, and the held-out AP of the stored detections with and without it (`evaluate-detections`);
 5. tracks and identities from the rescored detections of the detector of every training video (`track
    --context`), one Something-Else box JSON, and their MOT figures against the ground truth of the validation
-   videos and, for comparison, of the training ones. The box model's training tracks stay the ones of the
-   detector that trained on them: trained on out-of-fold tracks, as noisy as the validation ones, STIN+OIE+NL
+   videos and, for comparison, of the training ones, all named by a digest of the tracking defaults that made
+   them (`tracking_defaults`, written beside): a version with other defaults tracks into new files and replaces
+   none, and a box model trained on older tracks is refused by name. The box model's training tracks stay the
+   ones of the detector that trained on them: trained on out-of-fold tracks, as noisy as the validation ones, STIN+OIE+NL
    came out lower (38.5 ± 3.0 against 41.0 ± 1.8, 10 seeds, seed 2027).
 The box model then trains and is evaluated on the tracked boxes exactly as on the ground-truth ones (`boxes=` of
 its config).
@@ -26,6 +28,7 @@ Every step is the user's command, resumable, and skipped when its output exists.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -134,23 +137,19 @@ def front_end(data: Path, out: Path, split: str, quiet: bool = True, detector_fo
     ap_file = folder / f"detections_ap{suffix}.json"
     if not ap_file.exists():
         write_json(ap_file, detections_ap_figures(detections, data, split_dir, distractors, context), indent=1)
-    tracks = folder / f"tracks_context{suffix}.json"
-    stamp = folder / f"tracks_context{suffix}.settings.json"  # the tracker's and identity rule's defaults they used
+    # named by the tracking defaults that make them: a version with other defaults tracks into a new file, so
+    # nothing is replaced and a box model trained on the old tracks is refused by name (train.data_diff)
     settings = tracking_defaults()
-    retrack = not tracks.exists() or not stamp.exists() or read_json(stamp) != settings
-    if retrack:  # new, or made by other defaults (an earlier version's): tracked again, and their figures redone
-        if tracks.exists():  # kept beside, renamed: a box model may have trained on it
-            kept = next(p for k in range(1, 10_000)
-                        if not (p := tracks.with_name(f"{tracks.stem}.before{k}.json")).exists())
-            tracks.rename(kept)
-            print(f"{tracks}: made with other tracking settings than this version's; kept as {kept.name}, tracking "
-                  f"again", flush=True)
+    name = f"context{suffix}_{hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]}"
+    tracks = folder / f"tracks_{name}.json"
+    if not tracks.exists():
         run(["track", "--detections", str(detections), "--context", str(context), "--out", str(tracks)])
-        write_json(stamp, settings, indent=1)
+    if not (folder / f"tracks_{name}.settings.json").exists():
+        write_json(folder / f"tracks_{name}.settings.json", settings, indent=1)
     mot = {}
-    for side, name in (("validation", f"mot_context{suffix}.json"), ("train", f"mot_context{suffix}_train.json")):
-        mot_file = folder / name
-        if retrack or not mot_file.exists():
+    for side, mot_name in (("validation", f"mot_{name}.json"), ("train", f"mot_{name}_train.json")):
+        mot_file = folder / mot_name
+        if not mot_file.exists():
             from vislearn.video.data.box_store import open_boxes
             from vislearn.video.tracking.mot_eval import evaluate
 

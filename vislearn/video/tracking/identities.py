@@ -194,17 +194,15 @@ def extend_ends(idents: list[Identity], det: VideoDetections, cfg: IdentityConfi
     """Follow each identity backwards from its first frame and forwards from its last, one frame at a time,
     through the video's detections of its class (score >= `extend_min_score`): the one overlapping its box at
     the end reached by the most IoU, at least `extend_iou`, extends it; the first frame without one stops it.
-    A detection that overlaps another identity's box in that frame by as much is not taken. Added frames
-    count as not detected (they do not change strengths, which were used already)."""
+    A detection that overlaps another identity's box in that frame by as much is not taken. It runs after the
+    identities are chosen and numbered, so the frames it adds change neither."""
     per_frame = {f: (xyxy, score, label) for f, xyxy, score, label in det.frames()}
     for ident in idents:
         others = [o for o in idents if o is not ident]
         first, last = ident.ends()
         for start, step, stop in ((first, -1, -1), (last, 1, det.num_frames)):
             box = ident.frames[start][0]
-            for f in range(start + step, stop, step):
-                if f in ident.frames:
-                    break
+            for f in range(start + step, stop, step):  # frames outside the identity's span
                 xyxy, score, label = per_frame[f]
                 keep = (label == ident.label) & (score >= cfg.extend_min_score)
                 taken = [o.frames[f][0] for o in others if f in o.frames]
